@@ -1,0 +1,724 @@
+//! The case aggregate: its events, its current state, and `apply`, which folds one event into the state.
+//!
+//! A case's history is append-only; the state is always what replaying its events gives.
+
+use crate::calendar::Basis;
+use crate::error::{DomainError, ErrorKind};
+use crate::org::{DepartmentId, JurisdictionId, Priority, Role, Scope, Stage, StageLimits, UserId};
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CaseId(pub i64);
+
+/// Where a report came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// 12345 热线
+    Hotline,
+    /// 市民 App
+    App,
+    /// 小程序
+    MiniProgram,
+    /// 网格员巡查
+    GridPatrol,
+    /// 摄像头、传感器
+    Sensor,
+    /// 其他
+    Other,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 6] = [
+        Channel::Hotline,
+        Channel::App,
+        Channel::MiniProgram,
+        Channel::GridPatrol,
+        Channel::Sensor,
+        Channel::Other,
+    ];
+}
+
+/// A point in CGCS2000 / WGS84 degrees.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GeoPoint {
+    pub lon: f64,
+    pub lat: f64,
+}
+
+/// A file kept beside the case, named by its content hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentRef {
+    pub sha256: String,
+    pub name: String,
+}
+
+/// Who reported the case. Contact details arrive already sealed (encrypted) by the caller: the domain never
+/// sees a phone number in clear.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reporter {
+    pub user: Option<UserId>,
+    pub anonymous: bool,
+    pub contact_sealed: Option<String>,
+}
+
+/// Who acts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Actor {
+    /// A signed-in user.
+    User { user: UserId, role: Role, scope: Scope },
+    /// Whoever holds the case's tracking code: the reporter, perhaps anonymous.
+    Reporter,
+    /// The platform itself: deadline rules, sensor gateways.
+    System,
+}
+
+impl Actor {
+    pub fn user_id(&self) -> Option<UserId> {
+        match self {
+            Actor::User { user, .. } => Some(*user),
+            _ => None,
+        }
+    }
+
+    pub fn role(&self) -> Option<Role> {
+        match self {
+            Actor::User { role, .. } => Some(*role),
+            _ => None,
+        }
+    }
+}
+
+/// The matter a case was classified as, fixed into its history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MatterRef {
+    pub code: String,
+    pub category: String,
+}
+
+/// The deadline of the stage a case is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deadline {
+    pub stage: Stage,
+    pub basis: Basis,
+    pub started: Timestamp,
+    /// From this moment the stage is 临期 (yellow).
+    pub yellow_at: Timestamp,
+    /// From this moment the stage is 超期 (red).
+    pub due: Timestamp,
+}
+
+/// How a deadline looks at a given moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Light {
+    Green,
+    Yellow,
+    Red,
+    /// Suspended: the clock is stopped.
+    Paused,
+    /// No running stage (closed, rejected, merged, voided).
+    Off,
+}
+
+impl Deadline {
+    pub fn light(&self, now: Timestamp) -> Light {
+        if now >= self.due {
+            Light::Red
+        } else if now >= self.yellow_at {
+            Light::Yellow
+        } else {
+            Light::Green
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suspension {
+    pub since: Timestamp,
+    pub stage: Stage,
+    pub basis: Basis,
+    /// Time left on the stage's deadline when the clock stopped, in minutes of its basis.
+    pub remaining_minutes: i64,
+    pub remaining_to_yellow_minutes: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtensionRequest {
+    pub requested_at: Timestamp,
+    pub department: DepartmentId,
+    pub minutes: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Supervision {
+    pub issued_at: Timestamp,
+    pub by: Actor,
+    pub due: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rating {
+    pub score: u8,
+    pub comment: Option<String>,
+    pub at: Timestamp,
+}
+
+/// The states of the closed loop, in order; the last three end a case for good.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// 上报/受理
+    Received,
+    /// 立案
+    Registered,
+    /// 派遣
+    Dispatched,
+    /// 处置中
+    Handling,
+    /// 已反馈
+    Handled,
+    /// 已核查
+    Verified,
+    /// 结案
+    Closed,
+    /// 不予立案
+    Rejected,
+    /// 已合并
+    Merged,
+    /// 作废
+    Voided,
+}
+
+impl Status {
+    pub const ALL: [Status; 10] = [
+        Status::Received,
+        Status::Registered,
+        Status::Dispatched,
+        Status::Handling,
+        Status::Handled,
+        Status::Verified,
+        Status::Closed,
+        Status::Rejected,
+        Status::Merged,
+        Status::Voided,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Received => "received",
+            Status::Registered => "registered",
+            Status::Dispatched => "dispatched",
+            Status::Handling => "handling",
+            Status::Handled => "handled",
+            Status::Verified => "verified",
+            Status::Closed => "closed",
+            Status::Rejected => "rejected",
+            Status::Merged => "merged",
+            Status::Voided => "voided",
+        }
+    }
+
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Status::Received => "已受理",
+            Status::Registered => "已立案",
+            Status::Dispatched => "已派遣",
+            Status::Handling => "处置中",
+            Status::Handled => "已反馈",
+            Status::Verified => "已核查",
+            Status::Closed => "已结案",
+            Status::Rejected => "不予立案",
+            Status::Merged => "已合并",
+            Status::Voided => "已作废",
+        }
+    }
+
+    /// The stage whose clock runs in this state; `None` once the loop has ended.
+    pub fn stage(self) -> Option<Stage> {
+        match self {
+            Status::Received => Some(Stage::Register),
+            Status::Registered => Some(Stage::Dispatch),
+            Status::Dispatched => Some(Stage::Accept),
+            Status::Handling => Some(Stage::Handle),
+            Status::Handled => Some(Stage::Verify),
+            Status::Verified => Some(Stage::Close),
+            Status::Closed | Status::Rejected | Status::Merged | Status::Voided => None,
+        }
+    }
+
+    pub fn is_active(self) -> bool {
+        self.stage().is_some()
+    }
+}
+
+/// How often each exceptional step happened; the evaluation reads these.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub returns: u32,
+    pub reworks: u32,
+    pub extensions: u32,
+    pub escalations: u32,
+    pub supervisions: u32,
+    pub reopenings: u32,
+    pub instructions: u32,
+}
+
+/// What one event changed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Change {
+    Received {
+        channel: Channel,
+        description: String,
+        address: Option<String>,
+        location: Option<GeoPoint>,
+        path: Vec<JurisdictionId>,
+        owner: JurisdictionId,
+        reporter: Reporter,
+        matter: Option<MatterRef>,
+        priority: Priority,
+        limits: StageLimits,
+        deadline: Deadline,
+    },
+    Registered {
+        matter: MatterRef,
+        priority: Priority,
+        limits: StageLimits,
+        deadline: Deadline,
+    },
+    Rejected,
+    Dispatched {
+        lead: DepartmentId,
+        assisting: Vec<DepartmentId>,
+        basis: Option<String>,
+        deadline: Deadline,
+    },
+    Accepted {
+        department: DepartmentId,
+        deadline: Option<Deadline>,
+    },
+    ReportedBack {
+        deadline: Deadline,
+    },
+    Verified {
+        deadline: Deadline,
+    },
+    VerificationFailed {
+        deadline: Deadline,
+    },
+    Closed,
+    Rated {
+        score: u8,
+        comment: Option<String>,
+    },
+    ResolvedOnSpot {
+        matter: MatterRef,
+        priority: Priority,
+        limits: StageLimits,
+        deadline: Deadline,
+    },
+    Returned {
+        department: DepartmentId,
+        deadline: Deadline,
+    },
+    ExtensionRequested {
+        department: DepartmentId,
+        minutes: u32,
+    },
+    ExtensionApproved {
+        deadline: Deadline,
+    },
+    ExtensionDenied,
+    Supervised {
+        due: Timestamp,
+    },
+    Escalated {
+        from: JurisdictionId,
+        to: JurisdictionId,
+        deadline: Deadline,
+    },
+    Merged {
+        into: CaseId,
+    },
+    Suspended {
+        suspension: Suspension,
+    },
+    Resumed {
+        deadline: Deadline,
+    },
+    Voided,
+    Reopened {
+        deadline: Deadline,
+    },
+    Instructed,
+}
+
+impl Change {
+    /// A stable name for the log's `kind` column.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Change::Received { .. } => "received",
+            Change::Registered { .. } => "registered",
+            Change::Rejected => "rejected",
+            Change::Dispatched { .. } => "dispatched",
+            Change::Accepted { .. } => "accepted",
+            Change::ReportedBack { .. } => "reported_back",
+            Change::Verified { .. } => "verified",
+            Change::VerificationFailed { .. } => "verification_failed",
+            Change::Closed => "closed",
+            Change::Rated { .. } => "rated",
+            Change::ResolvedOnSpot { .. } => "resolved_on_spot",
+            Change::Returned { .. } => "returned",
+            Change::ExtensionRequested { .. } => "extension_requested",
+            Change::ExtensionApproved { .. } => "extension_approved",
+            Change::ExtensionDenied => "extension_denied",
+            Change::Supervised { .. } => "supervised",
+            Change::Escalated { .. } => "escalated",
+            Change::Merged { .. } => "merged",
+            Change::Suspended { .. } => "suspended",
+            Change::Resumed { .. } => "resumed",
+            Change::Voided => "voided",
+            Change::Reopened { .. } => "reopened",
+            Change::Instructed => "instructed",
+        }
+    }
+}
+
+/// One entry of a case's history: who did what, when, why, with what evidence.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub at: Timestamp,
+    pub actor: Actor,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentRef>,
+    pub change: Change,
+}
+
+/// The current state of a case, derived from its events.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CaseState {
+    pub status: Status,
+    pub channel: Channel,
+    pub description: String,
+    pub address: Option<String>,
+    pub location: Option<GeoPoint>,
+    /// The jurisdictions the case happened in, city first, down to its grid or micro-grid.
+    pub path: Vec<JurisdictionId>,
+    /// The command center now responsible for the case; always one of `path`.
+    pub owner: JurisdictionId,
+    pub reporter: Reporter,
+    pub matter: Option<MatterRef>,
+    pub priority: Priority,
+    pub limits: StageLimits,
+    pub lead: Option<DepartmentId>,
+    pub assisting: Vec<DepartmentId>,
+    /// Departments of the current dispatch that have accepted (报到).
+    pub accepted: Vec<DepartmentId>,
+    /// Every department the case was ever dispatched to: they may still read it.
+    pub involved: Vec<DepartmentId>,
+    /// Users who handled the current round of work; none of them may verify it.
+    pub handlers: Vec<UserId>,
+    pub resolved_on_spot: bool,
+    pub deadline: Option<Deadline>,
+    pub suspension: Option<Suspension>,
+    pub pending_extension: Option<ExtensionRequest>,
+    pub supervisions: Vec<Supervision>,
+    pub rating: Option<Rating>,
+    pub merged_into: Option<CaseId>,
+    pub counts: Counts,
+    pub received_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
+    /// How many events the case has; the store's expected version for the next append.
+    pub version: u64,
+}
+
+impl CaseState {
+    /// The deadline light at `now`.
+    pub fn light(&self, now: Timestamp) -> Light {
+        match (&self.suspension, &self.deadline) {
+            (Some(_), _) => Light::Paused,
+            (None, Some(deadline)) => deadline.light(now),
+            (None, None) => Light::Off,
+        }
+    }
+
+    /// Position of a jurisdiction in the case's chain, 0 being the city.
+    pub fn depth_of(&self, jurisdiction: JurisdictionId) -> Option<usize> {
+        self.path.iter().position(|j| *j == jurisdiction)
+    }
+
+    /// The rules no history may break. `Err` names the first one broken.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let fail = |rule: &str| Err(format!("{rule} (status {:?})", self.status));
+        if self.depth_of(self.owner).is_none() {
+            return fail("the owner is in the case's chain of jurisdictions");
+        }
+        let running = self.deadline.map(|d| d.stage).or(self.suspension.map(|s| s.stage));
+        if running != self.status.stage() {
+            return fail("exactly the current stage's clock runs, or is stopped");
+        }
+        if self.deadline.is_some() && self.suspension.is_some() {
+            return fail("a suspended case has no running deadline");
+        }
+        if self.status > Status::Received && self.status <= Status::Closed && self.matter.is_none() {
+            return fail("a registered case has a matter");
+        }
+        let needs_lead = matches!(self.status, Status::Dispatched | Status::Handling);
+        if needs_lead && self.lead.is_none() {
+            return fail("a dispatched case has a lead department");
+        }
+        if self.status == Status::Registered && (self.lead.is_some() || !self.accepted.is_empty()) {
+            return fail("a case waiting for dispatch has no department");
+        }
+        if let Some(lead) = self.lead {
+            if self.assisting.contains(&lead) || !self.involved.contains(&lead) {
+                return fail("the lead does not assist and is among the involved departments");
+            }
+        }
+        if self.accepted.iter().any(|d| Some(*d) != self.lead && !self.assisting.contains(d)) {
+            return fail("only dispatched departments accept");
+        }
+        if self.status == Status::Handling && self.lead.is_some_and(|lead| !self.accepted.contains(&lead)) {
+            return fail("handling starts when the lead accepts");
+        }
+        if self.rating.is_some() && self.status != Status::Closed {
+            return fail("only closed cases carry a rating");
+        }
+        if self.pending_extension.is_some() && self.status != Status::Handling {
+            return fail("extensions are pending only while handling");
+        }
+        if self.merged_into.is_some() != (self.status == Status::Merged) {
+            return fail("a merged case names its target, and only it");
+        }
+        if self.status.is_active() == self.ended_at.is_some() {
+            return fail("an ended case has an end time, an active one has none");
+        }
+        if self.version == 0 {
+            return fail("a case has at least one event");
+        }
+        Ok(())
+    }
+}
+
+/// Folds one event into the state. The first event must be `Received`; every other must follow one.
+pub fn apply(state: Option<CaseState>, event: &Event) -> Result<CaseState, DomainError> {
+    let at = event.at;
+    let out_of_order = || DomainError::with_detail(ErrorKind::EventOutOfOrder, event.change.kind());
+    let mut case = match state {
+        None => return first_state(event).ok_or_else(out_of_order),
+        Some(_) if matches!(event.change, Change::Received { .. }) => return Err(out_of_order()),
+        Some(case) => case,
+    };
+    case.version += 1;
+    case.updated_at = at;
+    let handler = event.actor.user_id();
+    match &event.change {
+        Change::Received { .. } => {}
+        Change::Registered { matter, priority, limits, deadline } => {
+            case.status = Status::Registered;
+            case.matter = Some(matter.clone());
+            case.priority = *priority;
+            case.limits = *limits;
+            case.deadline = Some(*deadline);
+        }
+        Change::Rejected => end(&mut case, Status::Rejected, at),
+        Change::Dispatched { lead, assisting, deadline, .. } => {
+            case.status = Status::Dispatched;
+            case.lead = Some(*lead);
+            case.assisting = assisting.clone();
+            case.accepted.clear();
+            for department in std::iter::once(lead).chain(assisting) {
+                if !case.involved.contains(department) {
+                    case.involved.push(*department);
+                }
+            }
+            case.deadline = Some(*deadline);
+        }
+        Change::Accepted { department, deadline } => {
+            case.accepted.push(*department);
+            if Some(*department) == case.lead {
+                case.status = Status::Handling;
+                case.deadline = *deadline;
+                push_handler(&mut case, handler);
+            }
+        }
+        Change::ReportedBack { deadline } => {
+            case.status = Status::Handled;
+            case.deadline = Some(*deadline);
+            // The work is done: an extension still waiting for a decision has nothing left to extend.
+            case.pending_extension = None;
+            push_handler(&mut case, handler);
+        }
+        Change::Verified { deadline } => {
+            case.status = Status::Verified;
+            case.deadline = Some(*deadline);
+        }
+        Change::VerificationFailed { deadline } => {
+            case.counts.reworks += 1;
+            case.deadline = Some(*deadline);
+            if case.lead.is_some() {
+                case.status = Status::Handling;
+            } else {
+                // Resolved on the spot and found not done: it now needs a department.
+                case.status = Status::Registered;
+                case.resolved_on_spot = false;
+                case.handlers.clear();
+            }
+        }
+        Change::Closed => end(&mut case, Status::Closed, at),
+        Change::Rated { score, comment } => {
+            case.rating = Some(Rating { score: *score, comment: comment.clone(), at });
+        }
+        Change::ResolvedOnSpot { matter, priority, limits, deadline } => {
+            case.status = Status::Handled;
+            case.matter = Some(matter.clone());
+            case.priority = *priority;
+            case.limits = *limits;
+            case.resolved_on_spot = true;
+            case.deadline = Some(*deadline);
+            push_handler(&mut case, handler);
+        }
+        Change::Returned { deadline, .. } => {
+            case.counts.returns += 1;
+            clear_dispatch(&mut case);
+            case.status = Status::Registered;
+            case.deadline = Some(*deadline);
+        }
+        Change::ExtensionRequested { department, minutes } => {
+            case.pending_extension =
+                Some(ExtensionRequest { requested_at: at, department: *department, minutes: *minutes });
+        }
+        Change::ExtensionApproved { deadline } => {
+            case.pending_extension = None;
+            case.counts.extensions += 1;
+            case.deadline = Some(*deadline);
+        }
+        Change::ExtensionDenied => case.pending_extension = None,
+        Change::Supervised { due } => {
+            case.counts.supervisions += 1;
+            case.supervisions.push(Supervision { issued_at: at, by: event.actor, due: *due });
+        }
+        Change::Escalated { to, deadline, .. } => {
+            case.counts.escalations += 1;
+            case.owner = *to;
+            clear_dispatch(&mut case);
+            if case.status != Status::Received {
+                case.status = Status::Registered;
+            }
+            case.deadline = Some(*deadline);
+        }
+        Change::Merged { into } => {
+            case.merged_into = Some(*into);
+            end(&mut case, Status::Merged, at);
+        }
+        Change::Suspended { suspension } => {
+            case.suspension = Some(*suspension);
+            case.deadline = None;
+        }
+        Change::Resumed { deadline } => {
+            case.suspension = None;
+            case.deadline = Some(*deadline);
+        }
+        Change::Voided => end(&mut case, Status::Voided, at),
+        Change::Reopened { deadline } => {
+            case.counts.reopenings += 1;
+            case.rating = None;
+            case.ended_at = None;
+            case.resolved_on_spot = false;
+            clear_dispatch(&mut case);
+            case.status = Status::Registered;
+            case.deadline = Some(*deadline);
+        }
+        Change::Instructed => case.counts.instructions += 1,
+    }
+    Ok(case)
+}
+
+/// Replays a whole history.
+pub fn replay<'a>(events: impl IntoIterator<Item = &'a Event>) -> Result<Option<CaseState>, DomainError> {
+    let mut state = None;
+    for event in events {
+        state = Some(apply(state, event)?);
+    }
+    Ok(state)
+}
+
+fn first_state(event: &Event) -> Option<CaseState> {
+    let Change::Received {
+        channel,
+        description,
+        address,
+        location,
+        path,
+        owner,
+        reporter,
+        matter,
+        priority,
+        limits,
+        deadline,
+    } = &event.change
+    else {
+        return None;
+    };
+    Some(CaseState {
+        status: Status::Received,
+        channel: *channel,
+        description: description.clone(),
+        address: address.clone(),
+        location: *location,
+        path: path.clone(),
+        owner: *owner,
+        reporter: reporter.clone(),
+        matter: matter.clone(),
+        priority: *priority,
+        limits: *limits,
+        lead: None,
+        assisting: Vec::new(),
+        accepted: Vec::new(),
+        involved: Vec::new(),
+        handlers: Vec::new(),
+        resolved_on_spot: false,
+        deadline: Some(*deadline),
+        suspension: None,
+        pending_extension: None,
+        supervisions: Vec::new(),
+        rating: None,
+        merged_into: None,
+        counts: Counts::default(),
+        received_at: event.at,
+        updated_at: event.at,
+        ended_at: None,
+        version: 1,
+    })
+}
+
+fn end(case: &mut CaseState, status: Status, at: Timestamp) {
+    case.status = status;
+    case.deadline = None;
+    case.suspension = None;
+    case.pending_extension = None;
+    case.ended_at = Some(at);
+}
+
+fn clear_dispatch(case: &mut CaseState) {
+    case.lead = None;
+    case.assisting.clear();
+    case.accepted.clear();
+    case.handlers.clear();
+    case.pending_extension = None;
+}
+
+fn push_handler(case: &mut CaseState, handler: Option<UserId>) {
+    if let Some(user) = handler {
+        if !case.handlers.contains(&user) {
+            case.handlers.push(user);
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! Shiyu's domain: the governance structure, the closed loop of a case, its deadlines and who may act.
+//!
+//! Everything here is pure: no IO, no clock, no randomness. A change to a case is a [`Command`];
+//! [`decide`] turns it into [`Event`]s or refuses it with a [`DomainError`]; [`apply`] folds events into a
+//! [`CaseState`]. The store appends the events; read models consume them.
+
+pub mod calendar;
+pub mod case;
+pub mod decide;
+pub mod error;
+pub mod org;
+pub mod permissions;
+pub mod time;
+
+pub use calendar::{Basis, TimeLimit, WorkCalendar};
+pub use case::{
+    apply, replay, Actor, AttachmentRef, CaseId, CaseState, Change, Channel, Deadline, Event, GeoPoint,
+    Light, MatterRef, Reporter, Status,
+};
+pub use decide::{decide, Action, Command, NewCase, Rules};
+pub use error::{DomainError, ErrorKind};
+pub use org::{
+    Category, Department, DepartmentId, Jurisdiction, JurisdictionId, Level, Matter, Priority,
+    Responsibility, Role, Scope, Stage, StageLimits, User, UserId,
+};
+pub use permissions::{authorize, can_view};
+pub use time::{Date, Timestamp};

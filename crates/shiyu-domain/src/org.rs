@@ -1,0 +1,287 @@
+//! The governance structure: jurisdictions, departments, the matter catalog, users and their roles.
+
+use crate::calendar::TimeLimit;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Levels of the jurisdiction tree, from the top down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    City,
+    County,
+    Township,
+    Community,
+    Grid,
+    MicroGrid,
+}
+
+impl Level {
+    pub const ALL: [Level; 6] =
+        [Level::City, Level::County, Level::Township, Level::Community, Level::Grid, Level::MicroGrid];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::City => "city",
+            Level::County => "county",
+            Level::Township => "township",
+            Level::Community => "community",
+            Level::Grid => "grid",
+            Level::MicroGrid => "micro_grid",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Level> {
+        Level::ALL.into_iter().find(|level| level.as_str() == text)
+    }
+
+    /// Whether a command center (指挥中心) may run at this level ("1 + 11 + 96": city, county, township).
+    pub fn has_command_center(self) -> bool {
+        self <= Level::Township
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JurisdictionId(pub i64);
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Jurisdiction {
+    pub id: JurisdictionId,
+    /// Statistical division code (GB/T 2260 style) or, for grids, the code the city assigned.
+    pub code: String,
+    pub name: String,
+    pub level: Level,
+    pub parent: Option<JurisdictionId>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DepartmentId(pub i64);
+
+/// A functional department (职能部门), a township office or a public-service company.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Department {
+    pub id: DepartmentId,
+    pub code: String,
+    pub name: String,
+    /// The kind of department, shared across levels (e.g. `urban_management` for every 城管局), which the
+    /// matter catalog's responsibilities name.
+    pub kind: String,
+    /// The jurisdiction whose government the department belongs to; its level is the department's level.
+    pub jurisdiction: JurisdictionId,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    Urgent,
+    High,
+    Normal,
+    Low,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Category {
+    pub code: String,
+    pub name: String,
+}
+
+/// Which kind of department leads a matter at one level, and which assist.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Responsibility {
+    pub level: Level,
+    pub lead: String,
+    #[serde(default)]
+    pub assisting: Vec<String>,
+}
+
+/// Stages of the closed loop that run against a deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Register,
+    Dispatch,
+    Accept,
+    Handle,
+    Verify,
+    Close,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Register => "register",
+            Stage::Dispatch => "dispatch",
+            Stage::Accept => "accept",
+            Stage::Handle => "handle",
+            Stage::Verify => "verify",
+            Stage::Close => "close",
+        }
+    }
+}
+
+/// The time limit of each stage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageLimits {
+    pub register: TimeLimit,
+    pub dispatch: TimeLimit,
+    pub accept: TimeLimit,
+    pub handle: TimeLimit,
+    pub verify: TimeLimit,
+    pub close: TimeLimit,
+}
+
+impl StageLimits {
+    pub fn of(&self, stage: Stage) -> TimeLimit {
+        match stage {
+            Stage::Register => self.register,
+            Stage::Dispatch => self.dispatch,
+            Stage::Accept => self.accept,
+            Stage::Handle => self.handle,
+            Stage::Verify => self.verify,
+            Stage::Close => self.close,
+        }
+    }
+}
+
+impl Default for StageLimits {
+    /// Limits for a case whose matter is not yet known: two working hours for each step of the center, three
+    /// working days to handle.
+    fn default() -> Self {
+        StageLimits {
+            register: TimeLimit::working_hours(2),
+            dispatch: TimeLimit::working_hours(2),
+            accept: TimeLimit::working_hours(2),
+            handle: TimeLimit::working_hours(21),
+            verify: TimeLimit::working_hours(7),
+            close: TimeLimit::working_hours(7),
+        }
+    }
+}
+
+/// One entry of the matter catalog (事项清单 / 权责清单).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Matter {
+    pub code: String,
+    pub name: String,
+    pub category: String,
+    pub default_priority: Priority,
+    pub responsibilities: Vec<Responsibility>,
+    pub limits: StageLimits,
+}
+
+impl Matter {
+    /// The responsibility at `level`, if the catalog names a department kind there.
+    pub fn responsibility_at(&self, level: Level) -> Option<&Responsibility> {
+        self.responsibilities.iter().find(|r| r.level == level)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// 群众
+    Citizen,
+    /// 12345 接线员
+    HotlineAgent,
+    /// 网格员
+    GridWorker,
+    /// 指挥中心值班员
+    Operator,
+    /// 职能部门处置人员
+    DepartmentHandler,
+    /// 调解员
+    Mediator,
+    /// 领导
+    Leader,
+    /// 管理员
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 8] = [
+        Role::Citizen,
+        Role::HotlineAgent,
+        Role::GridWorker,
+        Role::Operator,
+        Role::DepartmentHandler,
+        Role::Mediator,
+        Role::Leader,
+        Role::Admin,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Citizen => "citizen",
+            Role::HotlineAgent => "hotline_agent",
+            Role::GridWorker => "grid_worker",
+            Role::Operator => "operator",
+            Role::DepartmentHandler => "department_handler",
+            Role::Mediator => "mediator",
+            Role::Leader => "leader",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|role| role.as_str() == text)
+    }
+
+    /// What a user of this role is bound to.
+    pub fn binding(self) -> Binding {
+        match self {
+            Role::Citizen => Binding::Nothing,
+            Role::DepartmentHandler => Binding::Department,
+            _ => Binding::Jurisdiction,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binding {
+    Nothing,
+    Jurisdiction,
+    Department,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UserId(pub i64);
+
+/// Where a user's authority lies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Citizens and the system.
+    Unbound,
+    Jurisdiction(JurisdictionId),
+    Department(DepartmentId),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: UserId,
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    pub scope: Scope,
+}
+
+impl User {
+    /// A user's scope must match what their role is bound to.
+    pub fn scope_fits_role(&self) -> bool {
+        matches!(
+            (self.role.binding(), self.scope),
+            (Binding::Nothing, Scope::Unbound)
+                | (Binding::Jurisdiction, Scope::Jurisdiction(_))
+                | (Binding::Department, Scope::Department(_))
+        )
+    }
+}

@@ -1,0 +1,171 @@
+//! Who may do what to which case: every role, jurisdiction and department check of the platform is here.
+
+use crate::case::{Actor, CaseState};
+use crate::decide::Action;
+use crate::error::{DomainError, ErrorKind};
+use crate::org::{DepartmentId, JurisdictionId, Role, Scope};
+
+/// How an actor must relate to a case to be allowed an action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Relation {
+    /// The case happened inside the actor's jurisdiction.
+    Within,
+    /// The actor's jurisdiction is the case's command center or above it.
+    Manages,
+    /// The actor's jurisdiction is strictly above the case's command center.
+    Above,
+    /// The actor's department was dispatched the case, as lead or assisting.
+    Assigned,
+    /// The actor's department leads the case.
+    Lead,
+    /// The actor reported the case.
+    Reporter,
+    /// No relation needed (the system, or a citizen filing a new report).
+    Any,
+}
+
+/// Decides whether `actor` may take `action` on `case` (`None` for a new report). The only place where roles,
+/// jurisdictions and departments are weighed; `decide` calls it before anything else.
+pub fn authorize(case: Option<&CaseState>, action: &Action, actor: &Actor) -> Result<(), DomainError> {
+    let relation = required_relation(action, actor).ok_or(ErrorKind::RoleNotPermitted)?;
+    if let Action::Receive(new) = action {
+        return match (actor, relation) {
+            (_, Relation::Any) => Ok(()),
+            (Actor::User { scope: Scope::Jurisdiction(j), .. }, _) if new.path.contains(j) => Ok(()),
+            _ => Err(ErrorKind::OutOfJurisdiction.into()),
+        };
+    }
+    let Some(case) = case else {
+        return Err(ErrorKind::CaseNotReceived.into());
+    };
+    check_relation(case, actor, relation)?;
+    if matches!(action, Action::Verify { .. }) && actor.user_id().is_some_and(|u| case.handlers.contains(&u))
+    {
+        return Err(ErrorKind::VerifierIsHandler.into());
+    }
+    Ok(())
+}
+
+/// Whether `actor` may read `case` at all. Reporters and citizens see only the public progress, which the
+/// web layer enforces by what it renders.
+pub fn can_view(case: &CaseState, actor: &Actor) -> bool {
+    match actor {
+        Actor::System | Actor::Reporter => true,
+        Actor::User { role: Role::Citizen, user, .. } => case.reporter.user == Some(*user),
+        Actor::User { role: Role::Admin, .. } => false,
+        Actor::User { scope: Scope::Department(d), .. } => case.involved.contains(d),
+        Actor::User { scope: Scope::Jurisdiction(j), .. } => case.depth_of(*j).is_some(),
+        Actor::User { scope: Scope::Unbound, .. } => false,
+    }
+}
+
+/// The relation each role needs for each action; `None` means the role may never take it.
+fn required_relation(action: &Action, actor: &Actor) -> Option<Relation> {
+    use Relation::*;
+    use Role::*;
+    let role = match actor {
+        Actor::System => {
+            return matches!(action, Action::Receive(_) | Action::Escalate | Action::Supervise { .. })
+                .then_some(Any)
+        }
+        Actor::Reporter => return matches!(action, Action::Rate { .. }).then_some(Reporter),
+        Actor::User { role, .. } => *role,
+    };
+    match (action, role) {
+        (Action::Receive(_), Citizen) => Some(Any),
+        (Action::Receive(_), HotlineAgent | GridWorker | Operator | Mediator) => Some(Within),
+        (
+            Action::Register { .. }
+            | Action::Reject
+            | Action::Dispatch { .. }
+            | Action::Close
+            | Action::DecideExtension { .. }
+            | Action::Escalate
+            | Action::Merge { .. }
+            | Action::Suspend
+            | Action::Resume
+            | Action::Void
+            | Action::Reopen,
+            Operator,
+        ) => Some(Manages),
+        (Action::Accept, DepartmentHandler) => Some(Assigned),
+        (Action::ReportBack | Action::Return | Action::RequestExtension { .. }, DepartmentHandler) => {
+            Some(Lead)
+        }
+        (Action::Verify { .. }, GridWorker) => Some(Within),
+        (Action::Verify { .. }, Operator) => Some(Manages),
+        (Action::Rate { .. }, Citizen) => Some(Reporter),
+        // 回访: the hotline calls the reporter back and records the rating.
+        (Action::Rate { .. }, HotlineAgent) => Some(Within),
+        (Action::ResolveOnSpot { .. }, GridWorker) => Some(Within),
+        (Action::Supervise { .. }, Operator) => Some(Above),
+        (Action::Supervise { .. }, Leader) => Some(Manages),
+        (Action::Instruct, Leader) => Some(Within),
+        _ => None,
+    }
+}
+
+fn check_relation(case: &CaseState, actor: &Actor, relation: Relation) -> Result<(), DomainError> {
+    let allowed = match (relation, actor) {
+        (Relation::Any, _) => true,
+        (Relation::Reporter, Actor::Reporter) => true,
+        (Relation::Reporter, Actor::User { user, .. }) => {
+            return if case.reporter.user == Some(*user) {
+                Ok(())
+            } else {
+                Err(ErrorKind::NotReporter.into())
+            }
+        }
+        (Relation::Within | Relation::Manages | Relation::Above, Actor::User { scope, .. }) => {
+            let Scope::Jurisdiction(j) = scope else {
+                return Err(ErrorKind::OutOfJurisdiction.into());
+            };
+            return jurisdiction_fits(case, *j, relation);
+        }
+        (Relation::Assigned | Relation::Lead, Actor::User { scope, .. }) => {
+            let Scope::Department(d) = scope else {
+                return Err(ErrorKind::DepartmentNotAssigned.into());
+            };
+            return department_fits(case, *d, relation);
+        }
+        _ => false,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(ErrorKind::RoleNotPermitted.into())
+    }
+}
+
+fn jurisdiction_fits(case: &CaseState, j: JurisdictionId, relation: Relation) -> Result<(), DomainError> {
+    let (Some(depth), Some(owner_depth)) = (case.depth_of(j), case.depth_of(case.owner)) else {
+        return Err(ErrorKind::OutOfJurisdiction.into());
+    };
+    let fits = match relation {
+        Relation::Manages => depth <= owner_depth,
+        Relation::Above => depth < owner_depth,
+        _ => true,
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(DomainError::with_detail(
+            ErrorKind::OutOfJurisdiction,
+            "your level does not manage the command center that owns this case",
+        ))
+    }
+}
+
+fn department_fits(case: &CaseState, d: DepartmentId, relation: Relation) -> Result<(), DomainError> {
+    if case.lead == Some(d) {
+        return Ok(());
+    }
+    if case.assisting.contains(&d) {
+        return if relation == Relation::Assigned {
+            Ok(())
+        } else {
+            Err(ErrorKind::NotLeadDepartment.into())
+        };
+    }
+    Err(ErrorKind::DepartmentNotAssigned.into())
+}

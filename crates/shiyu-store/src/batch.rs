@@ -1,0 +1,239 @@
+//! The group committer: one task owns the write connection, gathers the appends waiting for it into one
+//! transaction, commits durably and only then answers every caller.
+
+use crate::{CreateOutcome, StoreError, StoreResult};
+use async_trait::async_trait;
+use shiyu_domain::{CaseId, CaseState, Event};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// Whether appends share transactions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommitMode {
+    /// Appends that arrive while a transaction commits share the next one.
+    Group,
+    /// One transaction per append: the baseline the benchmark compares against.
+    PerTransaction,
+}
+
+/// The current row of a case, ready to write.
+#[derive(Debug)]
+pub(crate) struct CaseRow {
+    pub version: i64,
+    pub status: &'static str,
+    pub owner_id: i64,
+    pub place_id: i64,
+    pub matter_code: Option<String>,
+    pub received_at: i64,
+    pub updated_at: i64,
+    pub state: String,
+}
+
+impl CaseRow {
+    pub fn of(state: &CaseState) -> StoreResult<CaseRow> {
+        Ok(CaseRow {
+            version: state.version as i64,
+            status: state.status.as_str(),
+            owner_id: state.owner.0,
+            place_id: state.path.last().map_or(state.owner.0, |j| j.0),
+            matter_code: state.matter.as_ref().map(|m| m.code.clone()),
+            received_at: state.received_at.0,
+            updated_at: state.updated_at.0,
+            state: serde_json::to_string(state)?,
+        })
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct EventRow {
+    pub kind: &'static str,
+    pub at: i64,
+    pub payload: String,
+}
+
+impl EventRow {
+    pub fn all(events: &[Event]) -> StoreResult<Vec<EventRow>> {
+        events
+            .iter()
+            .map(|e| Ok(EventRow { kind: e.change.kind(), at: e.at.0, payload: serde_json::to_string(e)? }))
+            .collect()
+    }
+}
+
+#[derive(Debug)]
+pub(crate) enum Write {
+    Create { key: Option<String>, now: i64, case: CaseRow, events: Vec<EventRow> },
+    Append { id: i64, expected: u64, case: CaseRow, events: Vec<EventRow> },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Written {
+    Created(CreateOutcome),
+    Appended,
+}
+
+/// What the database knows before a batch is planned; read inside the batch's transaction.
+#[derive(Debug, Default)]
+pub(crate) struct Lookup {
+    pub keys: HashMap<String, i64>,
+    pub versions: HashMap<i64, i64>,
+    pub max_id: i64,
+    pub max_seq: i64,
+}
+
+/// The rows one batch writes, and the answer for each write.
+#[derive(Debug, Default)]
+pub(crate) struct Plan<'a> {
+    /// The final row of every case the batch creates or changes.
+    pub cases: BTreeMap<i64, &'a CaseRow>,
+    /// (seq, case id, version, row)
+    pub events: Vec<(i64, i64, i64, &'a EventRow)>,
+    /// (key, case id, created at)
+    pub keys: Vec<(&'a str, i64, i64)>,
+    pub answers: Vec<StoreResult<Written>>,
+}
+
+impl<'a> Plan<'a> {
+    /// Assigns ids and sequence numbers and settles idempotency keys and expected versions, in arrival order.
+    pub fn new(writes: &'a [&'a Write], mut lookup: Lookup) -> Plan<'a> {
+        let mut plan = Plan::default();
+        for write in writes {
+            let answer = match write {
+                Write::Create { key, now, case, events } => {
+                    if let Some(id) = key.as_ref().and_then(|k| lookup.keys.get(k)) {
+                        plan.answers
+                            .push(Ok(Written::Created(CreateOutcome { id: CaseId(*id), created: false })));
+                        continue;
+                    }
+                    lookup.max_id += 1;
+                    let id = lookup.max_id;
+                    if let Some(key) = key {
+                        lookup.keys.insert(key.clone(), id);
+                        plan.keys.push((key, id, *now));
+                    }
+                    plan.push_events(&mut lookup.max_seq, id, 0, events);
+                    lookup.versions.insert(id, case.version);
+                    plan.cases.insert(id, case);
+                    Ok(Written::Created(CreateOutcome { id: CaseId(id), created: true }))
+                }
+                Write::Append { id, expected, case, events } => match lookup.versions.get(id) {
+                    None => Err(StoreError::NotFound(format!("case {id}"))),
+                    Some(actual) if *actual != *expected as i64 => Err(StoreError::Conflict(format!(
+                        "case {id} is at version {actual}, not {expected}: someone else changed it first"
+                    ))),
+                    Some(_) => {
+                        plan.push_events(&mut lookup.max_seq, *id, *expected as i64, events);
+                        lookup.versions.insert(*id, case.version);
+                        plan.cases.insert(*id, case);
+                        Ok(Written::Appended)
+                    }
+                },
+            };
+            plan.answers.push(answer);
+        }
+        plan
+    }
+
+    fn push_events(&mut self, max_seq: &mut i64, case_id: i64, from_version: i64, events: &'a [EventRow]) {
+        for (offset, row) in events.iter().enumerate() {
+            *max_seq += 1;
+            self.events.push((*max_seq, case_id, from_version + offset as i64 + 1, row));
+        }
+    }
+}
+
+/// A backend's write connection: runs one planned batch in one durable transaction.
+#[async_trait]
+pub(crate) trait BatchWriter: Send + 'static {
+    async fn write_batch(&mut self, writes: &[&Write]) -> StoreResult<Vec<StoreResult<Written>>>;
+}
+
+/// Counters of the group committer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GroupCommitStats {
+    pub transactions: u64,
+    pub writes: u64,
+    pub largest_batch: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    transactions: AtomicU64,
+    writes: AtomicU64,
+    largest_batch: AtomicU64,
+}
+
+struct Pending {
+    write: Write,
+    reply: oneshot::Sender<StoreResult<Written>>,
+}
+
+/// The handle callers send writes through.
+#[derive(Clone, Debug)]
+pub(crate) struct GroupCommitter {
+    queue: mpsc::Sender<Pending>,
+    counters: Arc<Counters>,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending").finish_non_exhaustive()
+    }
+}
+
+impl GroupCommitter {
+    pub fn start(mut writer: impl BatchWriter, mode: CommitMode, max_batch: usize) -> GroupCommitter {
+        let max_batch = if mode == CommitMode::PerTransaction { 1 } else { max_batch.max(1) };
+        let (queue, mut incoming) = mpsc::channel::<Pending>(max_batch * 4);
+        let counters = Arc::new(Counters::default());
+        let task_counters = counters.clone();
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(max_batch);
+            while let Some(first) = incoming.recv().await {
+                batch.push(first);
+                while batch.len() < max_batch {
+                    match incoming.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let writes: Vec<&Write> = batch.iter().map(|p| &p.write).collect();
+                let answers = writer.write_batch(&writes).await;
+                task_counters.transactions.fetch_add(1, Ordering::Relaxed);
+                task_counters.writes.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                task_counters.largest_batch.fetch_max(batch.len() as u64, Ordering::Relaxed);
+                match answers {
+                    Ok(answers) => {
+                        for (pending, answer) in batch.drain(..).zip(answers) {
+                            let _ = pending.reply.send(answer);
+                        }
+                    }
+                    Err(error) => {
+                        for pending in batch.drain(..) {
+                            let _ = pending.reply.send(Err(error.clone()));
+                        }
+                    }
+                }
+            }
+        });
+        GroupCommitter { queue, counters }
+    }
+
+    /// Sends a write and waits until it is durable (or refused).
+    pub async fn submit(&self, write: Write) -> StoreResult<Written> {
+        let (reply, answer) = oneshot::channel();
+        let closed = || StoreError::Other("the writer has stopped".into());
+        self.queue.send(Pending { write, reply }).await.map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+
+    pub fn stats(&self) -> GroupCommitStats {
+        GroupCommitStats {
+            transactions: self.counters.transactions.load(Ordering::Relaxed),
+            writes: self.counters.writes.load(Ordering::Relaxed),
+            largest_batch: self.counters.largest_batch.load(Ordering::Relaxed),
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! The scale-out backend: PostgreSQL. Several `shiyu serve` nodes share one database; each node's group
+//! committer takes a transaction-level advisory lock, so sequence numbers are assigned in commit order and a
+//! read model tailing the log never skips an event that commits late.
+
+use crate::batch::{BatchWriter, GroupCommitter};
+use crate::WriteOptions;
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::ConnectOptions as _;
+use std::path::Path;
+use std::str::FromStr;
+
+crate::sql::shared_sql!(sqlx::Postgres);
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../migrations/postgres/0001_init.sql"))];
+/// One lock id for "the event log's writer" across all nodes.
+const WRITER_LOCK: &str = "SELECT pg_advisory_xact_lock(7345012026)";
+
+#[derive(Debug)]
+pub struct PgStore {
+    pool: Pool,
+    writer: GroupCommitter,
+}
+
+struct PgWriter {
+    conn: sqlx::PgConnection,
+}
+
+#[async_trait]
+impl BatchWriter for PgWriter {
+    async fn write_batch(&mut self, writes: &[&Write]) -> StoreResult<Vec<StoreResult<Written>>> {
+        write_batch(&mut self.conn, writes, Some(WRITER_LOCK)).await
+    }
+}
+
+impl PgStore {
+    /// Connects to `url`; with `run_migrations` applies pending migrations first (what `shiyu migrate` does).
+    pub async fn connect(url: &str, write: WriteOptions, run_migrations: bool) -> StoreResult<PgStore> {
+        let options = PgConnectOptions::from_str(url)?.statement_cache_capacity(1024);
+        PgStore::connect_with(options, write, run_migrations).await
+    }
+
+    pub async fn connect_with(
+        options: PgConnectOptions,
+        write: WriteOptions,
+        run_migrations: bool,
+    ) -> StoreResult<PgStore> {
+        let mut conn = options.connect().await?;
+        if run_migrations {
+            migrate(&mut conn, MIGRATIONS, Some(WRITER_LOCK)).await?;
+        }
+        let pool = PgPoolOptions::new().max_connections(16).connect_with(options).await?;
+        let writer = GroupCommitter::start(PgWriter { conn }, write.mode, write.max_batch);
+        Ok(PgStore { pool, writer })
+    }
+
+    fn read_pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    async fn reference_pool(&self) -> StoreResult<Pool> {
+        Ok(self.pool.clone())
+    }
+
+    async fn backup_to(&self, _destination: &Path) -> StoreResult<()> {
+        Err(StoreError::Other(
+            "PostgreSQL is backed up with its own tools (pg_dump, or pg_basebackup with WAL archiving)"
+                .into(),
+        ))
+    }
+}
+
+crate::sql::store_impl!(PgStore, crate::Backend::Postgres);

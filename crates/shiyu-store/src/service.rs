@@ -1,0 +1,114 @@
+//! Carrying out a command: load the case, let the domain decide, append the events with the version the
+//! decision was based on. The one path every interface (API, CLI, simulator, deadline engine) goes through.
+
+use crate::{Store, StoreError};
+use shiyu_domain::{
+    apply, decide, Action, Actor, CaseId, CaseState, Command, DomainError, ErrorKind, Event, Rules, Timestamp,
+};
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A report taken in.
+#[derive(Clone, Debug)]
+pub struct Created {
+    pub id: CaseId,
+    /// `false` when the idempotency key was used before: `state` is then the earlier case's.
+    pub created: bool,
+    pub state: CaseState,
+}
+
+#[derive(Clone, Debug)]
+pub struct CaseService {
+    store: Arc<dyn Store>,
+    rules: Arc<Rules>,
+}
+
+impl CaseService {
+    pub fn new(store: Arc<dyn Store>, rules: Arc<Rules>) -> CaseService {
+        CaseService { store, rules }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// Takes in a new report. The same idempotency key always yields the same case.
+    pub async fn receive(
+        &self,
+        idempotency_key: Option<String>,
+        command: &Command,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<Created, ServiceError> {
+        let events = decide(None, command, actor, now, &self.rules)?;
+        let state = fold(None, &events)?;
+        let outcome = self.store.create_case(idempotency_key, events, &state, now).await?;
+        let state = if outcome.created { state } else { self.load(outcome.id).await? };
+        Ok(Created { id: outcome.id, created: outcome.created, state })
+    }
+
+    /// Carries out a command on an existing case. `expected_version`, when the caller knows which version it
+    /// looked at, makes a stale screen fail with a conflict instead of acting on a case that moved on.
+    pub async fn act(
+        &self,
+        id: CaseId,
+        expected_version: Option<u64>,
+        command: &Command,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<CaseState, ServiceError> {
+        let current = self.load(id).await?;
+        if let Some(expected) = expected_version.filter(|v| *v != current.version) {
+            return Err(StoreError::Conflict(format!(
+                "case {} is at version {}, not {expected}: someone else changed it first",
+                id.0, current.version
+            ))
+            .into());
+        }
+        if let Action::Merge { into } = &command.action {
+            self.check_merge_target(id, *into).await?;
+        }
+        let events = decide(Some(&current), command, actor, now, &self.rules)?;
+        let version = current.version;
+        let next = fold(Some(current), &events)?;
+        self.store.append(id, version, events, &next).await?;
+        Ok(next)
+    }
+
+    pub async fn load(&self, id: CaseId) -> Result<CaseState, ServiceError> {
+        self.store.load_case(id).await?.ok_or_else(|| StoreError::NotFound(format!("case {}", id.0)).into())
+    }
+
+    async fn check_merge_target(&self, id: CaseId, into: CaseId) -> Result<(), ServiceError> {
+        let invalid = |why: &str| DomainError::with_detail(ErrorKind::MergeTargetInvalid, why);
+        if into == id {
+            return Err(invalid("a case cannot be merged into itself").into());
+        }
+        match self.store.load_case(into).await? {
+            None => Err(invalid("the target case does not exist").into()),
+            Some(target) if !target.status.is_active() && target.status != shiyu_domain::Status::Closed => {
+                Err(invalid("the target case was rejected, merged or voided").into())
+            }
+            Some(_) => Ok(()),
+        }
+    }
+}
+
+fn fold(state: Option<CaseState>, events: &[Event]) -> Result<CaseState, DomainError> {
+    let mut state = state;
+    for event in events {
+        state = Some(apply(state, event)?);
+    }
+    state.ok_or_else(|| DomainError::with_detail(ErrorKind::EventOutOfOrder, "a decision produced no event"))
+}

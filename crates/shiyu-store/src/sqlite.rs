@@ -1,0 +1,113 @@
+//! The embedded backend: one SQLite file in the data folder, in WAL mode with `synchronous=FULL`, so that a
+//! committed append survives a power cut. One connection writes (through the group committer); a small pool
+//! reads alongside it.
+
+use crate::batch::{BatchWriter, GroupCommitter};
+use crate::WriteOptions;
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::ConnectOptions as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+crate::sql::shared_sql!(sqlx::Sqlite);
+
+/// The file inside the data folder.
+pub const DATABASE_FILE: &str = "shiyu.sqlite3";
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../migrations/sqlite/0001_init.sql"))];
+
+#[derive(Debug)]
+pub struct SqliteStore {
+    path: PathBuf,
+    readers: Pool,
+    writer: GroupCommitter,
+    checkpointer: tokio::task::AbortHandle,
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.checkpointer.abort();
+    }
+}
+
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+struct SqliteWriter {
+    conn: sqlx::SqliteConnection,
+}
+
+#[async_trait]
+impl BatchWriter for SqliteWriter {
+    async fn write_batch(&mut self, writes: &[&Write]) -> StoreResult<Vec<StoreResult<Written>>> {
+        write_batch(&mut self.conn, writes, None).await
+    }
+}
+
+fn options(path: &Path) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10))
+        .statement_cache_capacity(1024)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database in `dir` and applies pending migrations.
+    pub async fn open(dir: &Path, write: WriteOptions) -> StoreResult<SqliteStore> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Other(format!("cannot create data folder {}: {e}", dir.display())))?;
+        let path = dir.join(DATABASE_FILE);
+        let mut conn = options(&path).connect().await?;
+        migrate(&mut conn, MIGRATIONS, None).await?;
+        // Checkpoints run beside the writer instead of inside whichever commit crosses the WAL's size limit,
+        // so that no acknowledgement waits for the database file to be synced.
+        sqlx::query("PRAGMA wal_autocheckpoint = 0").execute(&mut conn).await?;
+        let mut checkpoint_conn = options(&path).connect().await?;
+        let checkpointer = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(CHECKPOINT_EVERY).await;
+                let _ = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut checkpoint_conn).await;
+            }
+        })
+        .abort_handle();
+        let readers =
+            SqlitePoolOptions::new().max_connections(4).connect_with(options(&path).read_only(true)).await?;
+        let writer = GroupCommitter::start(SqliteWriter { conn }, write.mode, write.max_batch);
+        Ok(SqliteStore { path, readers, writer, checkpointer })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl SqliteStore {
+    /// Reference data is written rarely and in bulk, outside the group committer, on a short-lived
+    /// connection; SQLite's busy timeout lets it wait for the committer's transaction to finish.
+    async fn reference_pool(&self) -> StoreResult<Pool> {
+        Ok(SqlitePoolOptions::new().max_connections(1).connect_with(options(&self.path)).await?)
+    }
+
+    fn read_pool(&self) -> &Pool {
+        &self.readers
+    }
+
+    async fn backup_to(&self, destination: &Path) -> StoreResult<()> {
+        if destination.exists() {
+            return Err(StoreError::Conflict(format!("{} already exists", destination.display())));
+        }
+        let target = destination
+            .to_str()
+            .ok_or_else(|| StoreError::Other("the backup path must be valid UTF-8".into()))?;
+        // VACUUM INTO writes a consistent, compacted copy while readers and the writer go on.
+        sqlx::query("VACUUM INTO $1").bind(target).execute(&self.readers).await?;
+        Ok(())
+    }
+}
+
+crate::sql::store_impl!(SqliteStore, crate::Backend::Sqlite);

@@ -1,0 +1,140 @@
+//! `shiyu`: the one binary of the platform.
+
+mod bench;
+mod clock;
+mod config;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use config::{Config, Secret};
+use shiyu_domain::{Rules, WorkCalendar};
+use shiyu_store::{Location, Store, WriteOptions};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Shiyu (市域): the platform a city's governance command center runs on.
+#[derive(Debug, Parser)]
+#[command(name = "shiyu", version)]
+struct Cli {
+    /// Configuration file (default: ./shiyu.toml when it exists).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Data folder for the embedded SQLite database.
+    #[arg(long, global = true)]
+    data: Option<PathBuf>,
+    /// PostgreSQL URL (postgres://…) to use instead of SQLite.
+    #[arg(long, global = true)]
+    database: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Creates or upgrades the database schema (automatic for SQLite; required once for PostgreSQL).
+    Migrate,
+    /// Prints a commented configuration file with every default.
+    DefaultConfig,
+    /// Writes a consistent copy of the SQLite database while it is in use.
+    Backup {
+        /// The file to write; it must not exist yet.
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Runs a benchmark and its baseline in one run.
+    Bench {
+        #[command(subcommand)]
+        benchmark: Benchmark,
+        /// Also print the figures as one JSON object on the last line.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum Benchmark {
+    /// Concurrent writers creating cases: group commit against one transaction per case.
+    Intake {
+        #[arg(long, default_value_t = 64)]
+        writers: usize,
+        #[arg(long, default_value_t = 100_000)]
+        cases: u64,
+        /// Cases for the one-transaction-per-case baseline.
+        #[arg(long, default_value_t = 5_000)]
+        baseline_cases: u64,
+        /// Folder for the SQLite files (default: the system's temporary folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut config = Config::load(cli.config.as_deref(), std::env::vars())?;
+    if let Some(data) = &cli.data {
+        config.storage.data_dir = data.clone();
+    }
+    if let Some(url) = &cli.database {
+        config.storage.database_url = Some(Secret(url.clone()));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run(cli.command, config))
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::DefaultConfig => print!("{}", config::EXAMPLE),
+        Command::Migrate => {
+            let store = open_store(&config, true).await?;
+            println!("{} schema is up to date", store.backend().as_str());
+        }
+        Command::Backup { to } => {
+            if config.storage.database_url.is_some() {
+                bail!(
+                    "`shiyu backup` copies the SQLite file; back PostgreSQL up with pg_dump or pg_basebackup"
+                );
+            }
+            let store = open_store(&config, false).await?;
+            store.backup(&to).await.with_context(|| format!("backing up to {}", to.display()))?;
+            println!("backup written to {}", to.display());
+        }
+        Command::Bench { benchmark, json } => {
+            let report = match benchmark {
+                Benchmark::Intake { writers, cases, baseline_cases, dir } => {
+                    let options = bench::intake::IntakeOptions {
+                        writers: writers.max(1),
+                        cases: cases.max(1),
+                        baseline_cases: baseline_cases.max(1),
+                        database: config.storage.database_url.as_ref().map(|s| s.expose().to_string()),
+                        dir: dir.unwrap_or_else(std::env::temp_dir),
+                    };
+                    bench::intake::run(&options).await?
+                }
+            };
+            report.print(json);
+        }
+    }
+    Ok(())
+}
+
+/// Opens the configured store. SQLite always migrates; PostgreSQL only when asked (`shiyu migrate`).
+async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<Arc<dyn Store>> {
+    let write = WriteOptions { max_batch: config.writes.max_batch.max(1), ..WriteOptions::default() };
+    let location = match &config.storage.database_url {
+        Some(url) => Location::Postgres(url.expose()),
+        None => Location::SqliteDir(&config.storage.data_dir),
+    };
+    let store = shiyu_store::open(location, write, migrate).await.context("opening the database")?;
+    Ok(store)
+}
+
+/// The domain rules this deployment runs on: the national calendar plus any configured calendar files.
+#[allow(dead_code)] // used by the serving commands of the following issues
+fn rules(config: &Config) -> anyhow::Result<Rules> {
+    let mut calendar = WorkCalendar::china();
+    for file in &config.deadlines.calendar_files {
+        let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        calendar.load(&text).with_context(|| format!("in {}", file.display()))?;
+    }
+    Ok(Rules { calendar, yellow_permille: config.deadlines.yellow_permille, ..Rules::default() })
+}
