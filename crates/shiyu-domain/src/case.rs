@@ -388,6 +388,37 @@ impl Change {
     }
 }
 
+impl Change {
+    /// The step's name as the command center says it.
+    pub fn label_zh(&self) -> &'static str {
+        match self {
+            Change::Received { .. } => "受理",
+            Change::Registered { .. } => "立案",
+            Change::Rejected => "不予立案",
+            Change::Dispatched { .. } => "派遣",
+            Change::Accepted { .. } => "签收",
+            Change::ReportedBack { .. } => "处置反馈",
+            Change::Verified { .. } => "核查通过",
+            Change::VerificationFailed { .. } => "核查不通过（返工）",
+            Change::Closed => "结案",
+            Change::Rated { .. } => "评价",
+            Change::ResolvedOnSpot { .. } => "就地解决",
+            Change::Returned { .. } => "退回",
+            Change::ExtensionRequested { .. } => "申请延期",
+            Change::ExtensionApproved { .. } => "同意延期",
+            Change::ExtensionDenied => "不同意延期",
+            Change::Supervised { .. } => "督办",
+            Change::Escalated { .. } => "上报",
+            Change::Merged { .. } => "合并",
+            Change::Suspended { .. } => "挂起",
+            Change::Resumed { .. } => "恢复",
+            Change::Voided => "作废",
+            Change::Reopened { .. } => "重新打开",
+            Change::Instructed => "领导批示",
+        }
+    }
+}
+
 /// One entry of a case's history: who did what, when, why, with what evidence.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {

@@ -44,7 +44,9 @@ mod tests {
         let (mut a, mut b) = (Rng::new(7), Rng::new(7));
         for _ in 0..1000 {
             assert_eq!(a.next_u64(), b.next_u64());
-            assert!(a.below(13) < 13);
+            let (x, y) = (a.below(13), b.below(13));
+            assert_eq!(x, y);
+            assert!(x < 13);
         }
         let hits = (0..10_000).filter(|_| a.chance(30)).count();
         assert!((2_500..3_500).contains(&hits), "{hits}");

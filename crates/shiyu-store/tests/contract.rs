@@ -1,4 +1,5 @@
 //! The store's contract: the same stories, run against SQLite and against a real PostgreSQL cluster.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use shiyu_domain::{replay, Action, Actor, CaseId, Command, DepartmentId, Rules, Status, Timestamp};
 use shiyu_store::postgres::PgStore;

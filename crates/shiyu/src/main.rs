@@ -3,6 +3,7 @@
 mod bench;
 mod clock;
 mod config;
+mod demo;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -40,6 +41,17 @@ enum Command {
         /// The file to write; it must not exist yet.
         #[arg(long)]
         to: PathBuf,
+    },
+    /// Builds the demo city 南通 in the data folder (once) and walks simulated reports through the loop.
+    Demo {
+        /// How many new reports to simulate.
+        #[arg(long, default_value_t = 500)]
+        cases: usize,
+        /// Reports arrive over this many days before now.
+        #[arg(long, default_value_t = 14)]
+        days: u32,
+        #[arg(long)]
+        seed: Option<u64>,
     },
     /// Runs a benchmark and its baseline in one run.
     Bench {
@@ -98,6 +110,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             store.backup(&to).await.with_context(|| format!("backing up to {}", to.display()))?;
             println!("backup written to {}", to.display());
         }
+        Command::Demo { cases, days, seed } => {
+            let store = open_store(&config, false).await?;
+            demo::run(store, rules(&config)?, demo::DemoOptions { cases, days, seed }).await?;
+        }
         Command::Bench { benchmark, json } => {
             let report = match benchmark {
                 Benchmark::Intake { writers, cases, baseline_cases, dir } => {
@@ -129,7 +145,6 @@ async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<Arc<dyn St
 }
 
 /// The domain rules this deployment runs on: the national calendar plus any configured calendar files.
-#[allow(dead_code)] // used by the serving commands of the following issues
 fn rules(config: &Config) -> anyhow::Result<Rules> {
     let mut calendar = WorkCalendar::china();
     for file in &config.deadlines.calendar_files {

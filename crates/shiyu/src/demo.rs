@@ -1,0 +1,72 @@
+//! `shiyu demo`: builds 南通 into the data folder (once) and walks simulated reports through the loop.
+
+use crate::clock;
+use anyhow::Context;
+use shiyu_domain::{CaseId, Rules, Status};
+use shiyu_sim::walk::{walk, WalkOptions};
+use shiyu_store::{CaseService, Store};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub struct DemoOptions {
+    pub cases: usize,
+    pub days: u32,
+    pub seed: Option<u64>,
+}
+
+pub async fn run(store: Arc<dyn Store>, rules: Rules, options: DemoOptions) -> anyhow::Result<()> {
+    let city = shiyu_sim::city::nantong().context("reading the 南通 division list")?;
+    if store.jurisdictions().await?.is_empty() {
+        println!(
+            "building the demo city 南通: {} jurisdictions, {} departments, {} matters, {} users",
+            city.jurisdictions.len(),
+            city.departments.len(),
+            city.matters.len(),
+            city.users.len()
+        );
+        store.put_jurisdictions(&city.jurisdictions).await?;
+        store.put_departments(&city.departments).await?;
+        store.put_categories(&city.categories).await?;
+        store.put_matters(&city.matters).await?;
+        store.put_users(&city.users).await?;
+    } else {
+        println!("reusing the city already in the data folder");
+    }
+    let before = store.count_cases().await?;
+    let service = CaseService::new(store.clone(), Arc::new(rules));
+    let seed = options.seed.unwrap_or(before + 2026);
+    let walked = walk(
+        &service,
+        &city,
+        WalkOptions { cases: options.cases, seed, until: clock::now(), days: options.days.max(1) },
+    )
+    .await?;
+    println!("walked {} new reports through the loop ({} commands)\n", walked.cases, walked.commands);
+
+    let total = store.count_cases().await?;
+    let mut by_status: BTreeMap<Status, u64> = BTreeMap::new();
+    let mut busiest: Option<(usize, CaseId)> = None;
+    for id in 1..=total as i64 {
+        if let Some(state) = store.load_case(CaseId(id)).await? {
+            *by_status.entry(state.status).or_default() += 1;
+            if busiest.is_none_or(|(n, _)| state.version as usize > n) {
+                busiest = Some((state.version as usize, CaseId(id)));
+            }
+        }
+    }
+    println!("{total} cases by state:");
+    for (status, count) in &by_status {
+        println!("  {:<6} {count:>7}", status.label_zh());
+    }
+    if let Some((_, id)) = busiest {
+        println!("\nthe history of case {} (全程留痕):", id.0);
+        let state = store.load_case(id).await?.context("case")?;
+        println!("  {}", state.description);
+        for stored in store.case_history(id).await? {
+            let event = &stored.event;
+            let note = event.note.as_deref().map(|n| format!(" — {n}")).unwrap_or_default();
+            println!("  {}  {}{note}", event.at, event.change.label_zh());
+        }
+    }
+    Ok(())
+}

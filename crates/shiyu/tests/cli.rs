@@ -1,0 +1,140 @@
+//! The binary as an operator runs it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn shiyu(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shiyu"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("SHIYU_STORAGE__DATABASE_URL")
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+fn last_json_line(output: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+#[test]
+fn default_config_prints_a_file_the_binary_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let printed = shiyu(&["default-config"], dir.path());
+    assert!(printed.status.success());
+    std::fs::write(dir.path().join("shiyu.toml"), &printed.stdout).unwrap();
+    let migrated = shiyu(&["migrate"], dir.path());
+    assert!(migrated.status.success(), "{}", text(&migrated));
+    assert!(dir.path().join("shiyu-data/shiyu.sqlite3").exists(), "the default data folder is used");
+}
+
+#[test]
+fn a_bad_setting_is_refused_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_shiyu"))
+        .args(["migrate"])
+        .current_dir(dir.path())
+        .env("SHIYU_WRITES__MAX_BATCH", "many")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(text(&output).contains("max_batch"), "{}", text(&output));
+    assert!(!dir.path().join("shiyu-data").exists(), "nothing was created");
+}
+
+#[test]
+fn demo_builds_nantong_then_backup_copies_it_online() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = shiyu(&["--data", "city", "demo", "--cases", "40", "--seed", "7"], dir.path());
+    assert!(demo.status.success(), "{}", text(&demo));
+    let said = text(&demo);
+    assert!(said.contains("2150 jurisdictions"), "{said}");
+    assert!(said.contains("40 cases by state"), "{said}");
+    let again = shiyu(&["--data", "city", "demo", "--cases", "10"], dir.path());
+    assert!(text(&again).contains("reusing the city"), "{}", text(&again));
+    assert!(text(&again).contains("50 cases by state"), "{}", text(&again));
+
+    let backup = shiyu(&["--data", "city", "backup", "--to", "copy.sqlite3"], dir.path());
+    assert!(backup.status.success(), "{}", text(&backup));
+    let twice = shiyu(&["--data", "city", "backup", "--to", "copy.sqlite3"], dir.path());
+    assert!(!twice.status.success(), "an existing backup is never overwritten");
+    std::fs::create_dir(dir.path().join("restored")).unwrap();
+    std::fs::rename(dir.path().join("copy.sqlite3"), dir.path().join("restored/shiyu.sqlite3")).unwrap();
+    let restored = shiyu(&["--data", "restored", "demo", "--cases", "1"], dir.path());
+    assert!(text(&restored).contains("51 cases by state"), "{}", text(&restored));
+}
+
+#[test]
+fn bench_intake_prints_its_figures_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_arg = dir.path().display().to_string();
+    let args = [
+        "bench",
+        "intake",
+        "--writers",
+        "8",
+        "--cases",
+        "400",
+        "--baseline-cases",
+        "40",
+        "--dir",
+        &dir_arg,
+        "--json",
+    ];
+    let output = shiyu(&args, dir.path());
+    assert!(output.status.success(), "{}", text(&output));
+    let figures = last_json_line(&output);
+    for key in [
+        "backend",
+        "writers",
+        "cases",
+        "group_commit_cases_per_s",
+        "per_tx_cases_per_s",
+        "ratio",
+        "p99_ack_ms",
+    ] {
+        assert!(!figures[key].is_null(), "{key} missing from {figures}");
+    }
+    assert_eq!(figures["backend"], "sqlite");
+    assert_eq!(figures["cases"], 400);
+    assert!(figures["group_commit_cases_per_s"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn postgres_is_migrated_by_command_and_benchmarked_for_real() {
+    let cluster = shiyu_store::testing::PgCluster::start(false).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = cluster.url("postgres");
+    let migrated = shiyu(&["--database", &url, "migrate"], dir.path());
+    assert!(migrated.status.success(), "{}", text(&migrated));
+    assert!(text(&migrated).contains("postgres schema is up to date"));
+    let demo = shiyu(&["--database", &url, "demo", "--cases", "20"], dir.path());
+    assert!(demo.status.success(), "{}", text(&demo));
+    assert!(text(&demo).contains("20 cases by state"), "{}", text(&demo));
+    let backup = shiyu(&["--database", &url, "backup", "--to", "x"], dir.path());
+    assert!(!backup.status.success());
+    assert!(text(&backup).contains("pg_dump"));
+    let bench = shiyu(
+        &[
+            "--database",
+            &url,
+            "bench",
+            "intake",
+            "--writers",
+            "8",
+            "--cases",
+            "300",
+            "--baseline-cases",
+            "30",
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert!(bench.status.success(), "{}", text(&bench));
+    assert_eq!(last_json_line(&bench)["backend"], "postgres");
+}
