@@ -4,8 +4,8 @@
 use crate::city::City;
 use crate::rng::Rng;
 use shiyu_domain::{
-    Action, Actor, CaseId, Channel, Command, JurisdictionId, Level, Matter, NewCase, Reporter, Timestamp,
-    User,
+    Action, Actor, Basis, CaseId, Channel, Command, JurisdictionId, Level, Matter, NewCase, Reporter,
+    Timestamp, User,
 };
 use shiyu_store::{CaseService, ServiceError};
 use std::collections::HashMap;
@@ -62,6 +62,15 @@ fn complaint(matter: &str) -> &'static str {
         "food_safety" => "小餐馆后厨卫生条件很差，有老鼠出没",
         "price_fraud" => "商家标价和结账价格不一致",
         _ => "存在问题，希望有关部门尽快处理",
+    }
+}
+
+/// How people name a community: 富新社区 rather than 富新社区居委会, 三星村 rather than 三星村委会.
+fn spoken_name(official: &str) -> String {
+    if let Some(stem) = official.strip_suffix("村委会") {
+        format!("{stem}村")
+    } else {
+        official.strip_suffix("居委会").unwrap_or(official).to_string()
     }
 }
 
@@ -158,7 +167,8 @@ impl Walker<'_> {
                 ServiceError::Store(shiyu_store::StoreError::NotFound("demo catalog".into()))
             })?;
         let spot = self.rng.pick(SPOTS).copied().unwrap_or("附近");
-        let description = format!("{}{}{}", community.name, spot, complaint(&matter.code));
+        let place = spoken_name(&community.name);
+        let description = format!("{place}{spot}{}", complaint(&matter.code));
         let channel_draw = self.rng.below(100);
         let (channel, reporter_name) = match channel_draw {
             0..=44 => (Channel::Hotline, "hotline1".to_string()),
@@ -176,7 +186,7 @@ impl Walker<'_> {
         let receive = Command::new(Action::Receive(NewCase {
             channel,
             description,
-            address: Some(format!("{}{}{}", county.name, community.name, spot)),
+            address: Some(format!("{}{place}{spot}", county.name)),
             location: None,
             path: self.city.path_to(community_id),
             owner: county_id,
@@ -200,10 +210,14 @@ struct Flow<'w, 'a> {
 }
 
 impl Flow<'_, '_> {
-    /// Takes the next step some minutes later; `false` when that moment is past the end of the simulation.
+    /// Takes the next step some working minutes later (staff work office hours); `false` when that moment is
+    /// past the end of the simulation.
     async fn step(&mut self, who: &str, action: Action, text: Option<String>) -> Result<bool, ServiceError> {
         let pause = 10 + self.walker.rng.below(180) as i64;
-        let at = self.at.plus_minutes(pause);
+        let calendar = &self.walker.service.rules().calendar;
+        let Some(at) = calendar.add_minutes(self.at, pause, Basis::Working) else {
+            return Ok(false);
+        };
         if at > self.walker.until {
             return Ok(false);
         }
@@ -366,6 +380,13 @@ impl Flow<'_, '_> {
 mod tests {
     use super::*;
     use shiyu_domain::{replay, Rules, Status};
+
+    #[test]
+    fn communities_are_called_what_people_call_them() {
+        assert_eq!(spoken_name("富新社区居委会"), "富新社区");
+        assert_eq!(spoken_name("三星村委会"), "三星村");
+        assert_eq!(spoken_name("江心沙农场"), "江心沙农场");
+    }
     use shiyu_store::sqlite::SqliteStore;
     use shiyu_store::{Store, WriteOptions};
     use std::sync::Arc;
