@@ -61,7 +61,14 @@ pub struct AttachmentRef {
 pub struct Reporter {
     pub user: Option<UserId>,
     pub anonymous: bool,
+    /// The reporter's phone number, sealed.
     pub contact_sealed: Option<String>,
+    /// The reporter's resident ID number, sealed, when the matter needs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_number_sealed: Option<String>,
+    /// The code the reporter follows the case with (查询码); whoever holds it acts as `Actor::Reporter`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking_code: Option<String>,
 }
 
 /// Who acts.
@@ -268,6 +275,9 @@ pub struct Counts {
 }
 
 /// What one event changed.
+// The first event carries the whole report; events are handled one at a time, so the size difference
+// between variants costs little and boxing would only add indirection.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Change {
@@ -428,6 +438,9 @@ pub struct Event {
     pub note: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<AttachmentRef>,
+    /// Where the command came from (a network address, a gateway's name), for the audit trail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
     pub change: Change,
 }
 

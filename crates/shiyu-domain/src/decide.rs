@@ -24,15 +24,17 @@ pub struct Command {
     pub action: Action,
     pub note: Option<String>,
     pub attachments: Vec<AttachmentRef>,
+    /// Where the command came from, recorded with its events.
+    pub origin: Option<String>,
 }
 
 impl Command {
     pub fn new(action: Action) -> Command {
-        Command { action, note: None, attachments: Vec::new() }
+        Command { action, note: None, attachments: Vec::new(), origin: None }
     }
 
     pub fn with_note(action: Action, note: impl Into<String>) -> Command {
-        Command { action, note: Some(note.into()), attachments: Vec::new() }
+        Command { note: Some(note.into()), ..Command::new(action) }
     }
 }
 
@@ -53,6 +55,8 @@ pub struct NewCase {
 }
 
 /// Every action of the closed loop.
+// A command is built, decided and dropped; the new report's size does not matter enough to box it.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
     /// 受理: a report enters the platform.
@@ -243,6 +247,7 @@ pub fn decide(
         actor: *actor,
         note: command.note.clone(),
         attachments: command.attachments.clone(),
+        origin: command.origin.clone(),
         change,
     }])
 }
@@ -263,6 +268,7 @@ fn check_texts(command: &Command) -> Result<(), DomainError> {
         }
     };
     too_long(note, MAX_NOTE_CHARS, "note")?;
+    too_long(command.origin.as_deref().unwrap_or(""), MAX_SHORT_TEXT_CHARS, "origin")?;
     if command.attachments.len() > MAX_ATTACHMENTS {
         return Err(DomainError::with_detail(
             ErrorKind::TextTooLong,

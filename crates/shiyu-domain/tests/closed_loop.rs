@@ -883,8 +883,7 @@ fn a_bad_rating_can_be_reopened_and_rated_again_after_closing_again() {
 
 #[test]
 fn an_anonymous_reporter_rates_through_the_tracking_code() {
-    let anonymous =
-        new_case_with(|n| n.reporter = Reporter { user: None, anonymous: true, contact_sealed: None });
+    let anonymous = new_case_with(|n| n.reporter = Reporter { anonymous: true, ..Reporter::default() });
     let mut story = Story::empty();
     story.try_now(&anonymous, CITIZEN).unwrap();
     let story = story
@@ -1029,8 +1028,7 @@ fn who_may_view_a_case() {
     assert!(!can_view(returned.state(), &UNRELATED));
     // A citizen account that did not report sees nothing of an anonymous report.
     let mut anonymous = Story::empty();
-    let report =
-        new_case_with(|n| n.reporter = Reporter { user: None, anonymous: true, contact_sealed: None });
+    let report = new_case_with(|n| n.reporter = Reporter { anonymous: true, ..Reporter::default() });
     anonymous.try_now(&report, CITIZEN).unwrap();
     assert!(!can_view(anonymous.state(), &CITIZEN));
     assert!(can_view(anonymous.state(), &REPORTER));

@@ -181,7 +181,7 @@ impl Walker<'_> {
         let reporter = Reporter {
             user: reporting.user_id().filter(|_| matches!(channel, Channel::App | Channel::MiniProgram)),
             anonymous: channel == Channel::Hotline && self.rng.chance(30),
-            contact_sealed: None,
+            ..Reporter::default()
         };
         let receive = Command::new(Action::Receive(NewCase {
             channel,
@@ -222,7 +222,7 @@ impl Flow<'_, '_> {
             return Ok(false);
         }
         let actor = if who == "reporter" { Actor::Reporter } else { self.walker.actor(who)? };
-        let command = Command { action, note: text, attachments: Vec::new() };
+        let command = Command { note: text, ..Command::new(action) };
         self.walker.service.act(self.id, None, &command, &actor, at).await?;
         self.walker.commands += 1;
         self.at = at;

@@ -1,7 +1,7 @@
 //! The group committer: one task owns the write connection, gathers the appends waiting for it into one
 //! transaction, commits durably and only then answers every caller.
 
-use crate::{CreateOutcome, StoreError, StoreResult};
+use crate::{AuditEntry, CreateOutcome, StoreError, StoreResult};
 use async_trait::async_trait;
 use shiyu_domain::{CaseId, CaseState, Event};
 use std::collections::{BTreeMap, HashMap};
@@ -29,11 +29,24 @@ pub(crate) struct CaseRow {
     pub received_at: i64,
     pub updated_at: i64,
     pub state: String,
+    pub tracking_code: Option<String>,
+    pub reporter_id: Option<i64>,
+    /// The chain below the city, by depth (county, township, community, grid, micro-grid), for scoped lists.
+    pub chain: [Option<i64>; 5],
+    pub departments: Vec<i64>,
 }
 
 impl CaseRow {
     pub fn of(state: &CaseState) -> StoreResult<CaseRow> {
+        let mut chain = [None; 5];
+        for (slot, id) in chain.iter_mut().zip(state.path.iter().skip(1)) {
+            *slot = Some(id.0);
+        }
         Ok(CaseRow {
+            tracking_code: state.reporter.tracking_code.clone(),
+            reporter_id: state.reporter.user.map(|u| u.0),
+            chain,
+            departments: state.involved.iter().map(|d| d.0).collect(),
             version: state.version as i64,
             status: state.status.as_str(),
             owner_id: state.owner.0,
@@ -51,13 +64,30 @@ pub(crate) struct EventRow {
     pub kind: &'static str,
     pub at: i64,
     pub payload: String,
+    pub audit: AuditEntry,
 }
 
 impl EventRow {
     pub fn all(events: &[Event]) -> StoreResult<Vec<EventRow>> {
         events
             .iter()
-            .map(|e| Ok(EventRow { kind: e.change.kind(), at: e.at.0, payload: serde_json::to_string(e)? }))
+            .map(|e| {
+                let (user, actor) = match e.actor {
+                    shiyu_domain::Actor::User { user, .. } => (Some(user), "user"),
+                    shiyu_domain::Actor::Reporter => (None, "reporter"),
+                    shiyu_domain::Actor::System => (None, "system"),
+                };
+                let audit = AuditEntry {
+                    at: e.at,
+                    user,
+                    actor: actor.into(),
+                    action: e.change.kind().into(),
+                    target: None,
+                    address: e.origin.clone(),
+                    detail: None,
+                };
+                Ok(EventRow { kind: e.change.kind(), at: e.at.0, payload: serde_json::to_string(e)?, audit })
+            })
             .collect()
     }
 }
@@ -66,12 +96,14 @@ impl EventRow {
 pub(crate) enum Write {
     Create { key: Option<String>, now: i64, case: CaseRow, events: Vec<EventRow> },
     Append { id: i64, expected: u64, case: CaseRow, events: Vec<EventRow> },
+    Audit { entries: Vec<AuditEntry> },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Written {
     Created(CreateOutcome),
     Appended,
+    Audited,
 }
 
 /// What the database knows before a batch is planned; read inside the batch's transaction.
@@ -92,6 +124,8 @@ pub(crate) struct Plan<'a> {
     pub events: Vec<(i64, i64, i64, &'a EventRow)>,
     /// (key, case id, created at)
     pub keys: Vec<(&'a str, i64, i64)>,
+    /// (case id or none, entry): every case event is audited in the transaction that appends it.
+    pub audit: Vec<(Option<i64>, &'a AuditEntry)>,
     pub answers: Vec<StoreResult<Written>>,
 }
 
@@ -118,6 +152,10 @@ impl<'a> Plan<'a> {
                     plan.cases.insert(id, case);
                     Ok(Written::Created(CreateOutcome { id: CaseId(id), created: true }))
                 }
+                Write::Audit { entries } => {
+                    plan.audit.extend(entries.iter().map(|e| (None, e)));
+                    Ok(Written::Audited)
+                }
                 Write::Append { id, expected, case, events } => match lookup.versions.get(id) {
                     None => Err(StoreError::NotFound(format!("case {id}"))),
                     Some(actual) if *actual != *expected as i64 => Err(StoreError::Conflict(format!(
@@ -140,6 +178,7 @@ impl<'a> Plan<'a> {
         for (offset, row) in events.iter().enumerate() {
             *max_seq += 1;
             self.events.push((*max_seq, case_id, from_version + offset as i64 + 1, row));
+            self.audit.push((Some(case_id), &row.audit));
         }
     }
 }

@@ -12,7 +12,10 @@ pub mod sqlite;
 pub mod testing;
 
 use async_trait::async_trait;
-use shiyu_domain::{CaseId, CaseState, Category, Department, Event, Jurisdiction, Matter, Timestamp, User};
+use shiyu_domain::{
+    CaseId, CaseState, Category, Department, DepartmentId, Event, Jurisdiction, JurisdictionId, Matter, Role,
+    Scope, Status, Timestamp, User, UserId,
+};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -133,6 +136,136 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// A consistent copy of the whole database, taken while it serves.
     async fn backup(&self, destination: &Path) -> StoreResult<()>;
+
+    /// Newest first, within the scope.
+    async fn list_cases(&self, query: &CaseQuery) -> StoreResult<Vec<(CaseId, CaseState)>>;
+    async fn case_by_tracking_code(&self, code: &str) -> StoreResult<Option<CaseId>>;
+
+    /// Appends audit entries durably, through the group committer. Case events are audited by the store
+    /// itself, in the transaction that appends them.
+    async fn audit(&self, entries: Vec<AuditEntry>) -> StoreResult<()>;
+    /// Audit entries with a sequence number greater than `after`, oldest first.
+    async fn audit_log(&self, after: i64, limit: u32) -> StoreResult<Vec<AuditRecord>>;
+
+    async fn add_user(&self, user: &NewUser) -> StoreResult<User>;
+    async fn credentials(&self, username: &str) -> StoreResult<Option<Credentials>>;
+    /// Sets a password hash and clears failed sign-ins and any lock.
+    async fn set_password(&self, user: UserId, password_hash: &str) -> StoreResult<()>;
+    async fn set_login_state(
+        &self,
+        user: UserId,
+        failed_logins: i64,
+        locked_until: Option<Timestamp>,
+    ) -> StoreResult<()>;
+
+    async fn create_session(&self, session: &Session) -> StoreResult<()>;
+    async fn find_session(&self, token_hash: &str) -> StoreResult<Option<(Session, User)>>;
+    async fn delete_session(&self, token_hash: &str) -> StoreResult<()>;
+    async fn delete_sessions_of(&self, user: UserId) -> StoreResult<()>;
+
+    /// Stores a token (its `id` is ignored) and returns the id assigned.
+    async fn create_api_token(&self, token: &ApiToken) -> StoreResult<i64>;
+    async fn find_api_token(&self, token_hash: &str) -> StoreResult<Option<(ApiToken, User)>>;
+    async fn revoke_api_token(&self, id: i64, at: Timestamp) -> StoreResult<()>;
+
+    /// Stores a file by its content hash; storing the same content again changes nothing.
+    async fn put_attachment(&self, meta: &AttachmentMeta, content: &[u8]) -> StoreResult<()>;
+    async fn attachment(&self, sha256: &str) -> StoreResult<Option<(AttachmentMeta, Vec<u8>)>>;
+}
+
+/// One line of the audit log: who did what to what, when, from where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub at: Timestamp,
+    pub user: Option<UserId>,
+    /// `user`, `reporter`, `system` or `anonymous`.
+    pub actor: String,
+    /// What happened: a case event's kind, `login`, `contact_viewed`, `user_created`, …
+    pub action: String,
+    /// What it happened to, e.g. `case:42` or `user:7`.
+    pub target: Option<String>,
+    pub address: Option<String>,
+    pub detail: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub seq: i64,
+    pub entry: AuditEntry,
+}
+
+/// What sign-in needs to know about a user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credentials {
+    pub user: User,
+    pub password_hash: Option<String>,
+    pub failed_logins: i64,
+    pub locked_until: Option<Timestamp>,
+}
+
+/// A signed-in browser session; only the hash of its token is stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    pub token_hash: String,
+    pub user: UserId,
+    pub csrf_token: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// A machine client's token (a hotline system, a sensor gateway); only its hash is stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiToken {
+    pub id: i64,
+    pub token_hash: String,
+    pub name: String,
+    pub user: UserId,
+    pub scopes: Vec<String>,
+    pub created_at: Timestamp,
+    pub revoked: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttachmentMeta {
+    pub sha256: String,
+    pub mime: String,
+    pub size: i64,
+    pub name: String,
+    pub uploaded_by: Option<UserId>,
+    pub created_at: Timestamp,
+}
+
+/// Which cases a list may contain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CaseScope {
+    /// Every case (the system, or a city-level user).
+    All,
+    /// Cases whose chain of jurisdictions passes `jurisdiction`, which stands at `depth` in every chain
+    /// (0 city, 1 county, 2 township, 3 community, 4 grid, 5 micro-grid).
+    Under { depth: usize, jurisdiction: JurisdictionId },
+    /// Cases ever dispatched to the department.
+    Department(DepartmentId),
+    /// Cases the user reported.
+    Reporter(UserId),
+}
+
+/// A page of cases, newest first: ids below `before` (a cursor), at most `limit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CaseQuery {
+    pub scope: CaseScope,
+    pub status: Option<Status>,
+    pub before: Option<CaseId>,
+    pub limit: u32,
+}
+
+/// A new user, before the store assigns an id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewUser {
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    pub scope: Scope,
+    pub password_hash: Option<String>,
 }
 
 /// Where the data lives.
@@ -156,6 +289,30 @@ impl Default for WriteOptions {
     fn default() -> Self {
         WriteOptions { mode: CommitMode::Group, max_batch: 512 }
     }
+}
+
+/// Attachment names are SHA-256 hashes in lowercase hex; anything else (a path, say) is refused.
+pub(crate) fn check_sha256(sha256: &str) -> StoreResult<()> {
+    if sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound(format!("attachment {sha256}")))
+    }
+}
+
+/// Writes a file so that it survives a crash once this returns: a temporary file, fsync, rename, fsync of
+/// the folder.
+pub(crate) async fn write_file_durably(path: &Path, content: &[u8]) -> StoreResult<()> {
+    let io = |e: std::io::Error| StoreError::Other(format!("writing {}: {e}", path.display()));
+    let folder = path.parent().ok_or_else(|| StoreError::Other("attachment path has no folder".into()))?;
+    tokio::fs::create_dir_all(folder).await.map_err(io)?;
+    let temporary = path.with_extension("partial");
+    let mut file = tokio::fs::File::create(&temporary).await.map_err(io)?;
+    tokio::io::AsyncWriteExt::write_all(&mut file, content).await.map_err(io)?;
+    file.sync_all().await.map_err(io)?;
+    tokio::fs::rename(&temporary, path).await.map_err(io)?;
+    tokio::fs::File::open(folder).await.map_err(io)?.sync_all().await.map_err(io)?;
+    Ok(())
 }
 
 /// Opens a store. `migrate` applies pending migrations first (always done for SQLite).

@@ -12,7 +12,10 @@ use std::str::FromStr;
 
 crate::sql::shared_sql!(sqlx::Postgres);
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../migrations/postgres/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
+    (2, "access", include_str!("../migrations/postgres/0002_access.sql")),
+];
 /// One lock id for "the event log's writer" across all nodes.
 const WRITER_LOCK: &str = "SELECT pg_advisory_xact_lock(7345012026)";
 
@@ -67,6 +70,26 @@ impl PgStore {
             "PostgreSQL is backed up with its own tools (pg_dump, or pg_basebackup with WAL archiving)"
                 .into(),
         ))
+    }
+}
+
+impl PgStore {
+    /// Every node must see every attachment, so PostgreSQL keeps the bytes in the database.
+    async fn put_attachment_content(&self, meta: &crate::AttachmentMeta, content: &[u8]) -> StoreResult<()> {
+        crate::check_sha256(&meta.sha256)?;
+        insert_attachment(&self.pool, meta, Some(content)).await
+    }
+
+    async fn attachment_content(
+        &self,
+        sha256: &str,
+    ) -> StoreResult<Option<(crate::AttachmentMeta, Vec<u8>)>> {
+        let Some(meta) = attachment_meta(&self.pool, sha256).await? else { return Ok(None) };
+        let (content,): (Vec<u8>,) = sqlx::query_as("SELECT content FROM attachments WHERE sha256 = $1")
+            .bind(sha256)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Some((meta, content)))
     }
 }
 

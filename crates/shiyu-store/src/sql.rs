@@ -89,7 +89,8 @@ macro_rules! shared_sql {
             for chunk in cases.chunks(CHUNK_ROWS) {
                 let mut query = QueryBuilder::<$db>::new(
                     "INSERT INTO cases (id, version, status, owner_id, place_id, matter_code, received_at, \
-                     updated_at, state) ",
+                     updated_at, state, tracking_code, reporter_id, county_id, township_id, community_id, grid_id, \
+                     micro_grid_id) ",
                 );
                 query.push_values(chunk, |mut row, (id, case)| {
                     row.push_bind(**id)
@@ -100,7 +101,12 @@ macro_rules! shared_sql {
                         .push_bind(case.matter_code.as_deref())
                         .push_bind(case.received_at)
                         .push_bind(case.updated_at)
-                        .push_bind(case.state.as_str());
+                        .push_bind(case.state.as_str())
+                        .push_bind(case.tracking_code.as_deref())
+                        .push_bind(case.reporter_id);
+                    for depth in case.chain {
+                        row.push_bind(depth);
+                    }
                 });
                 query.push(
                     " ON CONFLICT (id) DO UPDATE SET version = excluded.version, status = excluded.status, \
@@ -126,6 +132,35 @@ macro_rules! shared_sql {
                 let mut query = QueryBuilder::<$db>::new("INSERT INTO idempotency_keys (key, case_id, created_at) ");
                 query.push_values(chunk, |mut row, (key, id, at)| {
                     row.push_bind(*key).push_bind(*id).push_bind(*at);
+                });
+                query.build().execute(&mut *conn).await?;
+            }
+            let departments: Vec<(i64, i64)> = plan
+                .cases
+                .iter()
+                .flat_map(|(id, case)| case.departments.iter().map(move |d| (*id, *d)))
+                .collect();
+            for chunk in departments.chunks(CHUNK_ROWS) {
+                let mut query = QueryBuilder::<$db>::new("INSERT INTO case_departments (case_id, department_id) ");
+                query.push_values(chunk, |mut row, (case_id, department)| {
+                    row.push_bind(*case_id).push_bind(*department);
+                });
+                query.push(" ON CONFLICT (case_id, department_id) DO NOTHING");
+                query.build().execute(&mut *conn).await?;
+            }
+            for chunk in plan.audit.chunks(CHUNK_ROWS) {
+                let mut query = QueryBuilder::<$db>::new(
+                    "INSERT INTO audit_log (at, user_id, actor, action, target, address, detail) ",
+                );
+                query.push_values(chunk, |mut row, (case_id, entry)| {
+                    let target = case_id.map(|id| format!("case:{id}")).or_else(|| entry.target.clone());
+                    row.push_bind(entry.at.0)
+                        .push_bind(entry.user.map(|u| u.0))
+                        .push_bind(entry.actor.as_str())
+                        .push_bind(entry.action.as_str())
+                        .push_bind(target)
+                        .push_bind(entry.address.as_deref())
+                        .push_bind(entry.detail.as_deref());
                 });
                 query.build().execute(&mut *conn).await?;
             }
@@ -345,11 +380,7 @@ macro_rules! shared_sql {
                     "INSERT INTO users (id, username, display_name, role, jurisdiction_id, department_id) ",
                 );
                 query.push_values(chunk, |mut row, u| {
-                    let (jurisdiction, department) = match u.scope {
-                        Scope::Unbound => (None, None),
-                        Scope::Jurisdiction(j) => (Some(j.0), None),
-                        Scope::Department(d) => (None, Some(d.0)),
-                    };
+                    let (jurisdiction, department) = scope_columns(u.scope);
                     row.push_bind(u.id.0)
                         .push_bind(u.username.as_str())
                         .push_bind(u.display_name.as_str())
@@ -376,20 +407,295 @@ macro_rules! shared_sql {
             .await?;
             rows.into_iter()
                 .map(|(id, username, display_name, role, jurisdiction, department)| {
-                    let scope = match (jurisdiction, department) {
-                        (Some(j), _) => Scope::Jurisdiction(JurisdictionId(j)),
-                        (None, Some(d)) => Scope::Department(DepartmentId(d)),
-                        (None, None) => Scope::Unbound,
-                    };
-                    Ok(User {
-                        id: UserId(id),
-                        username,
-                        display_name,
-                        role: Role::parse(&role).ok_or_else(|| corrupt("role", &role))?,
-                        scope,
-                    })
+                    user_from(id, username, display_name, role, jurisdiction, department)
                 })
                 .collect()
+        }
+
+
+        pub(crate) async fn list_cases(pool: &Pool, query: &crate::CaseQuery) -> StoreResult<Vec<(CaseId, CaseState)>> {
+            use crate::CaseScope;
+            let mut sql = QueryBuilder::<$db>::new("SELECT c.id, c.state FROM cases c WHERE 1 = 1");
+            match query.scope {
+                CaseScope::All => {}
+                CaseScope::Under { depth: 0, .. } => {}
+                CaseScope::Under { depth, jurisdiction } => {
+                    let column = ["county_id", "township_id", "community_id", "grid_id", "micro_grid_id"]
+                        .get(depth - 1)
+                        .ok_or_else(|| StoreError::Other(format!("no scope column for depth {depth}")))?;
+                    sql.push(format!(" AND c.{column} = ")).push_bind(jurisdiction.0);
+                }
+                CaseScope::Department(department) => {
+                    sql.push(" AND c.id IN (SELECT case_id FROM case_departments WHERE department_id = ")
+                        .push_bind(department.0)
+                        .push(")");
+                }
+                CaseScope::Reporter(user) => {
+                    sql.push(" AND c.reporter_id = ").push_bind(user.0);
+                }
+            }
+            if let Some(status) = query.status {
+                sql.push(" AND c.status = ").push_bind(status.as_str());
+            }
+            if let Some(before) = query.before {
+                sql.push(" AND c.id < ").push_bind(before.0);
+            }
+            sql.push(" ORDER BY c.id DESC LIMIT ").push_bind(i64::from(query.limit));
+            let rows: Vec<(i64, String)> = sql.build_query_as().fetch_all(pool).await?;
+            rows.into_iter().map(|(id, state)| Ok((CaseId(id), serde_json::from_str(&state)?))).collect()
+        }
+
+        pub(crate) async fn case_by_tracking_code(pool: &Pool, code: &str) -> StoreResult<Option<CaseId>> {
+            let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM cases WHERE tracking_code = $1")
+                .bind(code)
+                .fetch_optional(pool)
+                .await?;
+            Ok(row.map(|(id,)| CaseId(id)))
+        }
+
+        pub(crate) async fn audit_log(pool: &Pool, after: i64, limit: u32) -> StoreResult<Vec<crate::AuditRecord>> {
+            type Row = (i64, i64, Option<i64>, String, String, Option<String>, Option<String>, Option<String>);
+            let rows: Vec<Row> = sqlx::query_as(
+                "SELECT seq, at, user_id, actor, action, target, address, detail FROM audit_log WHERE seq > $1 \
+                 ORDER BY seq LIMIT $2",
+            )
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?;
+            Ok(rows
+                .into_iter()
+                .map(|(seq, at, user, actor, action, target, address, detail)| crate::AuditRecord {
+                    seq,
+                    entry: crate::AuditEntry {
+                        at: shiyu_domain::Timestamp(at),
+                        user: user.map(UserId),
+                        actor,
+                        action,
+                        target,
+                        address,
+                        detail,
+                    },
+                })
+                .collect())
+        }
+
+        fn scope_columns(scope: Scope) -> (Option<i64>, Option<i64>) {
+            match scope {
+                Scope::Unbound => (None, None),
+                Scope::Jurisdiction(j) => (Some(j.0), None),
+                Scope::Department(d) => (None, Some(d.0)),
+            }
+        }
+
+        fn user_from(id: i64, username: String, display_name: String, role: String, jurisdiction: Option<i64>, department: Option<i64>) -> StoreResult<User> {
+            let scope = match (jurisdiction, department) {
+                (Some(j), _) => Scope::Jurisdiction(JurisdictionId(j)),
+                (None, Some(d)) => Scope::Department(DepartmentId(d)),
+                (None, None) => Scope::Unbound,
+            };
+            Ok(User { id: UserId(id), username, display_name, role: Role::parse(&role).ok_or_else(|| corrupt("role", &role))?, scope })
+        }
+
+        pub(crate) async fn add_user(pool: &Pool, user: &crate::NewUser) -> StoreResult<User> {
+            let (jurisdiction, department) = scope_columns(user.scope);
+            let mut tx = pool.begin().await?;
+            let (next,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(id), 0) + 1 FROM users").fetch_one(&mut *tx).await?;
+            sqlx::query(
+                "INSERT INTO users (id, username, display_name, role, jurisdiction_id, department_id, password_hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(next)
+            .bind(&user.username)
+            .bind(&user.display_name)
+            .bind(user.role.as_str())
+            .bind(jurisdiction)
+            .bind(department)
+            .bind(user.password_hash.as_deref())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(User { id: UserId(next), username: user.username.clone(), display_name: user.display_name.clone(), role: user.role, scope: user.scope })
+        }
+
+        pub(crate) async fn credentials(pool: &Pool, username: &str) -> StoreResult<Option<crate::Credentials>> {
+            type Row = (i64, String, String, String, Option<i64>, Option<i64>, Option<String>, i64, Option<i64>);
+            let row: Option<Row> = sqlx::query_as(
+                "SELECT id, username, display_name, role, jurisdiction_id, department_id, password_hash, \
+                 failed_logins, locked_until FROM users WHERE username = $1",
+            )
+            .bind(username)
+            .fetch_optional(pool)
+            .await?;
+            row.map(|(id, username, display_name, role, j, d, password_hash, failed_logins, locked_until)| {
+                Ok(crate::Credentials {
+                    user: user_from(id, username, display_name, role, j, d)?,
+                    password_hash,
+                    failed_logins,
+                    locked_until: locked_until.map(shiyu_domain::Timestamp),
+                })
+            })
+            .transpose()
+        }
+
+        pub(crate) async fn set_password(pool: &Pool, user: UserId, hash: &str) -> StoreResult<()> {
+            let done = sqlx::query("UPDATE users SET password_hash = $1, failed_logins = 0, locked_until = NULL WHERE id = $2")
+                .bind(hash)
+                .bind(user.0)
+                .execute(pool)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound(format!("user {}", user.0)));
+            }
+            Ok(())
+        }
+
+        pub(crate) async fn set_login_state(pool: &Pool, user: UserId, failed: i64, locked_until: Option<shiyu_domain::Timestamp>) -> StoreResult<()> {
+            sqlx::query("UPDATE users SET failed_logins = $1, locked_until = $2 WHERE id = $3")
+                .bind(failed)
+                .bind(locked_until.map(|t| t.0))
+                .bind(user.0)
+                .execute(pool)
+                .await?;
+            Ok(())
+        }
+
+        pub(crate) async fn create_session(pool: &Pool, session: &crate::Session) -> StoreResult<()> {
+            sqlx::query(
+                "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&session.token_hash)
+            .bind(session.user.0)
+            .bind(&session.csrf_token)
+            .bind(session.created_at.0)
+            .bind(session.expires_at.0)
+            .execute(pool)
+            .await?;
+            Ok(())
+        }
+
+        pub(crate) async fn find_session(pool: &Pool, token_hash: &str) -> StoreResult<Option<(crate::Session, User)>> {
+            type Row = (String, i64, String, i64, i64, String, String, String, Option<i64>, Option<i64>);
+            let row: Option<Row> = sqlx::query_as(
+                "SELECT s.token_hash, s.user_id, s.csrf_token, s.created_at, s.expires_at, u.username, u.display_name, \
+                 u.role, u.jurisdiction_id, u.department_id FROM sessions s JOIN users u ON u.id = s.user_id \
+                 WHERE s.token_hash = $1",
+            )
+            .bind(token_hash)
+            .fetch_optional(pool)
+            .await?;
+            row.map(|(token_hash, user, csrf_token, created_at, expires_at, username, display_name, role, j, d)| {
+                Ok((
+                    crate::Session {
+                        token_hash,
+                        user: UserId(user),
+                        csrf_token,
+                        created_at: shiyu_domain::Timestamp(created_at),
+                        expires_at: shiyu_domain::Timestamp(expires_at),
+                    },
+                    user_from(user, username, display_name, role, j, d)?,
+                ))
+            })
+            .transpose()
+        }
+
+        pub(crate) async fn delete_session(pool: &Pool, token_hash: &str) -> StoreResult<()> {
+            sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(pool).await?;
+            Ok(())
+        }
+
+        pub(crate) async fn delete_sessions_of(pool: &Pool, user: UserId) -> StoreResult<()> {
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user.0).execute(pool).await?;
+            Ok(())
+        }
+
+        pub(crate) async fn create_api_token(pool: &Pool, token: &crate::ApiToken) -> StoreResult<i64> {
+            let (id,): (i64,) = sqlx::query_as(
+                "INSERT INTO api_tokens (token_hash, name, user_id, scopes, created_at) VALUES ($1, $2, $3, $4, $5) \
+                 RETURNING id",
+            )
+            .bind(&token.token_hash)
+            .bind(&token.name)
+            .bind(token.user.0)
+            .bind(token.scopes.join(" "))
+            .bind(token.created_at.0)
+            .fetch_one(pool)
+            .await?;
+            Ok(id)
+        }
+
+        pub(crate) async fn find_api_token(pool: &Pool, token_hash: &str) -> StoreResult<Option<(crate::ApiToken, User)>> {
+            type Row = (i64, String, String, i64, String, i64, Option<i64>, String, String, String, Option<i64>, Option<i64>);
+            let row: Option<Row> = sqlx::query_as(
+                "SELECT t.id, t.token_hash, t.name, t.user_id, t.scopes, t.created_at, t.revoked_at, u.username, \
+                 u.display_name, u.role, u.jurisdiction_id, u.department_id FROM api_tokens t \
+                 JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1",
+            )
+            .bind(token_hash)
+            .fetch_optional(pool)
+            .await?;
+            row.map(|(id, token_hash, name, user, scopes, created_at, revoked_at, username, display_name, role, j, d)| {
+                Ok((
+                    crate::ApiToken {
+                        id,
+                        token_hash,
+                        name,
+                        user: UserId(user),
+                        scopes: scopes.split_whitespace().map(str::to_string).collect(),
+                        created_at: shiyu_domain::Timestamp(created_at),
+                        revoked: revoked_at.is_some(),
+                    },
+                    user_from(user, username, display_name, role, j, d)?,
+                ))
+            })
+            .transpose()
+        }
+
+        pub(crate) async fn revoke_api_token(pool: &Pool, id: i64, at: shiyu_domain::Timestamp) -> StoreResult<()> {
+            let done = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(at.0)
+                .bind(id)
+                .execute(pool)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound(format!("api token {id}")));
+            }
+            Ok(())
+        }
+
+        pub(crate) async fn attachment_meta(pool: &Pool, sha256: &str) -> StoreResult<Option<crate::AttachmentMeta>> {
+            let row: Option<(String, String, i64, String, Option<i64>, i64)> = sqlx::query_as(
+                "SELECT sha256, mime, size, name, uploaded_by, created_at FROM attachments WHERE sha256 = $1",
+            )
+            .bind(sha256)
+            .fetch_optional(pool)
+            .await?;
+            Ok(row.map(|(sha256, mime, size, name, uploaded_by, created_at)| crate::AttachmentMeta {
+                sha256,
+                mime,
+                size,
+                name,
+                uploaded_by: uploaded_by.map(UserId),
+                created_at: shiyu_domain::Timestamp(created_at),
+            }))
+        }
+
+        /// Records an attachment's metadata, and its bytes when the backend keeps them in the database.
+        pub(crate) async fn insert_attachment(pool: &Pool, meta: &crate::AttachmentMeta, content: Option<&[u8]>) -> StoreResult<()> {
+            sqlx::query(
+                "INSERT INTO attachments (sha256, mime, size, name, uploaded_by, created_at, content) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (sha256) DO NOTHING",
+            )
+            .bind(&meta.sha256)
+            .bind(&meta.mime)
+            .bind(meta.size)
+            .bind(&meta.name)
+            .bind(meta.uploaded_by.map(|u| u.0))
+            .bind(meta.created_at.0)
+            .bind(content)
+            .execute(pool)
+            .await?;
+            Ok(())
         }
 
         /// Applies the migrations not yet recorded in `schema_migrations`, each in its own transaction.
@@ -432,7 +738,8 @@ macro_rules! shared_sql {
 pub(crate) use shared_sql;
 
 /// The `Store` impl both backends share. The backend type provides `read_pool()`, `reference_pool()` (where
-/// bulk reference data is written), `writer` (its group committer) and `backup_to()`.
+/// reference data, users and sessions are written), `writer` (its group committer), `backup_to()`, and
+/// `put_attachment_content()` / `attachment_content()` (the backends keep file bytes in different places).
 macro_rules! store_impl {
     ($store:ty, $backend:expr) => {
         #[async_trait::async_trait]
@@ -461,7 +768,7 @@ macro_rules! store_impl {
                 };
                 match self.writer.submit(write).await? {
                     Written::Created(outcome) => Ok(outcome),
-                    Written::Appended => Err(StoreError::Other("unexpected answer to a creation".into())),
+                    _ => Err(StoreError::Other("unexpected answer to a creation".into())),
                 }
             }
 
@@ -529,6 +836,65 @@ macro_rules! store_impl {
             }
             async fn backup(&self, destination: &std::path::Path) -> StoreResult<()> {
                 self.backup_to(destination).await
+            }
+            async fn list_cases(&self, query: &crate::CaseQuery) -> StoreResult<Vec<(CaseId, CaseState)>> {
+                list_cases(self.read_pool(), query).await
+            }
+            async fn case_by_tracking_code(&self, code: &str) -> StoreResult<Option<CaseId>> {
+                case_by_tracking_code(self.read_pool(), code).await
+            }
+            async fn audit(&self, entries: Vec<crate::AuditEntry>) -> StoreResult<()> {
+                self.writer.submit(Write::Audit { entries }).await.map(|_| ())
+            }
+            async fn audit_log(&self, after: i64, limit: u32) -> StoreResult<Vec<crate::AuditRecord>> {
+                audit_log(self.read_pool(), after, limit).await
+            }
+            async fn add_user(&self, user: &crate::NewUser) -> StoreResult<User> {
+                add_user(&self.reference_pool().await?, user).await
+            }
+            async fn credentials(&self, username: &str) -> StoreResult<Option<crate::Credentials>> {
+                credentials(self.read_pool(), username).await
+            }
+            async fn set_password(&self, user: UserId, hash: &str) -> StoreResult<()> {
+                set_password(&self.reference_pool().await?, user, hash).await
+            }
+            async fn set_login_state(
+                &self,
+                user: UserId,
+                failed: i64,
+                locked_until: Option<shiyu_domain::Timestamp>,
+            ) -> StoreResult<()> {
+                set_login_state(&self.reference_pool().await?, user, failed, locked_until).await
+            }
+            async fn create_session(&self, session: &crate::Session) -> StoreResult<()> {
+                create_session(&self.reference_pool().await?, session).await
+            }
+            async fn find_session(&self, token_hash: &str) -> StoreResult<Option<(crate::Session, User)>> {
+                find_session(self.read_pool(), token_hash).await
+            }
+            async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
+                delete_session(&self.reference_pool().await?, token_hash).await
+            }
+            async fn delete_sessions_of(&self, user: UserId) -> StoreResult<()> {
+                delete_sessions_of(&self.reference_pool().await?, user).await
+            }
+            async fn create_api_token(&self, token: &crate::ApiToken) -> StoreResult<i64> {
+                create_api_token(&self.reference_pool().await?, token).await
+            }
+            async fn find_api_token(&self, token_hash: &str) -> StoreResult<Option<(crate::ApiToken, User)>> {
+                find_api_token(self.read_pool(), token_hash).await
+            }
+            async fn revoke_api_token(&self, id: i64, at: shiyu_domain::Timestamp) -> StoreResult<()> {
+                revoke_api_token(&self.reference_pool().await?, id, at).await
+            }
+            async fn put_attachment(&self, meta: &crate::AttachmentMeta, content: &[u8]) -> StoreResult<()> {
+                self.put_attachment_content(meta, content).await
+            }
+            async fn attachment(
+                &self,
+                sha256: &str,
+            ) -> StoreResult<Option<(crate::AttachmentMeta, Vec<u8>)>> {
+                self.attachment_content(sha256).await
             }
         }
     };

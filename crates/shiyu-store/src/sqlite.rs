@@ -15,7 +15,10 @@ crate::sql::shared_sql!(sqlx::Sqlite);
 /// The file inside the data folder.
 pub const DATABASE_FILE: &str = "shiyu.sqlite3";
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
+    (2, "access", include_str!("../migrations/sqlite/0002_access.sql")),
+];
 
 #[derive(Debug)]
 pub struct SqliteStore {
@@ -107,6 +110,35 @@ impl SqliteStore {
         // VACUUM INTO writes a consistent, compacted copy while readers and the writer go on.
         sqlx::query("VACUUM INTO $1").bind(target).execute(&self.readers).await?;
         Ok(())
+    }
+}
+
+impl SqliteStore {
+    /// Attachments live beside the database as files named by their hash, so that the database file stays
+    /// small and a backup of the folder takes them along.
+    fn attachment_path(&self, sha256: &str) -> StoreResult<PathBuf> {
+        let folder = self.path.parent().unwrap_or(Path::new(".")).join("attachments");
+        crate::check_sha256(sha256)?;
+        Ok(folder.join(&sha256[..2]).join(sha256))
+    }
+
+    async fn put_attachment_content(&self, meta: &crate::AttachmentMeta, content: &[u8]) -> StoreResult<()> {
+        let path = self.attachment_path(&meta.sha256)?;
+        if !path.exists() {
+            crate::write_file_durably(&path, content).await?;
+        }
+        insert_attachment(&self.reference_pool().await?, meta, None).await
+    }
+
+    async fn attachment_content(
+        &self,
+        sha256: &str,
+    ) -> StoreResult<Option<(crate::AttachmentMeta, Vec<u8>)>> {
+        let Some(meta) = attachment_meta(&self.readers, sha256).await? else { return Ok(None) };
+        let content = tokio::fs::read(self.attachment_path(sha256)?)
+            .await
+            .map_err(|e| StoreError::Other(format!("attachment {sha256}: {e}")))?;
+        Ok(Some((meta, content)))
     }
 }
 

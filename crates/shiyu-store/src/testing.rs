@@ -280,11 +280,7 @@ impl SampleWorld {
             location: Some(GeoPoint { lon: 120.86, lat: 32.01 }),
             path: path.to_vec(),
             owner: JurisdictionId(Self::COUNTY),
-            reporter: Reporter {
-                user: Some(shiyu_domain::UserId(1)),
-                anonymous: false,
-                contact_sealed: None,
-            },
+            reporter: Reporter { user: Some(shiyu_domain::UserId(1)), ..Reporter::default() },
             matter: None,
             priority: None,
         }))

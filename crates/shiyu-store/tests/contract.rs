@@ -2,10 +2,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use shiyu_domain::{replay, Action, Actor, CaseId, Command, DepartmentId, Rules, Status, Timestamp};
+use shiyu_domain::{JurisdictionId, Reporter, Role, Scope, UserId};
 use shiyu_store::postgres::PgStore;
 use shiyu_store::sqlite::SqliteStore;
 use shiyu_store::testing::{PgCluster, SampleWorld};
-use shiyu_store::{CaseService, ServiceError, Store, StoreError, WriteOptions};
+use shiyu_store::{
+    ApiToken, AttachmentMeta, AuditEntry, CaseQuery, CaseScope, CaseService, NewUser, ServiceError, Session,
+    Store, StoreError, WriteOptions,
+};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -30,6 +34,10 @@ fn all_stories() -> Vec<Story> {
         the_whole_loop_replays_to_the_stored_state,
         the_log_is_gap_free_and_ordered_for_read_models,
         writes_arriving_together_share_a_transaction,
+        case_lists_are_scoped_paged_and_filtered,
+        every_case_event_and_access_is_audited,
+        users_sessions_and_tokens_round_trip,
+        attachments_are_kept_by_content_hash,
     ]
 }
 
@@ -237,6 +245,177 @@ async fn writes_arriving_together_share_a_transaction(store: Arc<dyn Store>) {
     assert!(after.transactions - before.transactions < 256, "no batching happened: {after:?}");
     assert!(after.largest_batch > 1);
     assert_eq!(store.count_cases().await.unwrap(), 256);
+}
+
+async fn case_lists_are_scoped_paged_and_filtered(store: Arc<dyn Store>) {
+    let world = installed(&store).await;
+    let service = service(store.clone());
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let mut report = world.report(&format!("第{n}件"));
+        if let Action::Receive(new) = &mut report.action {
+            new.reporter = Reporter { tracking_code: Some(format!("CODE-{n}")), ..new.reporter.clone() };
+        }
+        ids.push(service.receive(None, &report, &actor("citizen"), NOW).await.unwrap().id);
+    }
+    let register = Command::new(Action::Register { matter: world.matters[0].clone(), priority: None });
+    service.act(ids[0], None, &register, &actor("operator"), NOW).await.unwrap();
+    let dispatch = Command::new(Action::Dispatch {
+        lead: DepartmentId(SampleWorld::LEAD_DEPARTMENT),
+        assisting: vec![],
+        basis: None,
+    });
+    service.act(ids[0], None, &dispatch, &actor("operator"), NOW).await.unwrap();
+
+    let page = |scope, status, before, limit| {
+        let store = store.clone();
+        async move {
+            let query = CaseQuery { scope, status, before, limit };
+            store.list_cases(&query).await.unwrap().into_iter().map(|(id, _)| id).collect::<Vec<_>>()
+        }
+    };
+    let newest_first: Vec<CaseId> = ids.iter().rev().copied().collect();
+    assert_eq!(page(CaseScope::All, None, None, 10).await, newest_first);
+    let county = CaseScope::Under { depth: 1, jurisdiction: JurisdictionId(SampleWorld::COUNTY) };
+    assert_eq!(page(county, None, None, 10).await, newest_first);
+    let grid = CaseScope::Under { depth: 4, jurisdiction: JurisdictionId(SampleWorld::GRID) };
+    assert_eq!(page(grid, None, None, 10).await, newest_first);
+    let other = CaseScope::Under { depth: 1, jurisdiction: JurisdictionId(SampleWorld::OTHER_COUNTY) };
+    assert!(page(other, None, None, 10).await.is_empty());
+    // Cursor paging: two pages of two, then the last one.
+    assert_eq!(page(CaseScope::All, None, None, 2).await, newest_first[..2]);
+    assert_eq!(page(CaseScope::All, None, Some(newest_first[1]), 2).await, newest_first[2..4]);
+    assert_eq!(page(CaseScope::All, None, Some(newest_first[3]), 2).await, newest_first[4..]);
+    let lead = CaseScope::Department(DepartmentId(SampleWorld::LEAD_DEPARTMENT));
+    assert_eq!(page(lead, None, None, 10).await, vec![ids[0]]);
+    let assisting = CaseScope::Department(DepartmentId(SampleWorld::ASSISTING_DEPARTMENT));
+    assert!(page(assisting, None, None, 10).await.is_empty());
+    assert_eq!(page(CaseScope::Reporter(UserId(1)), None, None, 10).await, newest_first);
+    assert!(page(CaseScope::Reporter(UserId(2)), None, None, 10).await.is_empty());
+    assert_eq!(page(CaseScope::All, Some(Status::Dispatched), None, 10).await, vec![ids[0]]);
+    assert_eq!(store.case_by_tracking_code("CODE-3").await.unwrap(), Some(ids[3]));
+    assert_eq!(store.case_by_tracking_code("CODE-9").await.unwrap(), None);
+}
+
+async fn every_case_event_and_access_is_audited(store: Arc<dyn Store>) {
+    let world = installed(&store).await;
+    let service = service(store.clone());
+    let mut report = world.report("路灯不亮");
+    report.origin = Some("10.1.2.3".into());
+    let id = service.receive(None, &report, &actor("citizen"), NOW).await.unwrap().id;
+    let register = Command::new(Action::Register { matter: world.matters[0].clone(), priority: None });
+    service.act(id, None, &register, &actor("operator"), NOW.plus_minutes(1)).await.unwrap();
+    let viewed = AuditEntry {
+        at: NOW.plus_minutes(2),
+        user: Some(UserId(4)),
+        actor: "user".into(),
+        action: "contact_viewed".into(),
+        target: Some(format!("case:{}", id.0)),
+        address: Some("10.9.9.9".into()),
+        detail: None,
+    };
+    store.audit(vec![viewed.clone()]).await.unwrap();
+    let log = store.audit_log(0, 100).await.unwrap();
+    let actions: Vec<&str> = log.iter().map(|r| r.entry.action.as_str()).collect();
+    assert_eq!(actions, ["received", "registered", "contact_viewed"]);
+    assert_eq!(log[0].entry.address.as_deref(), Some("10.1.2.3"));
+    assert_eq!(log[0].entry.user, Some(UserId(1)));
+    assert_eq!(log[1].entry.target, Some(format!("case:{}", id.0)));
+    assert_eq!(log[2].entry, viewed);
+    assert!(log.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(store.audit_log(log[1].seq, 100).await.unwrap().len(), 1);
+}
+
+async fn users_sessions_and_tokens_round_trip(store: Arc<dyn Store>) {
+    let world = installed(&store).await;
+    let added = store
+        .add_user(&NewUser {
+            username: "new_operator".into(),
+            display_name: "新值班员".into(),
+            role: Role::Operator,
+            scope: Scope::Jurisdiction(JurisdictionId(SampleWorld::COUNTY)),
+            password_hash: Some("$argon2id$first".into()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(added.id, UserId(world.users.len() as i64 + 1));
+    let duplicate = store
+        .add_user(&NewUser {
+            username: "new_operator".into(),
+            display_name: "x".into(),
+            role: Role::Citizen,
+            scope: Scope::Unbound,
+            password_hash: None,
+        })
+        .await;
+    assert!(matches!(duplicate, Err(StoreError::Conflict(_))), "{duplicate:?}");
+    let credentials = store.credentials("new_operator").await.unwrap().unwrap();
+    assert_eq!(credentials.user, added);
+    assert_eq!(credentials.password_hash.as_deref(), Some("$argon2id$first"));
+    store.set_login_state(added.id, 3, Some(NOW)).await.unwrap();
+    let locked = store.credentials("new_operator").await.unwrap().unwrap();
+    assert_eq!((locked.failed_logins, locked.locked_until), (3, Some(NOW)));
+    store.set_password(added.id, "$argon2id$second").await.unwrap();
+    let reset = store.credentials("new_operator").await.unwrap().unwrap();
+    assert_eq!(
+        (reset.failed_logins, reset.locked_until, reset.password_hash.as_deref()),
+        (0, None, Some("$argon2id$second"))
+    );
+    assert!(store.credentials("nobody").await.unwrap().is_none());
+    assert!(matches!(store.set_password(UserId(9999), "x").await, Err(StoreError::NotFound(_))));
+
+    let session = Session {
+        token_hash: "hash-1".into(),
+        user: added.id,
+        csrf_token: "csrf".into(),
+        created_at: NOW,
+        expires_at: NOW.plus_minutes(60),
+    };
+    store.create_session(&session).await.unwrap();
+    store.create_session(&Session { token_hash: "hash-2".into(), ..session.clone() }).await.unwrap();
+    assert_eq!(store.find_session("hash-1").await.unwrap(), Some((session.clone(), added.clone())));
+    store.delete_session("hash-1").await.unwrap();
+    assert_eq!(store.find_session("hash-1").await.unwrap(), None);
+    store.delete_sessions_of(added.id).await.unwrap();
+    assert_eq!(store.find_session("hash-2").await.unwrap(), None);
+
+    let token = ApiToken {
+        id: 0,
+        token_hash: "token-hash".into(),
+        name: "12345热线系统".into(),
+        user: added.id,
+        scopes: vec!["cases:create".into(), "cases:read".into()],
+        created_at: NOW,
+        revoked: false,
+    };
+    let id = store.create_api_token(&token).await.unwrap();
+    let (found, owner) = store.find_api_token("token-hash").await.unwrap().unwrap();
+    assert_eq!(found, ApiToken { id, ..token });
+    assert_eq!(owner, added);
+    store.revoke_api_token(id, NOW).await.unwrap();
+    assert!(store.find_api_token("token-hash").await.unwrap().unwrap().0.revoked);
+    assert!(matches!(store.revoke_api_token(id, NOW).await, Err(StoreError::NotFound(_))));
+}
+
+async fn attachments_are_kept_by_content_hash(store: Arc<dyn Store>) {
+    installed(&store).await;
+    let content = b"\x89PNG\r\n\x1a\n photo of the pothole".to_vec();
+    let meta = AttachmentMeta {
+        sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+        mime: "image/png".into(),
+        size: content.len() as i64,
+        name: "现场照片.png".into(),
+        uploaded_by: Some(UserId(3)),
+        created_at: NOW,
+    };
+    store.put_attachment(&meta, &content).await.unwrap();
+    store.put_attachment(&meta, &content).await.unwrap();
+    assert_eq!(store.attachment(&meta.sha256).await.unwrap(), Some((meta.clone(), content)));
+    assert_eq!(store.attachment(&"0".repeat(64)).await.unwrap(), None);
+    for bad in ["../../etc/passwd", "ABC", &"g".repeat(64)] {
+        let refused = AttachmentMeta { sha256: bad.to_string(), ..meta.clone() };
+        assert!(store.put_attachment(&refused, b"x").await.is_err(), "{bad}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

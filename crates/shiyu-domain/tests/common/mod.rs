@@ -253,6 +253,7 @@ pub fn new_case() -> NewCase {
             user: Some(user_id(CITIZEN)),
             anonymous: false,
             contact_sealed: Some("sealed:v1:3q2+7w==".into()),
+            ..Reporter::default()
         },
         matter: None,
         priority: None,
