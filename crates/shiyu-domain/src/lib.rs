@@ -23,5 +23,5 @@ pub use org::{
     Category, Department, DepartmentId, Jurisdiction, JurisdictionId, Level, Matter, Priority,
     Responsibility, Role, Scope, Stage, StageLimits, User, UserId,
 };
-pub use permissions::{authorize, can_view};
+pub use permissions::{authorize, can_view, role_may, Capability};
 pub use time::{Date, Timestamp};

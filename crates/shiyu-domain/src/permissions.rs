@@ -5,6 +5,33 @@ use crate::decide::Action;
 use crate::error::{DomainError, ErrorKind};
 use crate::org::{DepartmentId, JurisdictionId, Role, Scope};
 
+/// What a role may do outside the case loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Capability {
+    /// Create users, reset passwords, issue API tokens.
+    ManageUsers,
+    /// Read the audit log.
+    ReadAudit,
+    /// See a reporter's phone or ID number unmasked (every such view is audited).
+    ViewPersonalData,
+    /// Read the jurisdiction tree, departments and the matter catalog.
+    ReadReferenceData,
+    /// List users.
+    ListUsers,
+}
+
+/// Whether `role` has `capability`. Case actions and case reads are decided by [`authorize`] and
+/// [`can_view`]; this covers the rest.
+pub fn role_may(role: Role, capability: Capability) -> bool {
+    use Capability::*;
+    match capability {
+        ManageUsers | ReadAudit | ListUsers => role == Role::Admin,
+        // Call-backs and on-the-spot contact need the number; nobody else does.
+        ViewPersonalData => matches!(role, Role::Operator | Role::HotlineAgent),
+        ReadReferenceData => role != Role::Citizen,
+    }
+}
+
 /// How an actor must relate to a case to be allowed an action.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Relation {
@@ -68,7 +95,14 @@ fn required_relation(action: &Action, actor: &Actor) -> Option<Relation> {
             return matches!(action, Action::Receive(_) | Action::Escalate | Action::Supervise { .. })
                 .then_some(Any)
         }
-        Actor::Reporter => return matches!(action, Action::Rate { .. }).then_some(Reporter),
+        // A citizen without an account reports as the holder of the tracking code the report will get.
+        Actor::Reporter => {
+            return match action {
+                Action::Receive(_) => Some(Any),
+                Action::Rate { .. } => Some(Reporter),
+                _ => None,
+            }
+        }
         Actor::User { role, .. } => *role,
     };
     match (action, role) {

@@ -102,7 +102,8 @@ fn intake_table() -> Vec<Row> {
         ("none", receive(), LEADER_CITY, No(E::RoleNotPermitted)),
         ("none", receive(), LEAD_A, No(E::RoleNotPermitted)),
         ("none", receive(), ADMIN, No(E::RoleNotPermitted)),
-        ("none", receive(), REPORTER, No(E::RoleNotPermitted)),
+        // A citizen without an account reports as the holder of the tracking code the report will get.
+        ("none", receive(), REPORTER, Ev("received")),
         ("received", receive(), CITIZEN, No(E::CaseAlreadyExists)),
         ("closed", receive(), HOTLINE, No(E::CaseAlreadyExists)),
         ("none", new_case_with(|n| n.description = long(10_000)), CITIZEN, No(E::TextTooLong)),

@@ -122,6 +122,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn events_since(&self, after: i64, limit: u32) -> StoreResult<Vec<StoredEvent>>;
     async fn last_seq(&self) -> StoreResult<i64>;
     async fn count_cases(&self) -> StoreResult<u64>;
+    /// How many cases are in each state.
+    async fn case_counts_by_status(&self) -> StoreResult<Vec<(String, u64)>>;
 
     async fn put_jurisdictions(&self, items: &[Jurisdiction]) -> StoreResult<()>;
     async fn jurisdictions(&self) -> StoreResult<Vec<Jurisdiction>>;

@@ -214,6 +214,12 @@ macro_rules! shared_sql {
             Ok(count as u64)
         }
 
+        pub(crate) async fn case_counts_by_status(pool: &Pool) -> StoreResult<Vec<(String, u64)>> {
+            let rows: Vec<(String, i64)> =
+                sqlx::query_as("SELECT status, COUNT(*) FROM cases GROUP BY status ORDER BY status").fetch_all(pool).await?;
+            Ok(rows.into_iter().map(|(status, count)| (status, count as u64)).collect())
+        }
+
         pub(crate) async fn put_jurisdictions(pool: &Pool, items: &[Jurisdiction]) -> StoreResult<()> {
             // Parents before children, so that every chunk's references already exist.
             let mut sorted: Vec<&Jurisdiction> = items.iter().collect();
@@ -803,6 +809,9 @@ macro_rules! store_impl {
             }
             async fn count_cases(&self) -> StoreResult<u64> {
                 count_cases(self.read_pool()).await
+            }
+            async fn case_counts_by_status(&self) -> StoreResult<Vec<(String, u64)>> {
+                case_counts_by_status(self.read_pool()).await
             }
             async fn put_jurisdictions(&self, items: &[Jurisdiction]) -> StoreResult<()> {
                 put_jurisdictions(&self.reference_pool().await?, items).await

@@ -30,6 +30,21 @@ pub struct Config {
     pub server: Server,
     pub writes: Writes,
     pub deadlines: Deadlines,
+    pub security: Security,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Security {
+    /// Keys that seal reporters' phone and ID numbers: `id=BASE64[,id=BASE64…]`, the first one current.
+    /// Unset with SQLite, a key is generated once into `DATA/keys/personal-data.keys`.
+    pub personal_data_keys: Option<Secret>,
+    /// Mark session cookies Secure (serve over TLS or behind a TLS proxy).
+    pub secure_cookies: bool,
+    /// How long a sign-in lasts, in minutes.
+    pub session_minutes: i64,
+    /// Requests per minute one address may make to the public endpoints and to sign-in (0: unlimited).
+    pub public_requests_per_minute: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -61,6 +76,17 @@ pub struct Deadlines {
     pub yellow_permille: u32,
     /// Extra calendar files (the format of `calendars/cn-2026.txt`) for later years or local holidays.
     pub calendar_files: Vec<PathBuf>,
+}
+
+impl Default for Security {
+    fn default() -> Security {
+        Security {
+            personal_data_keys: None,
+            secure_cookies: false,
+            session_minutes: 720,
+            public_requests_per_minute: 120,
+        }
+    }
 }
 
 impl Default for Storage {
@@ -112,6 +138,19 @@ max_batch = 512
 yellow_permille = 200
 # Extra working-calendar files, in the format of crates/shiyu-domain/calendars/cn-2026.txt.
 calendar_files = []
+
+[security]
+# Keys that seal reporters' phone and ID numbers (AES-256-GCM): "id=BASE64[,id=BASE64…]", the first one
+# current, older ones kept to open what they sealed. Generate one with `shiyu new-key`. Give it as
+# SHIYU_SECURITY__PERSONAL_DATA_KEYS rather than here. Unset with SQLite, a key is generated once into
+# DATA/keys/personal-data.keys (mode 600); PostgreSQL deployments must set it.
+# personal_data_keys = ""
+# Mark session cookies Secure (when served over TLS, directly or behind a proxy).
+secure_cookies = false
+# How long a sign-in lasts, in minutes.
+session_minutes = 720
+# Requests per minute one address may make to the public endpoints and to sign-in (0: unlimited).
+public_requests_per_minute = 120
 "#;
 
 impl Config {

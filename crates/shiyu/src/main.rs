@@ -4,6 +4,7 @@ mod bench;
 mod clock;
 mod config;
 mod demo;
+mod serve;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -42,6 +43,19 @@ enum Command {
         #[arg(long)]
         to: PathBuf,
     },
+    /// Serves the JSON API.
+    Serve {
+        /// Address to listen on (default from the configuration: 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Manages users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Prints a new key for sealing personal data, as `id=BASE64`.
+    NewKey,
     /// Builds the demo city 南通 in the data folder (once) and walks simulated reports through the loop.
     Demo {
         /// How many new reports to simulate.
@@ -60,6 +74,27 @@ enum Command {
         /// Also print the figures as one JSON object on the last line.
         #[arg(long, global = true)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Creates a user; the password is read from standard input.
+    Add {
+        username: String,
+        #[arg(long)]
+        role: String,
+        /// Code of the jurisdiction the user works for.
+        #[arg(long)]
+        jurisdiction: Option<String>,
+        /// Id of the department (for department handlers).
+        #[arg(long)]
+        department: Option<i64>,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Read the password from standard input (the only way: never on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
     },
 }
 
@@ -110,6 +145,24 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             store.backup(&to).await.with_context(|| format!("backing up to {}", to.display()))?;
             println!("backup written to {}", to.display());
         }
+        Command::Serve { listen } => {
+            init_logging();
+            let store = open_store(&config, false).await?;
+            let listen = listen.unwrap_or_else(|| config.server.listen.clone());
+            serve::serve(store, rules(&config)?, &config, &listen).await?;
+        }
+        Command::User {
+            command:
+                UserCommand::Add { username, role, jurisdiction, department, display_name, password_stdin: _ },
+        } => {
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password).context("reading the password from standard input")?;
+            let store = open_store(&config, false).await?;
+            let password = password.trim_end_matches(['\r', '\n']).to_string();
+            serve::add_user(store, &username, display_name, &role, jurisdiction, department, password)
+                .await?;
+        }
+        Command::NewKey => println!("k{}={}", clock::now().0 / 1000, shiyu_auth::Sealer::generate_key()),
         Command::Demo { cases, days, seed } => {
             let store = open_store(&config, false).await?;
             demo::run(store, rules(&config)?, demo::DemoOptions { cases, days, seed }).await?;
@@ -131,6 +184,18 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Logs go to standard error; `RUST_LOG` chooses the level (default `info`), `SHIYU_LOG_JSON=1` makes them JSON.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if std::env::var("SHIYU_LOG_JSON").is_ok_and(|v| v == "1") {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 /// Opens the configured store. SQLite always migrates; PostgreSQL only when asked (`shiyu migrate`).

@@ -1,0 +1,481 @@
+//! Staff endpoints of the case loop: intake, lists, a case and its history, every action, and the audited
+//! view of a reporter's personal data.
+
+use super::{page_size, JsonBody};
+use crate::auth::Caller;
+use crate::errors::{ErrorBody, WebError, WebResult};
+use crate::reference::Reference;
+use crate::views::{parse_name, AttachmentView, CaseView, EventView, LocationView, Page};
+use crate::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use shiyu_domain::{
+    can_view, role_may, Action, Actor, AttachmentRef, Capability, CaseId, CaseState, Channel, Command,
+    DepartmentId, GeoPoint, JurisdictionId, NewCase, Priority, Reporter, Role, Scope, Status, Timestamp,
+};
+use shiyu_store::{CaseQuery, CaseScope};
+use utoipa::{IntoParams, ToSchema};
+
+/// The header that makes a submission safe to retry.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// Which cases a caller's lists contain; mirrors `can_view`.
+pub fn list_scope(actor: &Actor, reference: &Reference) -> WebResult<CaseScope> {
+    match actor {
+        Actor::System => Ok(CaseScope::All),
+        Actor::Reporter => Err(WebError::forbidden()),
+        Actor::User { role: Role::Admin, .. } => Err(WebError::forbidden()),
+        Actor::User { role: Role::Citizen, user, .. } => Ok(CaseScope::Reporter(*user)),
+        Actor::User { scope: Scope::Department(d), .. } => Ok(CaseScope::Department(*d)),
+        Actor::User { scope: Scope::Jurisdiction(j), .. } => {
+            let depth = reference.depth(*j).ok_or_else(WebError::forbidden)?;
+            Ok(CaseScope::Under { depth, jurisdiction: *j })
+        }
+        Actor::User { scope: Scope::Unbound, .. } => Err(WebError::forbidden()),
+    }
+}
+
+/// Loads a case the actor may see; any other case, existing or not, is 404 alike.
+pub async fn visible_case(state: &AppState, actor: &Actor, id: CaseId) -> WebResult<CaseState> {
+    match state.store.load_case(id).await? {
+        Some(case) if can_view(&case, actor) => Ok(case),
+        _ => Err(WebError::not_found()),
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Only cases in this state (received, registered, dispatched, handling, handled, verified, closed,
+    /// rejected, merged, voided).
+    pub status: Option<String>,
+    /// The `next` cursor of the previous page.
+    pub before: Option<i64>,
+    /// Page size, at most 200 (default 50).
+    pub limit: Option<u32>,
+}
+
+/// Cases within the caller's jurisdiction, department or own reports, newest first.
+#[utoipa::path(get, path = "/api/cases", tag = "cases", params(ListParams),
+    responses((status = 200, body = Page<CaseView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<ListParams>,
+) -> WebResult<Json<Page<CaseView>>> {
+    let actor = caller.actor()?;
+    let scope = list_scope(&actor, &state.reference.get())?;
+    let status = match params.status.as_deref() {
+        None => None,
+        Some(text) => Some(
+            parse_name::<Status>(text)
+                .ok_or_else(|| WebError::invalid(format!("unknown status `{text}`")))?,
+        ),
+    };
+    let limit = page_size(params.limit);
+    let query = CaseQuery { scope, status, before: params.before.map(CaseId), limit };
+    let now = state.now();
+    let cases = state.store.list_cases(&query).await?;
+    let next = (cases.len() as u32 == limit).then(|| cases.last().map(|(id, _)| id.0)).flatten();
+    let items = cases
+        .iter()
+        .filter(|(_, case)| can_view(case, &actor))
+        .map(|(id, case)| CaseView::of(*id, case, now, &state.sealer))
+        .collect();
+    Ok(Json(Page { items, next }))
+}
+
+/// One case.
+#[utoipa::path(get, path = "/api/cases/{id}", tag = "cases", params(("id" = i64, Path)),
+    responses((status = 200, body = CaseView), (status = 404, body = ErrorBody)))]
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> WebResult<Json<CaseView>> {
+    let actor = caller.actor()?;
+    let case = visible_case(&state, &actor, CaseId(id)).await?;
+    Ok(Json(CaseView::of(CaseId(id), &case, state.now(), &state.sealer)))
+}
+
+/// A case's whole history (全程留痕): who did what, when, why, with which evidence.
+#[utoipa::path(get, path = "/api/cases/{id}/history", tag = "cases", params(("id" = i64, Path)),
+    responses((status = 200, body = Vec<EventView>), (status = 404, body = ErrorBody)))]
+pub async fn history(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> WebResult<Json<Vec<EventView>>> {
+    let actor = caller.actor()?;
+    visible_case(&state, &actor, CaseId(id)).await?;
+    let events = state.store.case_history(CaseId(id)).await?;
+    Ok(Json(events.iter().map(EventView::of).collect()))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PersonalDataView {
+    pub phone: Option<String>,
+    pub id_number: Option<String>,
+}
+
+/// The reporter's phone and ID number unmasked, for the roles that call reporters back. Every view is
+/// written to the audit log.
+#[utoipa::path(get, path = "/api/cases/{id}/personal-data", tag = "cases", params(("id" = i64, Path)),
+    responses((status = 200, body = PersonalDataView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn personal_data(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> WebResult<Json<PersonalDataView>> {
+    let actor = caller.actor()?;
+    let case = visible_case(&state, &actor, CaseId(id)).await?;
+    if !actor.role().is_some_and(|role| role_may(role, Capability::ViewPersonalData)) {
+        return Err(WebError::forbidden());
+    }
+    let open = |sealed: &Option<String>| -> WebResult<Option<String>> {
+        sealed.as_ref().map(|s| state.sealer.open(s).map_err(WebError::from)).transpose()
+    };
+    let view = PersonalDataView {
+        phone: open(&case.reporter.contact_sealed)?,
+        id_number: open(&case.reporter.id_number_sealed)?,
+    };
+    let shown: Vec<&str> =
+        [view.phone.as_ref().map(|_| "phone"), view.id_number.as_ref().map(|_| "id_number")]
+            .into_iter()
+            .flatten()
+            .collect();
+    let entry =
+        caller.audit(state.now(), "personal_data_viewed", Some(format!("case:{id}")), Some(shown.join(",")));
+    state.store.audit(vec![entry]).await?;
+    Ok(Json(view))
+}
+
+/// A report taken by staff: a hotline call, a grid worker's patrol, a walk-in.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCaseRequest {
+    /// hotline, app, mini_program, grid_patrol, sensor or other
+    pub channel: String,
+    pub description: String,
+    pub address: Option<String>,
+    pub location: Option<LocationView>,
+    /// Code of the community, grid or micro-grid where it happened.
+    pub jurisdiction: String,
+    /// The matter, if already known (catalog code).
+    pub matter: Option<String>,
+    /// urgent, high, normal or low
+    pub priority: Option<String>,
+    pub reporter_phone: Option<String>,
+    pub reporter_id_number: Option<String>,
+    #[serde(default)]
+    pub anonymous: bool,
+    #[serde(default)]
+    pub attachments: Vec<AttachmentView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedView {
+    pub case: CaseView,
+    /// false when the Idempotency-Key was used before: `case` is the earlier one.
+    pub created: bool,
+    pub tracking_code: Option<String>,
+}
+
+/// Where a new report belongs: the chain of jurisdictions down to `code`, and the command center that
+/// registers it. Until smart dispatch decides the center, the county-level center does.
+pub fn intake_place(reference: &Reference, code: &str) -> WebResult<(Vec<JurisdictionId>, JurisdictionId)> {
+    let unknown = || {
+        WebError::refused(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "JURISDICTION_UNKNOWN",
+            "未知的辖区编码",
+            "Unknown jurisdiction code",
+        )
+        .with_details(code.to_string())
+    };
+    let id = reference.by_code.get(code).copied().ok_or_else(unknown)?;
+    let path = reference.path_to(id).ok_or_else(unknown)?;
+    let owner = *path.get(1).or(path.first()).ok_or_else(unknown)?;
+    Ok((path, owner))
+}
+
+/// Checks and seals a phone number and an ID number.
+pub fn sealed_contacts(
+    state: &AppState,
+    phone: Option<&str>,
+    id_number: Option<&str>,
+) -> WebResult<(Option<String>, Option<String>)> {
+    let phone = phone.map(str::trim).filter(|p| !p.is_empty());
+    let id_number = id_number.map(str::trim).filter(|p| !p.is_empty());
+    if let Some(p) = phone {
+        if !shiyu_auth::is_valid_mobile(p) {
+            return Err(WebError::refused(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "PHONE_INVALID",
+                "手机号码格式不正确",
+                "The mobile number is not valid",
+            ));
+        }
+    }
+    if let Some(id) = id_number {
+        if !shiyu_auth::is_valid_id_number(&id.to_uppercase()) {
+            return Err(WebError::refused(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "ID_NUMBER_INVALID",
+                "身份证号码不正确",
+                "The resident ID number is not valid",
+            ));
+        }
+    }
+    let seal = |text: Option<&str>| text.map(|t| state.sealer.seal(t)).transpose().map_err(WebError::from);
+    Ok((seal(phone)?, seal(id_number.map(str::to_uppercase).as_deref())?))
+}
+
+pub fn check_location(location: Option<LocationView>) -> WebResult<Option<GeoPoint>> {
+    match location {
+        None => Ok(None),
+        Some(LocationView { lon, lat })
+            if lon.is_finite()
+                && lat.is_finite()
+                && (73.0..=136.0).contains(&lon)
+                && (3.0..=54.0).contains(&lat) =>
+        {
+            Ok(Some(GeoPoint { lon, lat }))
+        }
+        Some(_) => Err(WebError::refused(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "LOCATION_OUTSIDE_AREA",
+            "坐标不在服务范围内",
+            "The coordinates are outside the area served",
+        )),
+    }
+}
+
+fn attachments(views: &[AttachmentView]) -> Vec<AttachmentRef> {
+    views.iter().map(|a| AttachmentRef { sha256: a.sha256.clone(), name: a.name.clone() }).collect()
+}
+
+/// Takes in a report recorded by staff (hotline agents, grid workers, operators, mediators) or a machine
+/// client. With an `Idempotency-Key` header a retried submission returns the same case.
+#[utoipa::path(post, path = "/api/cases", tag = "cases", request_body = NewCaseRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "makes the submission safe to retry")),
+    responses((status = 201, body = CreatedView), (status = 200, description = "retry of an earlier submission", body = CreatedView),
+              (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    JsonBody(request): JsonBody<NewCaseRequest>,
+) -> WebResult<(StatusCode, Json<CreatedView>)> {
+    let actor = caller.actor()?;
+    let reference = state.reference.get();
+    let channel = parse_name::<Channel>(&request.channel)
+        .ok_or_else(|| WebError::invalid(format!("unknown channel `{}`", request.channel)))?;
+    let (path, owner) = intake_place(&reference, &request.jurisdiction)?;
+    let matter = match &request.matter {
+        None => None,
+        Some(code) => Some(reference.matters.get(code).cloned().ok_or_else(|| unknown_matter(code))?),
+    };
+    let priority = parse_priority(request.priority.as_deref())?;
+    let (contact_sealed, id_number_sealed) =
+        sealed_contacts(&state, request.reporter_phone.as_deref(), request.reporter_id_number.as_deref())?;
+    let tracking_code = shiyu_auth::tracking_code();
+    let command = Command {
+        attachments: attachments(&request.attachments),
+        origin: caller.address.clone(),
+        ..Command::new(Action::Receive(NewCase {
+            channel,
+            description: request.description,
+            address: request.address,
+            location: check_location(request.location)?,
+            path,
+            owner,
+            reporter: Reporter {
+                user: None,
+                anonymous: request.anonymous,
+                contact_sealed,
+                id_number_sealed,
+                tracking_code: Some(tracking_code),
+            },
+            matter,
+            priority,
+        }))
+    };
+    let key = idempotency_key(&headers, &format!("user:{}", caller.user()?.id.0))?;
+    let created = state.service.receive(key, &command, &actor, state.now()).await?;
+    let status = if created.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((
+        status,
+        Json(CreatedView {
+            tracking_code: created.state.reporter.tracking_code.clone(),
+            case: CaseView::of(created.id, &created.state, state.now(), &state.sealer),
+            created: created.created,
+        }),
+    ))
+}
+
+/// The idempotency key of a request, namespaced by who sent it so that two clients never collide.
+pub fn idempotency_key(headers: &HeaderMap, namespace: &str) -> WebResult<Option<String>> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else { return Ok(None) };
+    let key =
+        value.to_str().ok().map(str::trim).filter(|k| !k.is_empty() && k.len() <= 128).ok_or_else(|| {
+            WebError::refused(
+                StatusCode::BAD_REQUEST,
+                "IDEMPOTENCY_KEY_INVALID",
+                "Idempotency-Key 须为1到128个可见字符",
+                "Idempotency-Key must be 1 to 128 visible characters",
+            )
+        })?;
+    Ok(Some(format!("{namespace}:{key}")))
+}
+
+fn unknown_matter(code: &str) -> WebError {
+    WebError::refused(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "MATTER_UNKNOWN",
+        "事项清单中没有该事项",
+        "The matter is not in the catalog",
+    )
+    .with_details(code.to_string())
+}
+
+fn parse_priority(text: Option<&str>) -> WebResult<Option<Priority>> {
+    text.map(|t| {
+        parse_name::<Priority>(t).ok_or_else(|| WebError::invalid(format!("unknown priority `{t}`")))
+    })
+    .transpose()
+}
+
+/// An action on a case, with the reason, evidence and the version it was decided on.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActionRequest {
+    pub action: ActionBody,
+    pub note: Option<String>,
+    #[serde(default)]
+    pub attachments: Vec<AttachmentView>,
+    /// The `version` the caller looked at; the action is refused with 409 if the case moved on.
+    pub expected_version: Option<u64>,
+}
+
+/// Every action of the closed loop, named by `type`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ActionBody {
+    /// 立案
+    Register { matter: String, priority: Option<String> },
+    /// 不予立案 (note required)
+    Reject,
+    /// 派遣 to a lead department and any assisting ones (联办)
+    Dispatch {
+        lead: i64,
+        #[serde(default)]
+        assisting: Vec<i64>,
+        basis: Option<String>,
+    },
+    /// 签收 (部门报到)
+    Accept,
+    /// 处置反馈 (note required)
+    ReportBack,
+    /// 核查; a failure (note required) sends the work back
+    Verify { passed: bool },
+    /// 结案
+    Close,
+    /// 评价 (回访 by the hotline, or the reporter through the public endpoint)
+    Rate { score: u8, comment: Option<String> },
+    /// 就地解决 by a grid worker (note required)
+    ResolveOnSpot { matter: String },
+    /// 退回 (note required)
+    Return,
+    /// 延期申请 (note required)
+    RequestExtension { minutes: u32 },
+    /// 延期审批 (note required to deny)
+    DecideExtension { approve: bool },
+    /// 督办 with its own deadline (ms since epoch; note required)
+    Supervise { due: i64 },
+    /// 上报 to the level above (note required)
+    Escalate,
+    /// 合并 into another case
+    Merge { into: i64 },
+    /// 挂起 (note required)
+    Suspend,
+    /// 恢复
+    Resume,
+    /// 作废 (note required)
+    Void,
+    /// 重新打开 (note required)
+    Reopen,
+    /// 领导批示 (note required)
+    Instruct,
+}
+
+fn domain_action(body: ActionBody, reference: &Reference) -> WebResult<Action> {
+    let matter = |code: &str| reference.matters.get(code).cloned().ok_or_else(|| unknown_matter(code));
+    let department = |id: i64| {
+        reference.departments.contains_key(&DepartmentId(id)).then_some(DepartmentId(id)).ok_or_else(|| {
+            WebError::refused(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "DEPARTMENT_UNKNOWN",
+                "部门不存在",
+                "The department does not exist",
+            )
+            .with_details(id.to_string())
+        })
+    };
+    Ok(match body {
+        ActionBody::Register { matter: code, priority } => {
+            Action::Register { matter: matter(&code)?, priority: parse_priority(priority.as_deref())? }
+        }
+        ActionBody::Reject => Action::Reject,
+        ActionBody::Dispatch { lead, assisting, basis } => Action::Dispatch {
+            lead: department(lead)?,
+            assisting: assisting.into_iter().map(department).collect::<WebResult<_>>()?,
+            basis,
+        },
+        ActionBody::Accept => Action::Accept,
+        ActionBody::ReportBack => Action::ReportBack,
+        ActionBody::Verify { passed } => Action::Verify { passed },
+        ActionBody::Close => Action::Close,
+        ActionBody::Rate { score, comment } => Action::Rate { score, comment },
+        ActionBody::ResolveOnSpot { matter: code } => Action::ResolveOnSpot { matter: matter(&code)? },
+        ActionBody::Return => Action::Return,
+        ActionBody::RequestExtension { minutes } => Action::RequestExtension { minutes },
+        ActionBody::DecideExtension { approve } => Action::DecideExtension { approve },
+        ActionBody::Supervise { due } => Action::Supervise { due: Timestamp(due) },
+        ActionBody::Escalate => Action::Escalate,
+        ActionBody::Merge { into } => Action::Merge { into: CaseId(into) },
+        ActionBody::Suspend => Action::Suspend,
+        ActionBody::Resume => Action::Resume,
+        ActionBody::Void => Action::Void,
+        ActionBody::Reopen => Action::Reopen,
+        ActionBody::Instruct => Action::Instruct,
+    })
+}
+
+/// Takes an action on a case. The domain decides whether the caller may (role, jurisdiction, department)
+/// and whether the case's state allows it.
+#[utoipa::path(post, path = "/api/cases/{id}/actions", tag = "cases", params(("id" = i64, Path)), request_body = ActionRequest,
+    responses((status = 200, body = CaseView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, description = "the state forbids it, or someone changed the case first", body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn act(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    JsonBody(request): JsonBody<ActionRequest>,
+) -> WebResult<Json<CaseView>> {
+    let actor = caller.actor()?;
+    visible_case(&state, &actor, CaseId(id)).await?;
+    let action = domain_action(request.action, &state.reference.get())?;
+    let command = Command {
+        action,
+        note: request.note,
+        attachments: attachments(&request.attachments),
+        origin: caller.address.clone(),
+    };
+    let now = state.now();
+    let case = state.service.act(CaseId(id), request.expected_version, &command, &actor, now).await?;
+    Ok(Json(CaseView::of(CaseId(id), &case, now, &state.sealer)))
+}

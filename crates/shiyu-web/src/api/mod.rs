@@ -1,0 +1,95 @@
+//! The JSON API's routes and the pieces every handler shares.
+
+pub mod admin;
+pub mod cases;
+pub mod public;
+
+use crate::errors::WebError;
+use crate::AppState;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::de::DeserializeOwned;
+
+/// The default and the largest page size of every list.
+pub const DEFAULT_PAGE: u32 = 50;
+pub const MAX_PAGE: u32 = 200;
+
+pub fn page_size(limit: Option<u32>) -> u32 {
+    limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE)
+}
+
+/// A JSON body whose every refusal (malformed JSON, unknown fields, wrong types, oversize) answers in the
+/// API's error shape.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = WebError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(JsonBody(value)),
+            Err(rejection) => Err(json_refusal(rejection)),
+        }
+    }
+}
+
+fn json_refusal(rejection: JsonRejection) -> WebError {
+    use axum::http::StatusCode;
+    let detail = rejection.body_text();
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => WebError::refused(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "JSON_EXPECTED",
+            "请求体须为JSON（Content-Type: application/json）",
+            "The body must be JSON (Content-Type: application/json)",
+        ),
+        JsonRejection::JsonSyntaxError(_) => WebError::refused(
+            StatusCode::BAD_REQUEST,
+            "MALFORMED_JSON",
+            "JSON格式错误",
+            "The JSON is malformed",
+        )
+        .with_details(detail),
+        JsonRejection::JsonDataError(_) => WebError::refused(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "INVALID_FIELDS",
+            "字段缺失、类型错误或包含未知字段",
+            "A field is missing, has the wrong type, or is unknown",
+        )
+        .with_details(detail),
+        _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => WebError::refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "BODY_TOO_LARGE",
+            "请求体过大",
+            "The request body is too large",
+        ),
+        _ => WebError::refused(rejection.status(), "BAD_REQUEST", "请求无效", "The request is invalid")
+            .with_details(detail),
+    }
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/session", post(crate::auth::login).delete(crate::auth::logout))
+        .route("/api/me", get(crate::auth::me))
+        .route("/api/me/password", post(crate::auth::change_password))
+        .route("/api/cases", get(cases::list).post(cases::create))
+        .route("/api/cases/{id}", get(cases::show))
+        .route("/api/cases/{id}/history", get(cases::history))
+        .route("/api/cases/{id}/actions", post(cases::act))
+        .route("/api/cases/{id}/personal-data", get(cases::personal_data))
+        .route("/api/public/reports", post(public::report))
+        .route("/api/public/reports/{code}", get(public::track))
+        .route("/api/public/reports/{code}/rating", post(public::rate))
+        .route("/api/jurisdictions", get(admin::jurisdictions))
+        .route("/api/departments", get(admin::departments))
+        .route("/api/catalog", get(admin::catalog))
+        .route("/api/users", get(admin::list_users).post(admin::create_user))
+        .route("/api/users/{id}/password", post(admin::reset_password))
+        .route("/api/tokens", post(admin::create_token))
+        .route("/api/tokens/{id}", axum::routing::delete(admin::revoke_token))
+        .route("/api/audit", get(admin::audit))
+}

@@ -1,0 +1,141 @@
+//! The citizens' endpoints: report without an account, follow by tracking code, rate once after closure.
+//! Only public progress leaves here: never staff notes, names or anyone else's data.
+
+use super::cases::{check_location, idempotency_key, intake_place, sealed_contacts};
+use super::JsonBody;
+use crate::auth::Caller;
+use crate::errors::{ErrorBody, WebError, WebResult};
+use crate::views::{public_step, LocationView, TrackView};
+use crate::AppState;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use shiyu_domain::{Action, Actor, CaseId, CaseState, Channel, Command, NewCase, Reporter, Status};
+use utoipa::ToSchema;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublicReport {
+    pub description: String,
+    pub address: Option<String>,
+    pub location: Option<LocationView>,
+    /// Code of the community (or grid) where it happened.
+    pub jurisdiction: String,
+    /// A mobile number to be called back on; stored encrypted and shown masked.
+    pub phone: Option<String>,
+    /// Report without leaving a name (a phone number may still be left for the call-back).
+    #[serde(default)]
+    pub anonymous: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublicReceipt {
+    /// Keep it: it is the only way to follow and rate the case.
+    pub tracking_code: String,
+    pub status: String,
+    pub status_label: String,
+    /// false when the Idempotency-Key was used before; the receipt is the earlier one.
+    pub created: bool,
+}
+
+/// Reports a problem without an account. Send an `Idempotency-Key` header: a retried submission returns the
+/// same case and tracking code.
+#[utoipa::path(post, path = "/api/public/reports", tag = "citizens", request_body = PublicReport,
+    params(("Idempotency-Key" = Option<String>, Header, description = "makes the submission safe to retry")),
+    responses((status = 201, body = PublicReceipt), (status = 200, description = "retry of an earlier submission", body = PublicReceipt),
+              (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn report(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    JsonBody(request): JsonBody<PublicReport>,
+) -> WebResult<(StatusCode, Json<PublicReceipt>)> {
+    let reference = state.reference.get();
+    let (path, owner) = intake_place(&reference, &request.jurisdiction)?;
+    let (contact_sealed, _) = sealed_contacts(&state, request.phone.as_deref(), None)?;
+    let command = Command {
+        origin: caller.address.clone(),
+        ..Command::new(Action::Receive(NewCase {
+            channel: Channel::App,
+            description: request.description,
+            address: request.address,
+            location: check_location(request.location)?,
+            path,
+            owner,
+            reporter: Reporter {
+                user: None,
+                anonymous: request.anonymous,
+                contact_sealed,
+                id_number_sealed: None,
+                tracking_code: Some(shiyu_auth::tracking_code()),
+            },
+            matter: None,
+            priority: None,
+        }))
+    };
+    let key = idempotency_key(&headers, "public")?;
+    let created = state.service.receive(key, &command, &Actor::Reporter, state.now()).await?;
+    let case = &created.state;
+    Ok((
+        if created.created { StatusCode::CREATED } else { StatusCode::OK },
+        Json(PublicReceipt {
+            tracking_code: case.reporter.tracking_code.clone().unwrap_or_default(),
+            status: case.status.as_str().into(),
+            status_label: case.status.label_zh().into(),
+            created: created.created,
+        }),
+    ))
+}
+
+async fn by_code(state: &AppState, code: &str) -> WebResult<(CaseId, CaseState)> {
+    let normalised = code.trim().to_uppercase();
+    let id = state.store.case_by_tracking_code(&normalised).await?.ok_or_else(WebError::not_found)?;
+    let case = state.store.load_case(id).await?.ok_or_else(WebError::not_found)?;
+    Ok((id, case))
+}
+
+/// Follows a case by its tracking code: public progress only.
+#[utoipa::path(get, path = "/api/public/reports/{code}", tag = "citizens", params(("code" = String, Path)),
+    responses((status = 200, body = TrackView), (status = 404, body = ErrorBody)))]
+pub async fn track(State(state): State<AppState>, Path(code): Path<String>) -> WebResult<Json<TrackView>> {
+    let (id, case) = by_code(&state, &code).await?;
+    let history = state.store.case_history(id).await?;
+    Ok(Json(TrackView {
+        tracking_code: case.reporter.tracking_code.clone().unwrap_or_default(),
+        status: case.status.as_str().into(),
+        status_label: case.status.label_zh().into(),
+        received_at: case.received_at.0,
+        updated_at: case.updated_at.0,
+        steps: history.iter().filter_map(|e| public_step(&e.event)).collect(),
+        rating: case.rating.as_ref().map(|r| r.score),
+        can_rate: case.status == Status::Closed && case.rating.is_none(),
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublicRating {
+    /// 1 (very dissatisfied) to 5 (very satisfied)
+    pub score: u8,
+    pub comment: Option<String>,
+}
+
+/// Rates a closed case, once.
+#[utoipa::path(post, path = "/api/public/reports/{code}/rating", tag = "citizens", params(("code" = String, Path)),
+    request_body = PublicRating,
+    responses((status = 200, body = TrackView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn rate(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(code): Path<String>,
+    JsonBody(rating): JsonBody<PublicRating>,
+) -> WebResult<Json<TrackView>> {
+    let (id, _) = by_code(&state, &code).await?;
+    let command = Command {
+        origin: caller.address.clone(),
+        ..Command::new(Action::Rate { score: rating.score, comment: rating.comment })
+    };
+    state.service.act(id, None, &command, &Actor::Reporter, state.now()).await?;
+    track(State(state), Path(code)).await
+}

@@ -1,0 +1,305 @@
+//! Who is calling: a session cookie (browsers, with a CSRF token for writes), a bearer API token (machine
+//! clients, with `read`/`write` scopes), or nobody. What they may then do is decided by the domain's
+//! permissions, never here.
+
+use crate::errors::{WebError, WebResult};
+use crate::views::UserView;
+use crate::AppState;
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use shiyu_domain::{Actor, Role, Scope, Timestamp, User};
+use shiyu_store::{AuditEntry, Session};
+use std::net::SocketAddr;
+use utoipa::ToSchema;
+
+pub const SESSION_COOKIE: &str = "shiyu_session";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The caller of a request.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub principal: Principal,
+    /// The client's network address, for the audit trail.
+    pub address: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Principal {
+    Anonymous,
+    /// Signed in through a session (browser) or an API token (machine client).
+    User {
+        user: User,
+        session_token_hash: Option<String>,
+    },
+}
+
+impl Caller {
+    /// The signed-in user, or 401.
+    pub fn user(&self) -> WebResult<&User> {
+        match &self.principal {
+            Principal::User { user, .. } => Ok(user),
+            Principal::Anonymous => Err(WebError::unauthenticated()),
+        }
+    }
+
+    /// The domain actor for a signed-in user.
+    pub fn actor(&self) -> WebResult<Actor> {
+        let user = self.user()?;
+        Ok(Actor::User { user: user.id, role: user.role, scope: user.scope })
+    }
+
+    pub fn audit(
+        &self,
+        at: Timestamp,
+        action: &str,
+        target: Option<String>,
+        detail: Option<String>,
+    ) -> AuditEntry {
+        let user = match &self.principal {
+            Principal::User { user, .. } => Some(user.id),
+            Principal::Anonymous => None,
+        };
+        AuditEntry {
+            at,
+            user,
+            actor: if user.is_some() { "user".into() } else { "anonymous".into() },
+            action: action.into(),
+            target,
+            address: self.address.clone(),
+            detail,
+        }
+    }
+}
+
+fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let address = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+        let writes = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        let now = state.now();
+        if let Some(token) = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+            let token = token.strip_prefix("Bearer ").ok_or_else(WebError::unauthenticated)?;
+            let Some((api_token, user)) = state.store.find_api_token(&shiyu_auth::token_hash(token)).await?
+            else {
+                return Err(WebError::unauthenticated());
+            };
+            let scope = if writes { "write" } else { "read" };
+            if api_token.revoked || !api_token.scopes.iter().any(|s| s == scope) {
+                return Err(
+                    WebError::forbidden().with_details(format!("the token lacks the `{scope}` scope"))
+                );
+            }
+            return Ok(Caller { principal: Principal::User { user, session_token_hash: None }, address });
+        }
+        let Some(token) = cookie_value(&parts.headers, SESSION_COOKIE) else {
+            return Ok(Caller { principal: Principal::Anonymous, address });
+        };
+        let hash = shiyu_auth::token_hash(token);
+        let Some((session, user)) = state.store.find_session(&hash).await? else {
+            return Ok(Caller { principal: Principal::Anonymous, address });
+        };
+        if session.expires_at <= now {
+            state.store.delete_session(&hash).await?;
+            return Ok(Caller { principal: Principal::Anonymous, address });
+        }
+        if writes {
+            let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+            if !shiyu_auth::constant_time_eq(sent.as_bytes(), session.csrf_token.as_bytes()) {
+                return Err(WebError::refused(
+                    StatusCode::FORBIDDEN,
+                    "CSRF_TOKEN_INVALID",
+                    "请求缺少有效的CSRF令牌",
+                    "The request lacks a valid CSRF token (send the X-CSRF-Token header)",
+                ));
+            }
+        }
+        Ok(Caller { principal: Principal::User { user, session_token_hash: Some(hash) }, address })
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginResponse {
+    pub user: UserView,
+    /// Send this back in the `X-CSRF-Token` header of every write made with the session cookie.
+    pub csrf_token: String,
+    pub expires_at: i64,
+}
+
+fn login_failed() -> WebError {
+    WebError::refused(
+        StatusCode::UNAUTHORIZED,
+        "LOGIN_FAILED",
+        "用户名或密码错误",
+        "Wrong username or password",
+    )
+}
+
+/// Signs in with a username and password; sets the session cookie.
+#[utoipa::path(post, path = "/api/session", tag = "sign-in", request_body = LoginRequest,
+    responses((status = 200, body = LoginResponse), (status = 401, body = crate::errors::ErrorBody),
+              (status = 429, description = "locked after repeated failures", body = crate::errors::ErrorBody)))]
+pub async fn login(
+    State(state): State<AppState>,
+    caller: Caller,
+    crate::api::JsonBody(request): crate::api::JsonBody<LoginRequest>,
+) -> WebResult<Response> {
+    let now = state.now();
+    let settings = state.settings.clone();
+    let credentials = state.store.credentials(&request.username).await?;
+    let Some(credentials) = credentials.filter(|c| c.user.role != Role::Citizen || c.password_hash.is_some())
+    else {
+        // Spend the same effort as a real check, so that timing does not tell which usernames exist.
+        let _ = verify_in_background(request.password, None).await;
+        return Err(login_failed());
+    };
+    if let Some(until) = credentials.locked_until.filter(|until| *until > now) {
+        return Err(WebError::refused(
+            StatusCode::TOO_MANY_REQUESTS,
+            "ACCOUNT_LOCKED",
+            "登录失败次数过多，账号已临时锁定",
+            "Too many failed sign-ins; the account is locked for a while",
+        )
+        .with_details(format!("locked until {until}")));
+    }
+    let user = credentials.user.clone();
+    if !verify_in_background(request.password, credentials.password_hash.clone()).await {
+        let failed = credentials.failed_logins + 1;
+        let lock = (failed >= settings.lockout_after).then(|| now.plus_minutes(settings.lockout_minutes));
+        state.store.set_login_state(user.id, failed, lock).await?;
+        state
+            .store
+            .audit(vec![caller.audit(now, "login_failed", Some(format!("user:{}", user.id.0)), None)])
+            .await?;
+        // Each failure answers more slowly than the last, up to two seconds.
+        tokio::time::sleep(std::time::Duration::from_millis(200 * failed.clamp(1, 10) as u64)).await;
+        return Err(login_failed());
+    }
+    if credentials.failed_logins > 0 || credentials.locked_until.is_some() {
+        state.store.set_login_state(user.id, 0, None).await?;
+    }
+    let token = shiyu_auth::random_token();
+    let session = Session {
+        token_hash: shiyu_auth::token_hash(&token),
+        user: user.id,
+        csrf_token: shiyu_auth::random_token(),
+        created_at: now,
+        expires_at: now.plus_minutes(settings.session_minutes),
+    };
+    state.store.create_session(&session).await?;
+    let signed_in =
+        Caller { principal: Principal::User { user: user.clone(), session_token_hash: None }, ..caller };
+    state.store.audit(vec![signed_in.audit(now, "login", Some(format!("user:{}", user.id.0)), None)]).await?;
+    let cookie = session_cookie(&token, settings.session_minutes * 60, settings.secure_cookies);
+    let body = LoginResponse {
+        user: UserView::of(&user),
+        csrf_token: session.csrf_token.clone(),
+        expires_at: session.expires_at.0,
+    };
+    Ok(([(SET_COOKIE, cookie)], Json(body)).into_response())
+}
+
+fn session_cookie(token: &str, max_age_seconds: i64, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    let text = format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_seconds}{secure}"
+    );
+    HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("shiyu_session=; Path=/"))
+}
+
+async fn verify_in_background(password: String, hash: Option<String>) -> bool {
+    // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
+    tokio::task::spawn_blocking(move || match hash {
+        Some(hash) => shiyu_auth::verify_password(&password, &hash),
+        None => {
+            let _ = shiyu_auth::hash_password(&password);
+            false
+        }
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// Signs out: the session ends on the server and the cookie is cleared.
+#[utoipa::path(delete, path = "/api/session", tag = "sign-in", responses((status = 204)))]
+pub async fn logout(State(state): State<AppState>, caller: Caller) -> WebResult<Response> {
+    if let Principal::User { session_token_hash: Some(hash), .. } = &caller.principal {
+        state.store.delete_session(hash).await?;
+        state.store.audit(vec![caller.audit(state.now(), "logout", None, None)]).await?;
+    }
+    let cleared = session_cookie("", 0, state.settings.secure_cookies);
+    Ok((StatusCode::NO_CONTENT, [(SET_COOKIE, cleared)]).into_response())
+}
+
+/// The signed-in user.
+#[utoipa::path(get, path = "/api/me", tag = "sign-in", responses((status = 200, body = UserView), (status = 401, body = crate::errors::ErrorBody)))]
+pub async fn me(caller: Caller) -> WebResult<Json<UserView>> {
+    Ok(Json(UserView::of(caller.user()?)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// Changes one's own password; every session of the user ends, this one included.
+#[utoipa::path(post, path = "/api/me/password", tag = "sign-in", request_body = PasswordChange,
+    responses((status = 204), (status = 401, body = crate::errors::ErrorBody), (status = 422, body = crate::errors::ErrorBody)))]
+pub async fn change_password(
+    State(state): State<AppState>,
+    caller: Caller,
+    crate::api::JsonBody(change): crate::api::JsonBody<PasswordChange>,
+) -> WebResult<StatusCode> {
+    let user = caller.user()?.clone();
+    let credentials = state.store.credentials(&user.username).await?.ok_or_else(WebError::unauthenticated)?;
+    if !verify_in_background(change.current_password, credentials.password_hash).await {
+        return Err(login_failed());
+    }
+    let hash = hash_checked(change.new_password).await?;
+    state.store.set_password(user.id, &hash).await?;
+    state.store.delete_sessions_of(user.id).await?;
+    state
+        .store
+        .audit(vec![caller.audit(state.now(), "password_changed", Some(format!("user:{}", user.id.0)), None)])
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Checks the password policy and hashes with argon2id, off the async workers.
+pub async fn hash_checked(password: String) -> WebResult<String> {
+    shiyu_auth::check_password_policy(&password)?;
+    tokio::task::spawn_blocking(move || shiyu_auth::hash_password(&password))
+        .await
+        .map_err(|e| WebError::Store(shiyu_store::StoreError::Other(e.to_string())))?
+        .map_err(WebError::from)
+}
+
+/// The scope a new user must have for their role.
+pub fn scope_fits(user: &User) -> bool {
+    user.scope_fits_role() && !matches!((user.role, user.scope), (Role::Citizen, Scope::Jurisdiction(_)))
+}

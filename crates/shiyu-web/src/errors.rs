@@ -1,0 +1,237 @@
+//! The one mapping from every error of the platform to HTTP: a status code and the body
+//! `{"error": {"code", "message" (中文), "message_en", "details"}}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use shiyu_domain::{DomainError, ErrorKind};
+use shiyu_store::{ServiceError, StoreError};
+use utoipa::ToSchema;
+
+/// The error body every endpoint answers with.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable and machine-readable, e.g. `CASE_STATE_FORBIDS_ACTION`.
+    pub code: String,
+    /// 中文说明
+    pub message: String,
+    pub message_en: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
+}
+
+#[derive(Debug)]
+pub enum WebError {
+    Domain(DomainError),
+    Store(StoreError),
+    Auth(shiyu_auth::AuthError),
+    /// A request the API itself refuses: a status, a code and both messages.
+    Refused {
+        status: StatusCode,
+        code: &'static str,
+        zh: &'static str,
+        en: &'static str,
+        details: Option<String>,
+    },
+}
+
+impl WebError {
+    pub fn refused(status: StatusCode, code: &'static str, zh: &'static str, en: &'static str) -> WebError {
+        WebError::Refused { status, code, zh, en, details: None }
+    }
+
+    pub fn with_details(self, details: impl Into<String>) -> WebError {
+        match self {
+            WebError::Refused { status, code, zh, en, .. } => {
+                WebError::Refused { status, code, zh, en, details: Some(details.into()) }
+            }
+            other => other,
+        }
+    }
+
+    /// The case does not exist, or the caller may not know that it does.
+    pub fn not_found() -> WebError {
+        WebError::refused(StatusCode::NOT_FOUND, "NOT_FOUND", "未找到", "Not found")
+    }
+
+    pub fn unauthenticated() -> WebError {
+        WebError::refused(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", "请先登录", "Sign in first")
+    }
+
+    pub fn forbidden() -> WebError {
+        WebError::refused(StatusCode::FORBIDDEN, "FORBIDDEN", "无权访问", "You may not do this")
+    }
+
+    pub fn invalid(details: impl Into<String>) -> WebError {
+        WebError::refused(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "INVALID_INPUT",
+            "输入有误",
+            "The input is invalid",
+        )
+        .with_details(details)
+    }
+
+    fn parts(&self) -> (StatusCode, String, String, String, Option<String>) {
+        match self {
+            WebError::Domain(error) => (
+                domain_status(error.kind),
+                error.kind.code().into(),
+                error.kind.message_zh().into(),
+                error.kind.message_en().into(),
+                error.detail.clone(),
+            ),
+            WebError::Store(StoreError::NotFound(_)) => {
+                (StatusCode::NOT_FOUND, "NOT_FOUND".into(), "未找到".into(), "Not found".into(), None)
+            }
+            WebError::Store(StoreError::Conflict(detail)) => (
+                StatusCode::CONFLICT,
+                "VERSION_CONFLICT".into(),
+                "数据已被他人修改，请刷新后重试".into(),
+                "Someone else changed this first; reload and try again".into(),
+                Some(detail.clone()),
+            ),
+            WebError::Store(StoreError::Other(detail)) => {
+                tracing::error!(%detail, "storage failure");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "INTERNAL".into(),
+                    "服务器内部错误".into(),
+                    "Internal error".into(),
+                    None,
+                )
+            }
+            WebError::Auth(error) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                error.code().into(),
+                error.message_zh().into(),
+                error.message_en().into(),
+                None,
+            ),
+            WebError::Refused { status, code, zh, en, details } => {
+                (*status, (*code).into(), (*zh).into(), (*en).into(), details.clone())
+            }
+        }
+    }
+}
+
+fn domain_status(kind: ErrorKind) -> StatusCode {
+    use ErrorKind::*;
+    match kind {
+        RoleNotPermitted
+        | OutOfJurisdiction
+        | DepartmentNotAssigned
+        | NotLeadDepartment
+        | NotReporter
+        | VerifierIsHandler => StatusCode::FORBIDDEN,
+        StateForbidsAction | CaseSuspended | CaseAlreadyExists | AlreadyRated | AlreadyAccepted
+        | ExtensionPending | NoExtensionPending | NoLevelAbove => StatusCode::CONFLICT,
+        ReasonRequired
+        | TextTooLong
+        | DescriptionEmpty
+        | RatingOutOfRange
+        | DispatchDepartmentsInvalid
+        | ExtensionLengthInvalid
+        | DeadlineNotInFuture
+        | MergeTargetInvalid
+        | JurisdictionPathInvalid => StatusCode::UNPROCESSABLE_ENTITY,
+        CaseNotReceived => StatusCode::NOT_FOUND,
+        NoWorkingTime | EventOutOfOrder => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<DomainError> for WebError {
+    fn from(error: DomainError) -> Self {
+        WebError::Domain(error)
+    }
+}
+
+impl From<StoreError> for WebError {
+    fn from(error: StoreError) -> Self {
+        WebError::Store(error)
+    }
+}
+
+impl From<ServiceError> for WebError {
+    fn from(error: ServiceError) -> Self {
+        match error {
+            ServiceError::Domain(error) => WebError::Domain(error),
+            ServiceError::Store(error) => WebError::Store(error),
+        }
+    }
+}
+
+impl From<shiyu_auth::AuthError> for WebError {
+    fn from(error: shiyu_auth::AuthError) -> Self {
+        WebError::Auth(error)
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let (status, code, message, message_en, details) = self.parts();
+        let body = ErrorBody {
+            error: ErrorDetail { code, message, message_en, details: details.map(serde_json::Value::String) },
+        };
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+pub type WebResult<T> = Result<T, WebError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status_and_code(error: WebError) -> (StatusCode, String) {
+        let (status, code, zh, en, _) = error.parts();
+        assert!(!zh.is_empty() && !en.is_empty());
+        (status, code)
+    }
+
+    #[test]
+    fn every_error_maps_to_one_status_and_code() {
+        let cases: Vec<(WebError, StatusCode, &str)> = vec![
+            (
+                DomainError::new(ErrorKind::OutOfJurisdiction).into(),
+                StatusCode::FORBIDDEN,
+                "OUT_OF_JURISDICTION",
+            ),
+            (
+                DomainError::new(ErrorKind::StateForbidsAction).into(),
+                StatusCode::CONFLICT,
+                "CASE_STATE_FORBIDS_ACTION",
+            ),
+            (
+                DomainError::new(ErrorKind::ReasonRequired).into(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "REASON_REQUIRED",
+            ),
+            (DomainError::new(ErrorKind::CaseNotReceived).into(), StatusCode::NOT_FOUND, "CASE_NOT_FOUND"),
+            (StoreError::Conflict("v".into()).into(), StatusCode::CONFLICT, "VERSION_CONFLICT"),
+            (StoreError::NotFound("x".into()).into(), StatusCode::NOT_FOUND, "NOT_FOUND"),
+            (StoreError::Other("disk".into()).into(), StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
+            (WebError::unauthenticated(), StatusCode::UNAUTHORIZED, "UNAUTHENTICATED"),
+            (WebError::invalid("bad"), StatusCode::UNPROCESSABLE_ENTITY, "INVALID_INPUT"),
+        ];
+        for (error, status, code) in cases {
+            assert_eq!(status_and_code(error), (status, code.to_string()));
+        }
+        for kind in ErrorKind::ALL {
+            let (status, code) = status_and_code(DomainError::new(*kind).into());
+            assert_eq!(code, kind.code());
+            assert!(status.is_client_error() || status.is_server_error());
+        }
+    }
+
+    #[test]
+    fn internal_details_never_reach_the_caller() {
+        let (_, _, _, _, details) = WebError::from(StoreError::Other("password=secret".into())).parts();
+        assert_eq!(details, None);
+    }
+}

@@ -1,0 +1,108 @@
+//! Shiyu's HTTP interface: the JSON API for every action of the loop, sign-in, the citizens' endpoints, the
+//! OpenAPI document and the operations endpoints. The only crate that chooses status codes and JSON shapes.
+
+pub mod api;
+pub mod auth;
+pub mod client;
+pub mod errors;
+pub mod openapi;
+pub mod ops;
+pub mod reference;
+pub mod views;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use shiyu_auth::Sealer;
+use shiyu_domain::Timestamp;
+use shiyu_store::{CaseService, Store};
+use std::sync::Arc;
+
+pub use errors::{WebError, WebResult};
+
+/// Where the server reads the time; tests pass a clock they can move.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// Settings of the HTTP layer.
+#[derive(Clone, Debug)]
+pub struct WebSettings {
+    /// Mark the session cookie `Secure` (when served over TLS, directly or behind a proxy).
+    pub secure_cookies: bool,
+    pub session_minutes: i64,
+    /// Failed sign-ins before an account is locked, and for how long.
+    pub lockout_after: i64,
+    pub lockout_minutes: i64,
+    pub max_body_bytes: usize,
+    /// Requests per minute one address may make to the public endpoints and to sign-in (0: no limit).
+    pub public_requests_per_minute: u32,
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        WebSettings {
+            secure_cookies: false,
+            session_minutes: 12 * 60,
+            lockout_after: 5,
+            lockout_minutes: 15,
+            max_body_bytes: 256 * 1024,
+            public_requests_per_minute: 120,
+        }
+    }
+}
+
+/// Everything a handler needs, shared by all requests.
+#[derive(Clone)]
+pub struct AppState {
+    pub service: CaseService,
+    pub store: Arc<dyn Store>,
+    pub sealer: Arc<Sealer>,
+    pub clock: Clock,
+    pub settings: Arc<WebSettings>,
+    pub reference: Arc<reference::ReferenceCache>,
+    pub metrics: Arc<ops::Metrics>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("store", &self.store)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    pub async fn new(
+        service: CaseService,
+        sealer: Sealer,
+        clock: Clock,
+        settings: WebSettings,
+    ) -> Result<AppState, shiyu_store::StoreError> {
+        let store = service.store().clone();
+        let reference = reference::ReferenceCache::load(store.as_ref()).await?;
+        Ok(AppState {
+            service,
+            store,
+            sealer: Arc::new(sealer),
+            clock,
+            settings: Arc::new(settings),
+            reference: Arc::new(reference),
+            metrics: Arc::new(ops::Metrics::default()),
+        })
+    }
+
+    pub fn now(&self) -> Timestamp {
+        (self.clock)()
+    }
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let limit = state.settings.max_body_bytes;
+    Router::new()
+        .merge(api::routes())
+        .merge(ops::routes())
+        .route("/api/openapi.json", axum::routing::get(openapi::document))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), ops::track))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}

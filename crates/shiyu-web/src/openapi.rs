@@ -1,0 +1,52 @@
+//! The OpenAPI 3 document, generated from the handlers' annotations and served at `/api/openapi.json`.
+
+use axum::Json;
+use utoipa::OpenApi;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Shiyu 市域 API",
+        description = "The JSON API of Shiyu, the municipal social-governance platform. Times are milliseconds since \
+                       1970-01-01 UTC. Every error answers {\"error\": {\"code\", \"message\" (中文), \"message_en\", \
+                       \"details\"}}. Browsers sign in with POST /api/session and send the returned csrf_token in \
+                       X-CSRF-Token on every write; machine clients send Authorization: Bearer <token>."
+    ),
+    paths(
+        crate::auth::login,
+        crate::auth::logout,
+        crate::auth::me,
+        crate::auth::change_password,
+        crate::api::cases::list,
+        crate::api::cases::create,
+        crate::api::cases::show,
+        crate::api::cases::history,
+        crate::api::cases::act,
+        crate::api::cases::personal_data,
+        crate::api::public::report,
+        crate::api::public::track,
+        crate::api::public::rate,
+        crate::api::admin::jurisdictions,
+        crate::api::admin::departments,
+        crate::api::admin::catalog,
+        crate::api::admin::list_users,
+        crate::api::admin::create_user,
+        crate::api::admin::reset_password,
+        crate::api::admin::create_token,
+        crate::api::admin::revoke_token,
+        crate::api::admin::audit,
+    ),
+    tags(
+        (name = "sign-in", description = "Sessions for people"),
+        (name = "cases", description = "The closed loop: intake, lists, history and every action"),
+        (name = "citizens", description = "Reporting without an account, following and rating by tracking code"),
+        (name = "reference data", description = "Jurisdictions, departments and the matter catalog"),
+        (name = "users", description = "Users, API tokens and the audit log (admins)"),
+    )
+)]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,197 @@
+//! Operations: liveness and readiness, Prometheus metrics, request logging, and the per-address rate limit
+//! of the public endpoints.
+
+use crate::errors::WebError;
+use crate::AppState;
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Upper bounds of the latency histogram, in seconds.
+const BUCKETS: [f64; 11] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+
+#[derive(Debug, Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+#[derive(Debug, Default)]
+struct Bucket {
+    tokens: f64,
+    refilled: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: Mutex<HashMap<(String, String, u16), u64>>,
+    latency: Mutex<HashMap<String, Histogram>>,
+    limiter: Mutex<HashMap<IpAddr, Bucket>>,
+}
+
+impl Metrics {
+    fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        if let Ok(mut requests) = self.requests.lock() {
+            *requests.entry((method.to_string(), route.to_string(), status)).or_default() += 1;
+        }
+        if let Ok(mut latency) = self.latency.lock() {
+            let histogram = latency.entry(route.to_string()).or_default();
+            histogram.count += 1;
+            histogram.sum += seconds;
+            for (slot, bound) in histogram.counts.iter_mut().zip(BUCKETS) {
+                if seconds <= bound {
+                    *slot += 1;
+                }
+            }
+        }
+    }
+
+    /// Takes one token from the address's bucket; false when it is empty.
+    fn admit(&self, address: IpAddr, per_minute: u32) -> bool {
+        let Ok(mut buckets) = self.limiter.lock() else { return true };
+        if buckets.len() > 100_000 {
+            // A flood of distinct addresses must not grow memory without bound.
+            buckets.clear();
+        }
+        let now = Instant::now();
+        let capacity = f64::from(per_minute.max(1)) / 2.0;
+        let bucket = buckets.entry(address).or_insert(Bucket { tokens: capacity, refilled: Some(now) });
+        let elapsed = bucket.refilled.map_or(0.0, |t| now.duration_since(t).as_secs_f64());
+        bucket.tokens = (bucket.tokens + elapsed * f64::from(per_minute) / 60.0).min(capacity);
+        bucket.refilled = Some(now);
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Counts and times every request, logs it, and limits the public endpoints per address.
+pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let address = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let limited = route.starts_with("/api/public/") || route == "/api/session";
+    let per_minute = state.settings.public_requests_per_minute;
+    if limited && per_minute > 0 {
+        if let Some(address) = address {
+            if !state.metrics.admit(address, per_minute) {
+                let response = WebError::refused(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "RATE_LIMITED",
+                    "请求过于频繁，请稍后再试",
+                    "Too many requests; try again shortly",
+                )
+                .into_response();
+                state.metrics.record(&method, &route, 429, started.elapsed().as_secs_f64());
+                return response;
+            }
+        }
+    }
+    let response = next.run(request).await;
+    let seconds = started.elapsed().as_secs_f64();
+    let status = response.status().as_u16();
+    state.metrics.record(&method, &route, status, seconds);
+    tracing::debug!(%method, %route, status, ms = seconds * 1000.0, "request");
+    response
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+/// The process is up.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// The process can serve: its database answers.
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store.last_seq().await {
+        Ok(_) => "ready".into_response(),
+        Err(error) => {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("database unavailable: {error}")).into_response()
+        }
+    }
+}
+
+/// Prometheus text format.
+async fn metrics(State(state): State<AppState>) -> Response {
+    let mut out = String::new();
+    out.push_str("# HELP shiyu_http_requests_total HTTP requests by method, route and status.\n");
+    out.push_str("# TYPE shiyu_http_requests_total counter\n");
+    if let Ok(requests) = state.metrics.requests.lock() {
+        let mut rows: Vec<_> = requests.iter().collect();
+        rows.sort();
+        for ((method, route, status), count) in rows {
+            let _ = writeln!(out, "shiyu_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {count}");
+        }
+    }
+    out.push_str("# HELP shiyu_http_request_duration_seconds Time to answer, by route.\n");
+    out.push_str("# TYPE shiyu_http_request_duration_seconds histogram\n");
+    if let Ok(latency) = state.metrics.latency.lock() {
+        let mut rows: Vec<_> = latency.iter().collect();
+        rows.sort_by(|a, b| a.0.cmp(b.0));
+        for (route, histogram) in rows {
+            for (bound, count) in BUCKETS.iter().zip(histogram.counts) {
+                let _ = writeln!(
+                    out,
+                    "shiyu_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {count}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "shiyu_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+                histogram.count
+            );
+            let _ = writeln!(
+                out,
+                "shiyu_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
+                histogram.sum
+            );
+            let _ = writeln!(
+                out,
+                "shiyu_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
+                histogram.count
+            );
+        }
+    }
+    out.push_str("# HELP shiyu_cases Cases by state.\n# TYPE shiyu_cases gauge\n");
+    match state.store.case_counts_by_status().await {
+        Ok(counts) => {
+            for (status, count) in counts {
+                let _ = writeln!(out, "shiyu_cases{{status=\"{status}\"}} {count}");
+            }
+        }
+        Err(error) => tracing::warn!(%error, "cannot count cases for /metrics"),
+    }
+    let commits = state.store.commit_stats();
+    out.push_str("# HELP shiyu_group_commit_transactions_total Transactions of the group committer.\n");
+    out.push_str("# TYPE shiyu_group_commit_transactions_total counter\n");
+    let _ = writeln!(out, "shiyu_group_commit_transactions_total {}", commits.transactions);
+    out.push_str("# HELP shiyu_group_commit_writes_total Writes carried by those transactions.\n");
+    out.push_str("# TYPE shiyu_group_commit_writes_total counter\n");
+    let _ = writeln!(out, "shiyu_group_commit_writes_total {}", commits.writes);
+    out.push_str("# HELP shiyu_group_commit_largest_batch Largest batch so far.\n# TYPE shiyu_group_commit_largest_batch gauge\n");
+    let _ = writeln!(out, "shiyu_group_commit_largest_batch {}", commits.largest_batch);
+    ([("content-type", "text/plain; version=0.0.4")], out).into_response()
+}

@@ -1,0 +1,401 @@
+//! The JSON shapes of the API, and how domain values become them (with personal data masked).
+
+use serde::{Deserialize, Serialize};
+use shiyu_auth::Sealer;
+use shiyu_domain::{
+    Actor, AttachmentRef, CaseId, CaseState, Category, Change, Department, Event, Jurisdiction, Matter,
+    Timestamp, User,
+};
+use shiyu_store::StoredEvent;
+use utoipa::ToSchema;
+
+/// The snake_case name serde gives a unit-like domain enum value.
+pub fn name_of<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
+/// Parses a snake_case name back into a domain enum.
+pub fn parse_name<T: for<'de> Deserialize<'de>>(text: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(text.to_string())).ok()
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+    /// citizen, hotline_agent, grid_worker, operator, department_handler, mediator, leader or admin
+    pub role: String,
+    pub jurisdiction: Option<i64>,
+    pub department: Option<i64>,
+}
+
+impl UserView {
+    pub fn of(user: &User) -> UserView {
+        let (jurisdiction, department) = match user.scope {
+            shiyu_domain::Scope::Jurisdiction(j) => (Some(j.0), None),
+            shiyu_domain::Scope::Department(d) => (None, Some(d.0)),
+            shiyu_domain::Scope::Unbound => (None, None),
+        };
+        UserView {
+            id: user.id.0,
+            username: user.username.clone(),
+            display_name: user.display_name.clone(),
+            role: user.role.as_str().into(),
+            jurisdiction,
+            department,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LocationView {
+    /// Longitude, degrees (CGCS2000 / WGS84)
+    pub lon: f64,
+    /// Latitude, degrees
+    pub lat: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttachmentView {
+    /// SHA-256 of the content, as returned by `POST /api/attachments`.
+    pub sha256: String,
+    pub name: String,
+}
+
+impl AttachmentView {
+    fn of(a: &AttachmentRef) -> AttachmentView {
+        AttachmentView { sha256: a.sha256.clone(), name: a.name.clone() }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadlineView {
+    pub stage: String,
+    pub basis: String,
+    pub started: i64,
+    pub yellow_at: i64,
+    pub due: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReporterView {
+    pub anonymous: bool,
+    /// The phone number, masked (138****5678). The unmasked number is served, and audited, by
+    /// `GET /api/cases/{id}/personal-data` to the roles that need it.
+    pub phone: Option<String>,
+    pub id_number: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SupervisionView {
+    pub issued_at: i64,
+    pub due: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RatingView {
+    pub score: u8,
+    pub comment: Option<String>,
+    pub at: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CountsView {
+    pub returns: u32,
+    pub reworks: u32,
+    pub extensions: u32,
+    pub escalations: u32,
+    pub supervisions: u32,
+    pub reopenings: u32,
+    pub instructions: u32,
+}
+
+/// A case as staff see it. Times are milliseconds since 1970-01-01 UTC.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CaseView {
+    pub id: i64,
+    /// Send it back as `expected_version` to act only if nobody changed the case meanwhile.
+    pub version: u64,
+    pub status: String,
+    pub status_label: String,
+    pub channel: String,
+    pub description: String,
+    pub address: Option<String>,
+    pub location: Option<LocationView>,
+    /// The jurisdictions the case happened in, city first.
+    pub jurisdictions: Vec<i64>,
+    /// The command center responsible for it.
+    pub owner: i64,
+    pub matter: Option<String>,
+    pub category: Option<String>,
+    pub priority: String,
+    pub lead_department: Option<i64>,
+    pub assisting_departments: Vec<i64>,
+    pub accepted_by: Vec<i64>,
+    pub deadline: Option<DeadlineView>,
+    /// green, yellow (临期), red (超期), paused (挂起) or off
+    pub light: String,
+    pub reporter: ReporterView,
+    pub pending_extension_minutes: Option<u32>,
+    pub supervisions: Vec<SupervisionView>,
+    pub rating: Option<RatingView>,
+    pub merged_into: Option<i64>,
+    pub counts: CountsView,
+    pub received_at: i64,
+    pub updated_at: i64,
+    pub ended_at: Option<i64>,
+}
+
+/// Masks a sealed value for display; a value that cannot be opened shows as stars.
+pub fn masked(sealer: &Sealer, sealed: Option<&String>, mask: fn(&str) -> String) -> Option<String> {
+    sealed.map(|s| sealer.open(s).map(|plain| mask(&plain)).unwrap_or_else(|_| "****".into()))
+}
+
+impl CaseView {
+    pub fn of(id: CaseId, case: &CaseState, now: Timestamp, sealer: &Sealer) -> CaseView {
+        let reporter = &case.reporter;
+        CaseView {
+            id: id.0,
+            version: case.version,
+            status: case.status.as_str().into(),
+            status_label: case.status.label_zh().into(),
+            channel: name_of(&case.channel),
+            description: case.description.clone(),
+            address: case.address.clone(),
+            location: case.location.map(|p| LocationView { lon: p.lon, lat: p.lat }),
+            jurisdictions: case.path.iter().map(|j| j.0).collect(),
+            owner: case.owner.0,
+            matter: case.matter.as_ref().map(|m| m.code.clone()),
+            category: case.matter.as_ref().map(|m| m.category.clone()),
+            priority: name_of(&case.priority),
+            lead_department: case.lead.map(|d| d.0),
+            assisting_departments: case.assisting.iter().map(|d| d.0).collect(),
+            accepted_by: case.accepted.iter().map(|d| d.0).collect(),
+            deadline: case.deadline.map(|d| DeadlineView {
+                stage: d.stage.as_str().into(),
+                basis: name_of(&d.basis),
+                started: d.started.0,
+                yellow_at: d.yellow_at.0,
+                due: d.due.0,
+            }),
+            light: name_of(&case.light(now)),
+            reporter: ReporterView {
+                anonymous: reporter.anonymous,
+                phone: masked(sealer, reporter.contact_sealed.as_ref(), shiyu_auth::mask_phone),
+                id_number: masked(sealer, reporter.id_number_sealed.as_ref(), shiyu_auth::mask_id_number),
+            },
+            pending_extension_minutes: case.pending_extension.map(|e| e.minutes),
+            supervisions: case
+                .supervisions
+                .iter()
+                .map(|s| SupervisionView { issued_at: s.issued_at.0, due: s.due.0 })
+                .collect(),
+            rating: case.rating.as_ref().map(|r| RatingView {
+                score: r.score,
+                comment: r.comment.clone(),
+                at: r.at.0,
+            }),
+            merged_into: case.merged_into.map(|c| c.0),
+            counts: CountsView {
+                returns: case.counts.returns,
+                reworks: case.counts.reworks,
+                extensions: case.counts.extensions,
+                escalations: case.counts.escalations,
+                supervisions: case.counts.supervisions,
+                reopenings: case.counts.reopenings,
+                instructions: case.counts.instructions,
+            },
+            received_at: case.received_at.0,
+            updated_at: case.updated_at.0,
+            ended_at: case.ended_at.map(|t| t.0),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActorView {
+    /// user, reporter or system
+    pub kind: String,
+    pub user: Option<i64>,
+    pub role: Option<String>,
+}
+
+/// One step of a case's history, as staff see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    pub seq: i64,
+    pub version: u64,
+    pub at: i64,
+    pub kind: String,
+    pub label: String,
+    pub actor: ActorView,
+    pub note: Option<String>,
+    pub attachments: Vec<AttachmentView>,
+    /// The event's own data (departments, deadlines, …), as stored.
+    pub data: serde_json::Value,
+}
+
+impl EventView {
+    pub fn of(stored: &StoredEvent) -> EventView {
+        let event = &stored.event;
+        let actor = match event.actor {
+            Actor::User { user, role, .. } => {
+                ActorView { kind: "user".into(), user: Some(user.0), role: Some(role.as_str().into()) }
+            }
+            Actor::Reporter => ActorView { kind: "reporter".into(), user: None, role: None },
+            Actor::System => ActorView { kind: "system".into(), user: None, role: None },
+        };
+        let mut data = serde_json::to_value(&event.change).unwrap_or_default();
+        if let Some(object) = data.as_object_mut() {
+            object.remove("type");
+            // Sealed personal data never leaves through the history either.
+            if let Some(reporter) = object.get_mut("reporter").and_then(|r| r.as_object_mut()) {
+                reporter.remove("contact_sealed");
+                reporter.remove("id_number_sealed");
+                reporter.remove("tracking_code");
+            }
+        }
+        EventView {
+            seq: stored.seq,
+            version: stored.version,
+            at: event.at.0,
+            kind: event.change.kind().into(),
+            label: event.change.label_zh().into(),
+            actor,
+            note: event.note.clone(),
+            attachments: event.attachments.iter().map(AttachmentView::of).collect(),
+            data,
+        }
+    }
+}
+
+/// A step of the public progress: what happened and when, never who or why.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublicStep {
+    pub at: i64,
+    pub label: String,
+}
+
+/// What a reporter sees when following a case by its tracking code.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrackView {
+    pub tracking_code: String,
+    pub status: String,
+    pub status_label: String,
+    pub received_at: i64,
+    pub updated_at: i64,
+    pub steps: Vec<PublicStep>,
+    pub rating: Option<u8>,
+    /// Closed and not yet rated.
+    pub can_rate: bool,
+}
+
+/// The steps a reporter may see: internal ones (acceptance by each department, extensions, supervision,
+/// instructions) stay inside.
+pub fn public_step(event: &Event) -> Option<PublicStep> {
+    let label = match &event.change {
+        Change::Received { .. } => "已受理",
+        Change::Registered { .. } => "已立案",
+        Change::Rejected => "不予立案",
+        Change::Dispatched { .. } => "已转交职能部门办理",
+        Change::ReportedBack { .. } | Change::ResolvedOnSpot { .. } => "已处置，待核查",
+        Change::Verified { .. } => "已核查",
+        Change::VerificationFailed { .. } => "核查未通过，重新处置",
+        Change::Closed => "已办结",
+        Change::Rated { .. } => "已评价",
+        Change::Merged { .. } => "与相同问题合并办理",
+        Change::Voided => "已作废",
+        Change::Reopened { .. } => "重新办理",
+        Change::Escalated { .. } => "已提交上级处理",
+        _ => return None,
+    };
+    Some(PublicStep { at: event.at.0, label: label.into() })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JurisdictionView {
+    pub id: i64,
+    pub code: String,
+    pub name: String,
+    pub level: String,
+    pub parent: Option<i64>,
+}
+
+impl JurisdictionView {
+    pub fn of(j: &Jurisdiction) -> JurisdictionView {
+        JurisdictionView {
+            id: j.id.0,
+            code: j.code.clone(),
+            name: j.name.clone(),
+            level: j.level.as_str().into(),
+            parent: j.parent.map(|p| p.0),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DepartmentView {
+    pub id: i64,
+    pub code: String,
+    pub name: String,
+    pub kind: String,
+    pub jurisdiction: i64,
+}
+
+impl DepartmentView {
+    pub fn of(d: &Department) -> DepartmentView {
+        DepartmentView {
+            id: d.id.0,
+            code: d.code.clone(),
+            name: d.name.clone(),
+            kind: d.kind.clone(),
+            jurisdiction: d.jurisdiction.0,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CategoryView {
+    pub code: String,
+    pub name: String,
+}
+
+impl CategoryView {
+    pub fn of(c: &Category) -> CategoryView {
+        CategoryView { code: c.code.clone(), name: c.name.clone() }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MatterView {
+    pub code: String,
+    pub name: String,
+    pub category: String,
+    pub default_priority: String,
+    /// Responsible department kinds per level, and the time limit of each stage, as stored.
+    pub responsibilities: serde_json::Value,
+    pub limits: serde_json::Value,
+}
+
+impl MatterView {
+    pub fn of(m: &Matter) -> MatterView {
+        MatterView {
+            code: m.code.clone(),
+            name: m.name.clone(),
+            category: m.category.clone(),
+            default_priority: name_of(&m.default_priority),
+            responsibilities: serde_json::to_value(&m.responsibilities).unwrap_or_default(),
+            limits: serde_json::to_value(m.limits).unwrap_or_default(),
+        }
+    }
+}
+
+/// A page of a list: `next` is the cursor for the following page, absent on the last one.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T: ToSchema> {
+    pub items: Vec<T>,
+    pub next: Option<i64>,
+}

@@ -1,0 +1,482 @@
+//! The API as its users drive it over HTTP, on SQLite and on PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use serde_json::{json, Value};
+use shiyu_web::client::HttpClient;
+use support::TestApp;
+
+const GRID: &str = "320613001001001";
+const OTHER_COUNTY: &str = "320614";
+
+on_both_backends![
+    the_whole_loop_runs_over_http_for_the_right_people,
+    every_role_sees_and_does_only_what_it_may,
+    citizens_report_follow_and_rate_without_an_account,
+    bad_input_gets_a_clear_error_and_changes_nothing,
+    sign_in_is_slowed_locked_and_protected_against_csrf,
+    personal_data_is_masked_and_every_unmasked_view_is_audited,
+    machine_clients_use_scoped_tokens,
+    admins_manage_users_and_read_the_audit_log,
+    a_stale_screen_cannot_overwrite_a_newer_change,
+    operations_endpoints_answer,
+];
+
+fn hotline_report(description: &str) -> Value {
+    json!({"channel": "hotline", "description": description, "jurisdiction": GRID, "reporter_phone": "13812345678"})
+}
+
+async fn create_case(client: &mut HttpClient, description: &str) -> (i64, Value) {
+    let (status, body) = client.json("POST", "/api/cases", Some(&hotline_report(description))).await.unwrap();
+    assert_eq!(status, 201, "{body}");
+    (body["case"]["id"].as_i64().unwrap(), body)
+}
+
+async fn act(client: &mut HttpClient, id: i64, request: Value) -> (u16, Value) {
+    client.json("POST", &format!("/api/cases/{id}/actions"), Some(&request)).await.unwrap()
+}
+
+async fn act_ok(client: &mut HttpClient, id: i64, request: Value) -> Value {
+    let (status, body) = act(client, id, request.clone()).await;
+    assert_eq!(status, 200, "{request} → {body}");
+    body
+}
+
+async fn the_whole_loop_runs_over_http_for_the_right_people(app: TestApp) {
+    let mut hotline = app.signed_in("hotline").await;
+    let mut operator = app.signed_in("operator").await;
+    let mut handler = app.signed_in("handler").await;
+    let mut grid_worker = app.signed_in("gridworker").await;
+    let (id, created) = create_case(&mut hotline, "桃坞路有流动摊贩占道经营").await;
+    assert_eq!(created["case"]["status"], "received");
+    assert_eq!(created["case"]["light"], "green");
+    let code = created["tracking_code"].as_str().unwrap().to_string();
+
+    app.advance_minutes(20);
+    act_ok(&mut operator, id, json!({"action": {"type": "register", "matter": "street_vending"}})).await;
+    let dispatched = act_ok(
+        &mut operator,
+        id,
+        json!({"action": {"type": "dispatch", "lead": 101, "assisting": [102], "basis": "权责清单"}}),
+    )
+    .await;
+    assert_eq!(dispatched["status"], "dispatched");
+    assert_eq!(dispatched["lead_department"], 101);
+    app.advance_minutes(30);
+    act_ok(&mut handler, id, json!({"action": {"type": "accept"}})).await;
+    act_ok(&mut handler, id, json!({"action": {"type": "report_back"}, "note": "已劝离，现场恢复整洁"}))
+        .await;
+    // The handler may not verify their own work.
+    let (status, body) = act(&mut handler, id, json!({"action": {"type": "verify", "passed": true}})).await;
+    assert_eq!(status, 403, "{body}");
+    act_ok(&mut grid_worker, id, json!({"action": {"type": "verify", "passed": true}})).await;
+    let closed = act_ok(&mut operator, id, json!({"action": {"type": "close"}})).await;
+    assert_eq!(closed["status"], "closed");
+
+    let mut citizen = app.anonymous();
+    let (status, track) = citizen
+        .json(
+            "POST",
+            &format!("/api/public/reports/{code}/rating"),
+            Some(&json!({"score": 5, "comment": "很满意"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{track}");
+    assert_eq!(track["rating"], 5);
+    assert_eq!(track["can_rate"], false);
+
+    let (status, history) = operator.json("GET", &format!("/api/cases/{id}/history"), None).await.unwrap();
+    assert_eq!(status, 200);
+    let kinds: Vec<&str> = history.as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["received", "registered", "dispatched", "accepted", "reported_back", "verified", "closed", "rated"]
+    );
+    assert_eq!(history[4]["note"], "已劝离，现场恢复整洁");
+    assert_eq!(history[0]["actor"]["role"], "hotline_agent");
+    assert!(history[0]["data"]["reporter"].get("contact_sealed").is_none(), "sealed data never leaves");
+}
+
+/// Who may do what: every role against reads, an action, lists, reference data and admin endpoints.
+async fn every_role_sees_and_does_only_what_it_may(app: TestApp) {
+    let mut hotline = app.signed_in("hotline").await;
+    let (id, _) = create_case(&mut hotline, "小区垃圾堆放").await;
+    let case = format!("/api/cases/{id}");
+    // (user, GET case, register action, GET /api/cases, GET /api/catalog, GET /api/users, GET /api/audit)
+    let table: [(&str, u16, u16, u16, u16, u16, u16); 10] = [
+        ("citizen", 404, 404, 200, 403, 403, 403),
+        ("hotline", 200, 403, 200, 200, 403, 403),
+        ("gridworker", 200, 403, 200, 200, 403, 403),
+        ("operator", 200, 200, 200, 200, 403, 403),
+        ("handler", 404, 404, 200, 200, 403, 403),
+        ("mediator", 200, 403, 200, 200, 403, 403),
+        ("leader", 200, 403, 200, 200, 403, 403),
+        ("admin", 404, 404, 403, 200, 200, 200),
+        ("operator_haimen", 404, 404, 200, 200, 403, 403),
+        ("", 401, 401, 401, 401, 401, 401),
+    ];
+    let matter = app.world.matters[0].code.clone();
+    for (user, read, register, list, catalog, users, audit) in table {
+        let mut client = if user.is_empty() { app.anonymous() } else { app.signed_in(user).await };
+        let who = if user.is_empty() { "anonymous" } else { user };
+        assert_eq!(client.json("GET", &case, None).await.unwrap().0, read, "{who} reads the case");
+        // Registering succeeds once; later rows must not be refused for state, so each row gets a fresh case.
+        let (fresh, _) = create_case(&mut hotline, "路面破损").await;
+        let (got, body) =
+            act(&mut client, fresh, json!({"action": {"type": "register", "matter": matter}})).await;
+        assert_eq!(got, register, "{who} registers: {body}");
+        assert_eq!(client.json("GET", "/api/cases", None).await.unwrap().0, list, "{who} lists cases");
+        assert_eq!(
+            client.json("GET", "/api/catalog", None).await.unwrap().0,
+            catalog,
+            "{who} reads the catalog"
+        );
+        assert_eq!(client.json("GET", "/api/users", None).await.unwrap().0, users, "{who} lists users");
+        assert_eq!(
+            client.json("GET", "/api/audit", None).await.unwrap().0,
+            audit,
+            "{who} reads the audit log"
+        );
+    }
+    // Lists are scoped: the other county's operator sees none of these cases, the county's sees all.
+    let mut haimen = app.signed_in("operator_haimen").await;
+    let (_, page) = haimen.json("GET", "/api/cases", None).await.unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 0);
+    let mut operator = app.signed_in("operator").await;
+    let (_, page) = operator.json("GET", "/api/cases?limit=3", None).await.unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 3);
+    let next = page["next"].as_i64().unwrap();
+    let (_, rest) = operator.json("GET", &format!("/api/cases?limit=200&before={next}"), None).await.unwrap();
+    assert_eq!(rest["items"].as_array().unwrap().len(), 8, "11 cases in all, 3 on the first page");
+    assert!(rest["next"].is_null());
+    // A department sees what was dispatched to it, once it was.
+    let mut handler = app.signed_in("handler").await;
+    act_ok(&mut operator, id, json!({"action": {"type": "register", "matter": matter}})).await;
+    act_ok(&mut operator, id, json!({"action": {"type": "dispatch", "lead": 101}})).await;
+    assert_eq!(handler.json("GET", &case, None).await.unwrap().0, 200);
+    let (_, page) = handler.json("GET", "/api/cases", None).await.unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    // A leader may instruct but not register.
+    let mut leader = app.signed_in("leader").await;
+    act_ok(&mut leader, id, json!({"action": {"type": "instruct"}, "note": "请尽快处理，注意群众反映"}))
+        .await;
+}
+
+async fn citizens_report_follow_and_rate_without_an_account(app: TestApp) {
+    let mut citizen = app.anonymous();
+    let report =
+        json!({"description": "楼道里堆满杂物，存在消防隐患", "jurisdiction": GRID, "phone": "13900001111"});
+    let bytes = report.to_string().into_bytes();
+    let headers = [("Content-Type", "application/json"), ("Idempotency-Key", "app-42")];
+    let first = citizen.request("POST", "/api/public/reports", &headers, Some(&bytes)).await.unwrap();
+    let again = citizen.request("POST", "/api/public/reports", &headers, Some(&bytes)).await.unwrap();
+    assert_eq!((first.status, again.status), (201, 200));
+    let code = first.json()["tracking_code"].as_str().unwrap().to_string();
+    assert_eq!(again.json()["tracking_code"], code, "a retry returns the same case");
+    assert_eq!(app.store.count_cases().await.unwrap(), 1);
+
+    let (status, track) = citizen.json("GET", &format!("/api/public/reports/{code}"), None).await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(track["status"], "received");
+    assert_eq!(track["steps"][0]["label"], "已受理");
+    let (status, _) = citizen.json("GET", "/api/public/reports/AAAA-BBBB-CCCC", None).await.unwrap();
+    assert_eq!(status, 404);
+    // Rating before closure is refused, and changes nothing.
+    let (status, body) = citizen
+        .json("POST", &format!("/api/public/reports/{code}/rating"), Some(&json!({"score": 4})))
+        .await
+        .unwrap();
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "CASE_STATE_FORBIDS_ACTION");
+
+    // Staff notes never reach the public view.
+    let mut operator = app.signed_in("operator").await;
+    let id = app.store.case_by_tracking_code(&code).await.unwrap().unwrap().0;
+    act_ok(&mut operator, id, json!({"action": {"type": "reject"}, "note": "内部备注：反映人张三情绪激动"}))
+        .await;
+    let (_, track) = citizen.json("GET", &format!("/api/public/reports/{code}"), None).await.unwrap();
+    assert_eq!(track["status"], "rejected");
+    assert!(!track.to_string().contains("张三"), "{track}");
+    assert_eq!(track["steps"].as_array().unwrap().len(), 2);
+
+    for (body, code) in [
+        (json!({"description": "x", "jurisdiction": GRID, "phone": "12345"}), "PHONE_INVALID"),
+        (json!({"description": "x", "jurisdiction": "999999"}), "JURISDICTION_UNKNOWN"),
+        (
+            json!({"description": "x", "jurisdiction": GRID, "location": {"lon": -70.0, "lat": 40.0}}),
+            "LOCATION_OUTSIDE_AREA",
+        ),
+        (json!({"description": "   ", "jurisdiction": GRID}), "DESCRIPTION_EMPTY"),
+    ] {
+        let (status, answer) = citizen.json("POST", "/api/public/reports", Some(&body)).await.unwrap();
+        assert_eq!((status, answer["error"]["code"].as_str().unwrap()), (422, code), "{body}");
+    }
+    assert_eq!(app.store.count_cases().await.unwrap(), 1);
+}
+
+async fn bad_input_gets_a_clear_error_and_changes_nothing(app: TestApp) {
+    let mut hotline = app.signed_in("hotline").await;
+    let before = app.store.count_cases().await.unwrap();
+    let long = "很".repeat(10_000);
+    let oversize = "x".repeat(300 * 1024);
+    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+        (b"{not json".to_vec(), 400, "MALFORMED_JSON"),
+        (json!({"channel": "hotline", "description": "x", "jurisdiction": GRID, "colour": "red"}).to_string().into_bytes(), 422, "INVALID_FIELDS"),
+        (json!({"channel": "hotline", "description": 42, "jurisdiction": GRID}).to_string().into_bytes(), 422, "INVALID_FIELDS"),
+        (json!({"channel": "hotline", "jurisdiction": GRID}).to_string().into_bytes(), 422, "INVALID_FIELDS"),
+        (json!({"channel": "fax", "description": "x", "jurisdiction": GRID}).to_string().into_bytes(), 422, "INVALID_INPUT"),
+        (json!({"channel": "hotline", "description": "", "jurisdiction": GRID}).to_string().into_bytes(), 422, "DESCRIPTION_EMPTY"),
+        (json!({"channel": "hotline", "description": long, "jurisdiction": GRID}).to_string().into_bytes(), 422, "TEXT_TOO_LONG"),
+        (json!({"channel": "hotline", "description": "x", "jurisdiction": OTHER_COUNTY, "matter": "nope"}).to_string().into_bytes(), 422, "MATTER_UNKNOWN"),
+        (json!({"channel": "hotline", "description": "x", "jurisdiction": GRID, "reporter_id_number": "110105194912310021"}).to_string().into_bytes(), 422, "ID_NUMBER_INVALID"),
+        (oversize.into_bytes(), 413, "BODY_TOO_LARGE"),
+    ];
+    for (body, status, code) in cases {
+        let response = hotline
+            .request("POST", "/api/cases", &[("Content-Type", "application/json")], Some(&body))
+            .await
+            .unwrap();
+        let answer = response.json();
+        assert_eq!(
+            (response.status, answer["error"]["code"].as_str().unwrap_or("")),
+            (status, code),
+            "{answer}"
+        );
+        assert!(!answer["error"]["message"].as_str().unwrap().is_empty());
+        assert!(!answer["error"]["message_en"].as_str().unwrap().is_empty());
+    }
+    let wrong_type =
+        hotline.request("POST", "/api/cases", &[("Content-Type", "text/plain")], Some(b"{}")).await.unwrap();
+    assert_eq!(wrong_type.status, 415);
+    assert_eq!(app.store.count_cases().await.unwrap(), before, "no refused request created a case");
+
+    // Valid text that looks dangerous is stored exactly as sent.
+    for text in ["'; DROP TABLE cases; --", "<script>alert('x')</script>", "井盖丢了😱🚧", "𠀀𪚥𰻞 生僻字"]
+    {
+        let (id, _) = create_case(&mut hotline, text).await;
+        let (_, case) = hotline.json("GET", &format!("/api/cases/{id}"), None).await.unwrap();
+        assert_eq!(case["description"], text);
+    }
+    // Refused actions change nothing either.
+    let (id, _) = create_case(&mut hotline, "占道").await;
+    let mut operator = app.signed_in("operator").await;
+    let version = |app: &TestApp| {
+        let store = app.store.clone();
+        async move { store.load_case(shiyu_domain::CaseId(id)).await.unwrap().unwrap().version }
+    };
+    let v = version(&app).await;
+    for request in [
+        json!({"action": {"type": "reject"}}),
+        json!({"action": {"type": "dispatch", "lead": 999}}),
+        json!({"action": {"type": "close"}}),
+        json!({"action": {"type": "teleport"}}),
+        json!({"action": {"type": "register", "matter": "street_vending", "colour": 1}}),
+    ] {
+        let (status, body) = act(&mut operator, id, request.clone()).await;
+        assert!(status == 409 || status == 422, "{request} → {status} {body}");
+    }
+    assert_eq!(version(&app).await, v);
+}
+
+async fn sign_in_is_slowed_locked_and_protected_against_csrf(app: TestApp) {
+    let mut client = app.anonymous();
+    let wrong = json!({"username": "operator", "password": "not-the-password"});
+    for _ in 0..3 {
+        let (status, body) = client.json("POST", "/api/session", Some(&wrong)).await.unwrap();
+        assert_eq!((status, body["error"]["code"].as_str().unwrap()), (401, "LOGIN_FAILED"));
+    }
+    // Locked now, even with the right password.
+    let (status, body) = client.sign_in("operator", support::PASSWORD).await.unwrap();
+    assert_eq!((status, body["error"]["code"].as_str().unwrap()), (429, "ACCOUNT_LOCKED"));
+    app.advance_minutes(16);
+    let (status, _) = client.sign_in("operator", support::PASSWORD).await.unwrap();
+    assert_eq!(status, 200, "the lock lifts after its time");
+    let (status, body) = client
+        .json("POST", "/api/session", Some(&json!({"username": "nobody", "password": "x"})))
+        .await
+        .unwrap();
+    assert_eq!(
+        (status, body["error"]["code"].as_str().unwrap()),
+        (401, "LOGIN_FAILED"),
+        "unknown users look the same"
+    );
+
+    // Cookie-authenticated writes need the CSRF token.
+    let mut hotline = app.signed_in("hotline").await;
+    hotline.csrf_token = None;
+    let (status, body) = hotline.json("POST", "/api/cases", Some(&hotline_report("x"))).await.unwrap();
+    assert_eq!((status, body["error"]["code"].as_str().unwrap()), (403, "CSRF_TOKEN_INVALID"));
+    hotline.csrf_token = Some("forged".into());
+    assert_eq!(hotline.json("POST", "/api/cases", Some(&hotline_report("x"))).await.unwrap().0, 403);
+
+    // Sessions live in the database, end on logout and expire.
+    let mut operator = app.signed_in("operator").await;
+    assert_eq!(operator.json("GET", "/api/me", None).await.unwrap().1["username"], "operator");
+    let response = operator.request("DELETE", "/api/session", &[], None).await.unwrap();
+    assert_eq!(response.status, 204);
+    assert_eq!(operator.json("GET", "/api/me", None).await.unwrap().0, 401);
+    let mut leader = app.signed_in("leader").await;
+    app.advance_minutes(13 * 60);
+    assert_eq!(leader.json("GET", "/api/me", None).await.unwrap().0, 401, "sessions expire");
+
+    // Changing one's password ends every session and needs the current one.
+    let mut gw = app.signed_in("gridworker").await;
+    let change = json!({"current_password": "wrong-password-1", "new_password": "Another-pass-2026"});
+    assert_eq!(gw.json("POST", "/api/me/password", Some(&change)).await.unwrap().0, 401);
+    let weak = json!({"current_password": support::PASSWORD, "new_password": "short"});
+    assert_eq!(gw.json("POST", "/api/me/password", Some(&weak)).await.unwrap().0, 422);
+    let good = json!({"current_password": support::PASSWORD, "new_password": "Another-pass-2026"});
+    assert_eq!(gw.json("POST", "/api/me/password", Some(&good)).await.unwrap().0, 204);
+    assert_eq!(gw.json("GET", "/api/me", None).await.unwrap().0, 401);
+    assert_eq!(gw.sign_in("gridworker", "Another-pass-2026").await.unwrap().0, 200);
+}
+
+async fn personal_data_is_masked_and_every_unmasked_view_is_audited(app: TestApp) {
+    let mut hotline = app.signed_in("hotline").await;
+    let report = json!({"channel": "hotline", "description": "邻居噪音", "jurisdiction": GRID,
+                        "reporter_phone": "13812345678", "reporter_id_number": "11010519491231002x"});
+    let (status, created) = hotline.json("POST", "/api/cases", Some(&report)).await.unwrap();
+    assert_eq!(status, 201, "{created}");
+    let id = created["case"]["id"].as_i64().unwrap();
+    assert_eq!(created["case"]["reporter"]["phone"], "138****5678");
+    assert_eq!(created["case"]["reporter"]["id_number"], "110105********002X");
+    // At rest it is sealed: the number appears nowhere in the stored state.
+    let stored = app.store.load_case(shiyu_domain::CaseId(id)).await.unwrap().unwrap();
+    assert!(!serde_json::to_string(&stored).unwrap().contains("13812345678"));
+
+    let mut operator = app.signed_in("operator").await;
+    let (status, data) = operator.json("GET", &format!("/api/cases/{id}/personal-data"), None).await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(data["phone"], "13812345678");
+    assert_eq!(data["id_number"], "11010519491231002X");
+    let mut leader = app.signed_in("leader").await;
+    assert_eq!(leader.json("GET", &format!("/api/cases/{id}/personal-data"), None).await.unwrap().0, 403);
+    let mut haimen = app.signed_in("operator_haimen").await;
+    assert_eq!(haimen.json("GET", &format!("/api/cases/{id}/personal-data"), None).await.unwrap().0, 404);
+
+    let log = app.store.audit_log(0, 1000).await.unwrap();
+    let views: Vec<_> = log.iter().filter(|r| r.entry.action == "personal_data_viewed").collect();
+    assert_eq!(views.len(), 1, "exactly the one unmasked view is audited");
+    assert_eq!(views[0].entry.target.as_deref(), Some(format!("case:{id}").as_str()));
+    assert_eq!(views[0].entry.address.as_deref(), Some("127.0.0.1"));
+    assert_eq!(views[0].entry.detail.as_deref(), Some("phone,id_number"));
+}
+
+async fn machine_clients_use_scoped_tokens(app: TestApp) {
+    let mut admin = app.signed_in("admin").await;
+    let (status, writer) = admin
+        .json(
+            "POST",
+            "/api/tokens",
+            Some(&json!({"name": "12345热线系统", "username": "hotline", "scopes": ["read", "write"]})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 201, "{writer}");
+    let (_, reader) = admin
+        .json("POST", "/api/tokens", Some(&json!({"name": "大屏", "username": "leader", "scopes": ["read"]})))
+        .await
+        .unwrap();
+    let bearer = |token: &Value| format!("Bearer {}", token["token"].as_str().unwrap());
+    let body = hotline_report("传感器：井盖位移").to_string().into_bytes();
+    let mut machine = app.anonymous();
+    let auth = bearer(&writer);
+    let headers = [("Content-Type", "application/json"), ("Authorization", auth.as_str())];
+    let created = machine.request("POST", "/api/cases", &headers, Some(&body)).await.unwrap();
+    assert_eq!(created.status, 201, "{}", created.json());
+    let read_auth = bearer(&reader);
+    let read_only = [("Content-Type", "application/json"), ("Authorization", read_auth.as_str())];
+    assert_eq!(machine.request("POST", "/api/cases", &read_only, Some(&body)).await.unwrap().status, 403);
+    assert_eq!(machine.request("GET", "/api/cases", &read_only[1..], None).await.unwrap().status, 200);
+    let bad = [("Authorization", "Bearer not-a-token")];
+    assert_eq!(machine.request("GET", "/api/cases", &bad, None).await.unwrap().status, 401);
+    let revoke = admin.request("DELETE", &format!("/api/tokens/{}", writer["id"]), &[], None).await.unwrap();
+    assert_eq!(revoke.status, 204);
+    assert_eq!(machine.request("POST", "/api/cases", &headers, Some(&body)).await.unwrap().status, 403);
+}
+
+async fn admins_manage_users_and_read_the_audit_log(app: TestApp) {
+    let mut admin = app.signed_in("admin").await;
+    let new_user = json!({"username": "op_chongchuan2", "display_name": "崇川区值班员二", "role": "operator",
+                          "jurisdiction": "320613", "password": "Duty-officer-2026"});
+    let (status, user) = admin.json("POST", "/api/users", Some(&new_user)).await.unwrap();
+    assert_eq!(status, 201, "{user}");
+    assert_eq!(
+        admin.json("POST", "/api/users", Some(&new_user)).await.unwrap().0,
+        409,
+        "usernames are unique"
+    );
+    let no_scope =
+        json!({"username": "op_x", "display_name": "x", "role": "operator", "password": "Duty-officer-2026"});
+    assert_eq!(admin.json("POST", "/api/users", Some(&no_scope)).await.unwrap().0, 422);
+    let weak = json!({"username": "op_y", "display_name": "y", "role": "operator", "jurisdiction": "320613", "password": "123"});
+    assert_eq!(admin.json("POST", "/api/users", Some(&weak)).await.unwrap().0, 422);
+
+    let mut created = app.anonymous();
+    assert_eq!(created.sign_in("op_chongchuan2", "Duty-officer-2026").await.unwrap().0, 200);
+    let id = user["id"].as_i64().unwrap();
+    let reset = admin
+        .json("POST", &format!("/api/users/{id}/password"), Some(&json!({"password": "Reset-by-admin-1"})))
+        .await
+        .unwrap();
+    assert_eq!(reset.0, 204);
+    assert_eq!(
+        created.json("GET", "/api/me", None).await.unwrap().0,
+        401,
+        "a reset ends the user's sessions"
+    );
+
+    let mut operator = app.signed_in("operator").await;
+    assert_eq!(operator.json("POST", "/api/users", Some(&new_user)).await.unwrap().0, 403);
+
+    let (status, page) = admin.json("GET", "/api/audit?limit=200", None).await.unwrap();
+    assert_eq!(status, 200);
+    let actions: Vec<&str> =
+        page["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    for expected in ["login", "user_created", "password_reset"] {
+        assert!(actions.contains(&expected), "{expected} missing from {actions:?}");
+    }
+    let (_, users) = admin.json("GET", "/api/users?limit=5", None).await.unwrap();
+    assert_eq!(users["items"].as_array().unwrap().len(), 5);
+    let next = users["next"].as_i64().unwrap();
+    let (_, rest) = admin.json("GET", &format!("/api/users?after={next}"), None).await.unwrap();
+    assert_eq!(rest["items"].as_array().unwrap().len(), app.world.users.len() + 1 - 5);
+}
+
+async fn a_stale_screen_cannot_overwrite_a_newer_change(app: TestApp) {
+    let mut hotline = app.signed_in("hotline").await;
+    let (id, created) = create_case(&mut hotline, "违章搭建").await;
+    let version = created["case"]["version"].as_u64().unwrap();
+    let mut operator = app.signed_in("operator").await;
+    let register =
+        json!({"action": {"type": "register", "matter": "street_vending"}, "expected_version": version});
+    act_ok(&mut operator, id, register.clone()).await;
+    let reject = json!({"action": {"type": "reject"}, "note": "重复", "expected_version": version});
+    let (status, body) = act(&mut operator, id, reject).await;
+    assert_eq!((status, body["error"]["code"].as_str().unwrap()), (409, "VERSION_CONFLICT"));
+}
+
+async fn operations_endpoints_answer(app: TestApp) {
+    let mut client = app.anonymous();
+    let health = client.request("GET", "/healthz", &[], None).await.unwrap();
+    assert_eq!((health.status, health.body.as_slice()), (200, b"ok".as_slice()));
+    assert_eq!(client.request("GET", "/readyz", &[], None).await.unwrap().status, 200);
+    let mut hotline = app.signed_in("hotline").await;
+    create_case(&mut hotline, "路灯不亮").await;
+    let metrics =
+        String::from_utf8(client.request("GET", "/metrics", &[], None).await.unwrap().body).unwrap();
+    assert!(
+        metrics.contains("shiyu_http_requests_total{method=\"POST\",route=\"/api/cases\",status=\"201\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("shiyu_cases{status=\"received\"} 1"), "{metrics}");
+    assert!(metrics.contains("shiyu_group_commit_transactions_total"));
+    assert!(
+        metrics.contains("shiyu_http_request_duration_seconds_bucket{route=\"/api/cases\",le=\"+Inf\"} 1")
+    );
+    let (status, document) = client.json("GET", "/api/openapi.json", None).await.unwrap();
+    assert_eq!(status, 200);
+    assert!(document["paths"]["/api/cases/{id}/actions"]["post"].is_object());
+}

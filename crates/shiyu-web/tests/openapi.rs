@@ -1,0 +1,52 @@
+//! The OpenAPI document is part of the API: any change to it shows up here and is reviewed.
+//! Run with `UPDATE_SNAPSHOTS=1` to accept a deliberate change.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use utoipa::OpenApi;
+
+#[test]
+fn the_openapi_document_matches_its_snapshot() {
+    let document = shiyu_web::openapi::ApiDoc::openapi().to_pretty_json().unwrap() + "\n";
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/openapi.json");
+    if std::env::var("UPDATE_SNAPSHOTS").is_ok_and(|v| v == "1") {
+        std::fs::write(&path, &document).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        expected == document,
+        "the OpenAPI document changed; review it and rerun with UPDATE_SNAPSHOTS=1"
+    );
+}
+
+#[test]
+fn every_route_is_described() {
+    let document = shiyu_web::openapi::ApiDoc::openapi();
+    let described: Vec<&str> = document.paths.paths.keys().map(String::as_str).collect();
+    for path in [
+        "/api/session",
+        "/api/me",
+        "/api/me/password",
+        "/api/cases",
+        "/api/cases/{id}",
+        "/api/cases/{id}/history",
+        "/api/cases/{id}/actions",
+        "/api/cases/{id}/personal-data",
+        "/api/public/reports",
+        "/api/public/reports/{code}",
+        "/api/public/reports/{code}/rating",
+        "/api/jurisdictions",
+        "/api/departments",
+        "/api/catalog",
+        "/api/users",
+        "/api/users/{id}/password",
+        "/api/tokens",
+        "/api/tokens/{id}",
+        "/api/audit",
+    ] {
+        assert!(described.contains(&path), "{path} is not in the OpenAPI document");
+    }
+    let schemas = &document.components.as_ref().unwrap().schemas;
+    for schema in ["CaseView", "ActionRequest", "ActionBody", "ErrorBody", "NewCaseRequest", "PublicReport"] {
+        assert!(schemas.contains_key(schema), "{schema} schema missing");
+    }
+}

@@ -1,0 +1,160 @@
+//! `shiyu serve` and the commands around it: `user add`, `new-key`.
+
+use crate::clock;
+use crate::config::Config;
+use anyhow::{bail, Context};
+use shiyu_auth::Sealer;
+use shiyu_domain::{Role, Rules, Scope};
+use shiyu_store::{CaseService, NewUser, Store};
+use shiyu_web::{AppState, WebSettings};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Parses `id=BASE64[,id=BASE64…]`.
+fn parse_keys(text: &str) -> anyhow::Result<Sealer> {
+    let pairs = text
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|pair| pair.split_once('=').map(|(id, key)| (id.trim().to_string(), key.trim().to_string())))
+        .collect::<Option<Vec<_>>>()
+        .context("personal-data keys are `id=BASE64[,id=BASE64…]`")?;
+    Ok(Sealer::new(&pairs)?)
+}
+
+/// The personal-data sealer: configured keys, or for SQLite a key generated once into the data folder.
+pub fn sealer(config: &Config) -> anyhow::Result<Sealer> {
+    if let Some(keys) = &config.security.personal_data_keys {
+        return parse_keys(keys.expose());
+    }
+    if config.storage.database_url.is_some() {
+        bail!("set SHIYU_SECURITY__PERSONAL_DATA_KEYS (generate a key with `shiyu new-key`): every node must share it");
+    }
+    let file = config.storage.data_dir.join("keys").join("personal-data.keys");
+    if !file.exists() {
+        write_private(&file, &format!("k1={}\n", Sealer::generate_key()))?;
+    }
+    let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    parse_keys(&text).with_context(|| format!("in {}", file.display()))
+}
+
+/// Writes a file only its owner may read (keys, demo passwords).
+pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(folder) = path.parent() {
+        std::fs::create_dir_all(folder)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}
+
+pub fn web_settings(config: &Config) -> WebSettings {
+    WebSettings {
+        secure_cookies: config.security.secure_cookies,
+        session_minutes: config.security.session_minutes.max(1),
+        public_requests_per_minute: config.security.public_requests_per_minute,
+        ..WebSettings::default()
+    }
+}
+
+/// Serves the API until Ctrl-C or SIGTERM, then finishes the requests in flight.
+pub async fn serve(store: Arc<dyn Store>, rules: Rules, config: &Config, listen: &str) -> anyhow::Result<()> {
+    let service = CaseService::new(store, Arc::new(rules));
+    let state = AppState::new(service, sealer(config)?, Arc::new(clock::now), web_settings(config)).await?;
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
+    let address = listener.local_addr()?;
+    println!("shiyu serving on http://{address}  (API description: http://{address}/api/openapi.json)");
+    axum::serve(listener, shiyu_web::router(state).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    println!("shiyu stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+}
+
+/// `shiyu user add`: creates a user, the first admin included; the password comes on standard input.
+pub async fn add_user(
+    store: Arc<dyn Store>,
+    username: &str,
+    display_name: Option<String>,
+    role: &str,
+    jurisdiction: Option<String>,
+    department: Option<i64>,
+    password: String,
+) -> anyhow::Result<()> {
+    let role = Role::parse(role).with_context(|| {
+        let roles: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+        format!("unknown role `{role}`; one of {}", roles.join(", "))
+    })?;
+    let scope = match (jurisdiction, department) {
+        (Some(code), None) => {
+            let found = store.jurisdictions().await?.into_iter().find(|j| j.code == code);
+            Scope::Jurisdiction(found.with_context(|| format!("no jurisdiction with code {code}"))?.id)
+        }
+        (None, Some(id)) => {
+            let found = store.departments().await?.into_iter().find(|d| d.id.0 == id);
+            Scope::Department(found.with_context(|| format!("no department {id}"))?.id)
+        }
+        (None, None) => Scope::Unbound,
+        (Some(_), Some(_)) => bail!("give --jurisdiction or --department, not both"),
+    };
+    let candidate = shiyu_domain::User {
+        id: shiyu_domain::UserId(0),
+        username: username.into(),
+        display_name: username.into(),
+        role,
+        scope,
+    };
+    if !candidate.scope_fits_role() {
+        bail!(
+            "a {} needs {}",
+            role.as_str(),
+            match role.binding() {
+                shiyu_domain::org::Binding::Department => "--department",
+                shiyu_domain::org::Binding::Jurisdiction => "--jurisdiction",
+                shiyu_domain::org::Binding::Nothing => "neither --jurisdiction nor --department",
+            }
+        );
+    }
+    shiyu_auth::check_password_policy(&password)?;
+    let password_hash = Some(shiyu_auth::hash_password(&password)?);
+    let user = store
+        .add_user(&NewUser {
+            username: username.into(),
+            display_name: display_name.unwrap_or_else(|| username.into()),
+            role,
+            scope,
+            password_hash,
+        })
+        .await?;
+    println!("user {} ({}) created with id {}", user.username, role.as_str(), user.id.0);
+    Ok(())
+}
