@@ -153,3 +153,77 @@ impl HttpClient {
         Ok((status, body))
     }
 }
+
+/// One Server-Sent Event as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseMessage {
+    pub id: Option<String>,
+    pub event: Option<String>,
+    pub data: String,
+}
+
+/// An open `text/event-stream` response, read message by message.
+#[derive(Debug)]
+pub struct EventStream {
+    reader: BufReader<TcpStream>,
+    pub status: u16,
+    buffer: String,
+}
+
+impl EventStream {
+    /// Opens a stream on its own connection.
+    pub async fn open(address: SocketAddr, path: &str, headers: &[(&str, &str)]) -> io::Result<EventStream> {
+        let mut stream = TcpStream::connect(address).await?;
+        let mut head = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nAccept: text/event-stream\r\n");
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).await?;
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        reader.read_line(&mut line).await?;
+        let status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        loop {
+            line.clear();
+            reader.read_line(&mut line).await?;
+            if line.trim_end().is_empty() {
+                break;
+            }
+        }
+        Ok(EventStream { reader, status, buffer: String::new() })
+    }
+
+    /// The next message that carries data (keep-alive comments are skipped).
+    pub async fn next(&mut self) -> io::Result<SseMessage> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut message = SseMessage { id: None, event: None, data: String::new() };
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        message.id = Some(v.trim().to_string());
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        message.event = Some(v.trim().to_string());
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        message.data.push_str(v.trim_start());
+                    }
+                }
+                if !message.data.is_empty() {
+                    return Ok(message);
+                }
+                continue;
+            }
+            // The body is chunked: a size line, the chunk, a blank line.
+            let mut size = String::new();
+            if self.reader.read_line(&mut size).await? == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "stream closed"));
+            }
+            let size =
+                usize::from_str_radix(size.trim(), 16).map_err(|_| io::Error::other("bad chunk size"))?;
+            let mut chunk = vec![0; size + 2];
+            self.reader.read_exact(&mut chunk).await?;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk[..size]));
+        }
+    }
+}

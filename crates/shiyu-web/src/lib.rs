@@ -8,6 +8,7 @@ pub mod errors;
 pub mod openapi;
 pub mod ops;
 pub mod reference;
+pub mod stream;
 pub mod views;
 
 use axum::extract::DefaultBodyLimit;

@@ -23,6 +23,9 @@ use utoipa::OpenApi;
         crate::api::cases::history,
         crate::api::cases::act,
         crate::api::cases::personal_data,
+        crate::api::attachments::upload,
+        crate::api::attachments::public_upload,
+        crate::api::attachments::download,
         crate::api::public::report,
         crate::api::public::track,
         crate::api::public::rate,
@@ -35,6 +38,7 @@ use utoipa::OpenApi;
         crate::api::admin::create_token,
         crate::api::admin::revoke_token,
         crate::api::admin::audit,
+        crate::stream::stream,
     ),
     tags(
         (name = "sign-in", description = "Sessions for people"),

@@ -21,6 +21,8 @@ on_both_backends![
     admins_manage_users_and_read_the_audit_log,
     a_stale_screen_cannot_overwrite_a_newer_change,
     operations_endpoints_answer,
+    attachments_are_checked_on_content_and_served_only_to_who_may_see_the_case,
+    the_live_stream_shows_each_caller_their_own_cases_and_resumes,
 ];
 
 fn hotline_report(description: &str) -> Value {
@@ -479,4 +481,140 @@ async fn operations_endpoints_answer(app: TestApp) {
     let (status, document) = client.json("GET", "/api/openapi.json", None).await.unwrap();
     assert_eq!(status, 200);
     assert!(document["paths"]["/api/cases/{id}/actions"]["post"].is_object());
+}
+
+async fn attachments_are_checked_on_content_and_served_only_to_who_may_see_the_case(app: TestApp) {
+    let mut hotline = app.signed_in("hotline").await;
+    let png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR photo of a pothole".to_vec();
+    let upload = |name: &str| format!("/api/attachments?name={name}");
+    // The declared type is ignored: content decides.
+    let uploaded = hotline
+        .request("POST", &upload("pothole.png"), &[("Content-Type", "text/plain")], Some(&png))
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status, 201, "{}", uploaded.json());
+    let sha = uploaded.json()["sha256"].as_str().unwrap().to_string();
+    assert_eq!(uploaded.json()["mime"], "image/png");
+    let html = hotline
+        .request(
+            "POST",
+            &upload("x.png"),
+            &[("Content-Type", "image/png")],
+            Some(b"<html><script>alert(1)</script>"),
+        )
+        .await
+        .unwrap();
+    assert_eq!((html.status, html.json()["error"]["code"].as_str().unwrap()), (415, "FILE_TYPE_NOT_ALLOWED"));
+    let huge = vec![0xFFu8; 11 * 1024 * 1024];
+    assert_eq!(hotline.request("POST", &upload("big.jpg"), &[], Some(&huge)).await.unwrap().status, 413);
+
+    let mut report = hotline_report("路面坑洞，附照片");
+    report["attachments"] = json!([{"sha256": sha, "name": "pothole.png"}]);
+    let (status, created) = hotline.json("POST", "/api/cases", Some(&report)).await.unwrap();
+    assert_eq!(status, 201, "{created}");
+    let id = created["case"]["id"].as_i64().unwrap();
+    let mut missing = hotline_report("x");
+    missing["attachments"] = json!([{"sha256": "0".repeat(64), "name": "x.png"}]);
+    let (status, body) = hotline.json("POST", "/api/cases", Some(&missing)).await.unwrap();
+    assert_eq!((status, body["error"]["code"].as_str().unwrap()), (422, "ATTACHMENT_UNKNOWN"));
+
+    let path = format!("/api/cases/{id}/attachments/{sha}");
+    let mut operator = app.signed_in("operator").await;
+    let file = operator.request("GET", &path, &[], None).await.unwrap();
+    assert_eq!(file.status, 200);
+    assert_eq!(file.body, png);
+    assert_eq!(file.header("content-type"), Some("image/png"));
+    assert_eq!(file.header("x-content-type-options"), Some("nosniff"));
+    let mut haimen = app.signed_in("operator_haimen").await;
+    assert_eq!(haimen.request("GET", &path, &[], None).await.unwrap().status, 404);
+    // A file that exists but belongs to no event of this case is not served through it.
+    let (other, _) = create_case(&mut hotline, "另一件").await;
+    assert_eq!(
+        operator
+            .request("GET", &format!("/api/cases/{other}/attachments/{sha}"), &[], None)
+            .await
+            .unwrap()
+            .status,
+        404
+    );
+
+    // Citizens without an account upload through the public endpoint and attach to their report.
+    let mut citizen = app.anonymous();
+    let jpeg = b"\xFF\xD8\xFF\xE0 a citizen's photo".to_vec();
+    let public =
+        citizen.request("POST", "/api/public/attachments?name=a.jpg", &[], Some(&jpeg)).await.unwrap();
+    assert_eq!(public.status, 201);
+    let report = json!({"description": "垃圾满溢", "jurisdiction": GRID, "attachments": [{"sha256": public.json()["sha256"], "name": "a.jpg"}]});
+    assert_eq!(citizen.json("POST", "/api/public/reports", Some(&report)).await.unwrap().0, 201);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_endpoints_are_rate_limited_per_address() {
+    let settings =
+        shiyu_web::WebSettings { public_requests_per_minute: 10, ..shiyu_web::WebSettings::default() };
+    let app = support::TestApp::start_with(support::Backend::Sqlite, settings).await;
+    // Sign-in counts against the same allowance: one of the five a burst may use.
+    let mut operator = app.signed_in("operator").await;
+    let mut citizen = app.anonymous();
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(citizen.json("GET", "/api/public/reports/AAAA-BBBB-CCCC", None).await.unwrap().0);
+    }
+    assert_eq!(
+        statuses,
+        [404, 404, 404, 404, 429, 429],
+        "a burst of half a minute's allowance, then refusals"
+    );
+    let (_, body) = citizen.json("GET", "/api/public/reports/AAAA-BBBB-CCCC", None).await.unwrap();
+    assert_eq!(body["error"]["code"], "RATE_LIMITED");
+    // Signed-in staff endpoints are not limited this way.
+    for _ in 0..10 {
+        assert_eq!(operator.json("GET", "/api/cases", None).await.unwrap().0, 200);
+    }
+}
+
+async fn the_live_stream_shows_each_caller_their_own_cases_and_resumes(app: TestApp) {
+    use shiyu_web::client::EventStream;
+    use std::time::Duration;
+    async fn within<T>(f: impl std::future::Future<Output = T>) -> Result<T, tokio::time::error::Elapsed> {
+        tokio::time::timeout(Duration::from_secs(10), f).await
+    }
+    let operator = app.signed_in("operator").await;
+    let haimen = app.signed_in("operator_haimen").await;
+    let cookie = |c: &HttpClient| c.cookie.clone().unwrap();
+    let operator_cookie = cookie(&operator);
+    let mut mine =
+        EventStream::open(app.address, "/api/events/stream", &[("Cookie", &operator_cookie)]).await.unwrap();
+    assert_eq!(mine.status, 200);
+    let haimen_cookie = cookie(&haimen);
+    let mut theirs =
+        EventStream::open(app.address, "/api/events/stream", &[("Cookie", &haimen_cookie)]).await.unwrap();
+    assert_eq!(EventStream::open(app.address, "/api/events/stream", &[]).await.unwrap().status, 401);
+
+    let mut hotline = app.signed_in("hotline").await;
+    let (id, _) = create_case(&mut hotline, "直播测试：路灯不亮").await;
+    let mut operator = operator;
+    act_ok(&mut operator, id, json!({"action": {"type": "register", "matter": "street_vending"}})).await;
+
+    let first = within(mine.next()).await.expect("an event arrives").unwrap();
+    assert_eq!(first.event.as_deref(), Some("received"));
+    let data: Value = serde_json::from_str(&first.data).unwrap();
+    assert_eq!((data["case_id"].as_i64(), data["label"].as_str()), (Some(id), Some("受理")));
+    let second = within(mine.next()).await.unwrap().unwrap();
+    assert_eq!(second.event.as_deref(), Some("registered"));
+    // The other county's operator sees nothing of it.
+    let silent = tokio::time::timeout(Duration::from_millis(800), theirs.next()).await;
+    assert!(silent.is_err(), "{silent:?}");
+
+    // Resuming after the first event replays the second.
+    let first_id = first.id.unwrap();
+    let mut resumed = EventStream::open(
+        app.address,
+        "/api/events/stream",
+        &[("Cookie", &operator_cookie), ("Last-Event-ID", &first_id)],
+    )
+    .await
+    .unwrap();
+    let again = within(resumed.next()).await.unwrap().unwrap();
+    assert_eq!(again.id, second.id);
 }

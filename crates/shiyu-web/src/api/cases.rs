@@ -281,6 +281,7 @@ pub async fn create(
     let priority = parse_priority(request.priority.as_deref())?;
     let (contact_sealed, id_number_sealed) =
         sealed_contacts(&state, request.reporter_phone.as_deref(), request.reporter_id_number.as_deref())?;
+    super::attachments::check_exist(&state, &request.attachments).await?;
     let tracking_code = shiyu_auth::tracking_code();
     let command = Command {
         attachments: attachments(&request.attachments),
@@ -468,6 +469,7 @@ pub async fn act(
 ) -> WebResult<Json<CaseView>> {
     let actor = caller.actor()?;
     visible_case(&state, &actor, CaseId(id)).await?;
+    super::attachments::check_exist(&state, &request.attachments).await?;
     let action = domain_action(request.action, &state.reference.get())?;
     let command = Command {
         action,

@@ -1,13 +1,14 @@
 //! The JSON API's routes and the pieces every handler shares.
 
 pub mod admin;
+pub mod attachments;
 pub mod cases;
 pub mod public;
 
 use crate::errors::WebError;
 use crate::AppState;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::de::DeserializeOwned;
@@ -81,6 +82,15 @@ pub fn routes() -> Router<AppState> {
         .route("/api/cases/{id}/history", get(cases::history))
         .route("/api/cases/{id}/actions", post(cases::act))
         .route("/api/cases/{id}/personal-data", get(cases::personal_data))
+        .route("/api/cases/{id}/attachments/{sha256}", get(attachments::download))
+        .route(
+            "/api/attachments",
+            post(attachments::upload).layer(DefaultBodyLimit::max(attachments::MAX_ATTACHMENT_BYTES)),
+        )
+        .route(
+            "/api/public/attachments",
+            post(attachments::upload).layer(DefaultBodyLimit::max(attachments::MAX_ATTACHMENT_BYTES)),
+        )
         .route("/api/public/reports", post(public::report))
         .route("/api/public/reports/{code}", get(public::track))
         .route("/api/public/reports/{code}/rating", post(public::rate))
@@ -92,4 +102,5 @@ pub fn routes() -> Router<AppState> {
         .route("/api/tokens", post(admin::create_token))
         .route("/api/tokens/{id}", axum::routing::delete(admin::revoke_token))
         .route("/api/audit", get(admin::audit))
+        .route("/api/events/stream", get(crate::stream::stream))
 }

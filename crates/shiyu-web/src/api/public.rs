@@ -27,6 +27,9 @@ pub struct PublicReport {
     /// Report without leaving a name (a phone number may still be left for the call-back).
     #[serde(default)]
     pub anonymous: bool,
+    /// Photos uploaded first through `POST /api/public/attachments`.
+    #[serde(default)]
+    pub attachments: Vec<crate::views::AttachmentView>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -54,8 +57,14 @@ pub async fn report(
     let reference = state.reference.get();
     let (path, owner) = intake_place(&reference, &request.jurisdiction)?;
     let (contact_sealed, _) = sealed_contacts(&state, request.phone.as_deref(), None)?;
+    super::attachments::check_exist(&state, &request.attachments).await?;
     let command = Command {
         origin: caller.address.clone(),
+        attachments: request
+            .attachments
+            .iter()
+            .map(|a| shiyu_domain::AttachmentRef { sha256: a.sha256.clone(), name: a.name.clone() })
+            .collect(),
         ..Command::new(Action::Receive(NewCase {
             channel: Channel::App,
             description: request.description,
