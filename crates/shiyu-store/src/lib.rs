@@ -5,6 +5,7 @@
 //! transaction, and each caller is answered only after that transaction has committed.
 
 mod batch;
+mod cache;
 pub mod postgres;
 pub mod service;
 mod sql;
@@ -20,6 +21,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use batch::{CommitMode, GroupCommitStats};
+pub use cache::CREDENTIAL_TTL;
 pub use service::{CaseService, Created, ServiceError};
 
 /// Errors of the storage layer.

@@ -3,12 +3,14 @@
 //! read model tailing the log never skips an event that commits late.
 
 use crate::batch::{BatchWriter, GroupCommitter};
+use crate::cache::{BackgroundTask, ReadCache};
 use crate::WriteOptions;
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::ConnectOptions as _;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 
 crate::sql::shared_sql!(sqlx::Postgres);
 
@@ -23,6 +25,8 @@ const WRITER_LOCK: &str = "SELECT pg_advisory_xact_lock(7345012026)";
 pub struct PgStore {
     pool: Pool,
     writer: GroupCommitter,
+    cache: Arc<ReadCache>,
+    _tailer: BackgroundTask,
 }
 
 struct PgWriter {
@@ -53,8 +57,10 @@ impl PgStore {
             migrate(&mut conn, MIGRATIONS, Some(WRITER_LOCK)).await?;
         }
         let pool = PgPoolOptions::new().max_connections(16).connect_with(options).await?;
+        let cache = Arc::new(ReadCache::new(last_seq(&pool).await?));
+        let tailer = start_cache_tailer(pool.clone(), cache.clone());
         let writer = GroupCommitter::start(PgWriter { conn }, write.mode, write.max_batch);
-        Ok(PgStore { pool, writer })
+        Ok(PgStore { pool, writer, cache, _tailer: tailer })
     }
 
     fn read_pool(&self) -> &Pool {

@@ -203,6 +203,32 @@ macro_rules! shared_sql {
             stored_events(rows)
         }
 
+        /// `(seq, case, version)` of the events after `after`: what the read cache's tailer needs.
+        async fn versions_since(pool: &Pool, after: i64) -> StoreResult<Vec<(i64, i64, i64)>> {
+            Ok(sqlx::query_as("SELECT seq, case_id, version FROM events WHERE seq > $1 ORDER BY seq LIMIT 10000")
+                .bind(after)
+                .fetch_all(pool)
+                .await?)
+        }
+
+        /// Keeps the read cache exact while other processes or nodes write: every case the log shows at a
+        /// version the cache does not hold is evicted.
+        pub(crate) fn start_cache_tailer(
+            pool: Pool,
+            cache: std::sync::Arc<crate::cache::ReadCache>,
+        ) -> crate::cache::BackgroundTask {
+            crate::cache::BackgroundTask::spawn(async move {
+                loop {
+                    tokio::time::sleep(crate::cache::TAIL_EVERY).await;
+                    let Ok(rows) = versions_since(&pool, cache.tailed()).await else { continue };
+                    for &(seq, case, version) in &rows {
+                        cache.saw_version(CaseId(case), version as u64);
+                        cache.set_tailed(seq);
+                    }
+                }
+            })
+        }
+
         pub(crate) async fn last_seq(pool: &Pool) -> StoreResult<i64> {
             let (seq,): (i64,) =
                 sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM events").fetch_one(pool).await?;
@@ -773,7 +799,12 @@ macro_rules! store_impl {
                     events: EventRow::all(&events)?,
                 };
                 match self.writer.submit(write).await? {
-                    Written::Created(outcome) => Ok(outcome),
+                    Written::Created(outcome) => {
+                        if outcome.created {
+                            self.cache.put_case(outcome.id, state);
+                        }
+                        Ok(outcome)
+                    }
                     _ => Err(StoreError::Other("unexpected answer to a creation".into())),
                 }
             }
@@ -792,11 +823,20 @@ macro_rules! store_impl {
                     case: CaseRow::of(state)?,
                     events: EventRow::all(&events)?,
                 };
-                self.writer.submit(write).await.map(|_| ())
+                self.writer.submit(write).await?;
+                self.cache.put_case(id, state);
+                Ok(())
             }
 
             async fn load_case(&self, id: CaseId) -> StoreResult<Option<CaseState>> {
-                load_case(self.read_pool(), id).await
+                if let Some(state) = self.cache.case(id) {
+                    return Ok(Some(state));
+                }
+                let state = load_case(self.read_pool(), id).await?;
+                if let Some(state) = &state {
+                    self.cache.put_case(id, state);
+                }
+                Ok(state)
             }
             async fn case_history(&self, id: CaseId) -> StoreResult<Vec<StoredEvent>> {
                 case_history(self.read_pool(), id).await
@@ -838,7 +878,9 @@ macro_rules! store_impl {
                 matters(self.read_pool()).await
             }
             async fn put_users(&self, items: &[User]) -> StoreResult<()> {
-                put_users(&self.reference_pool().await?, items).await
+                put_users(&self.reference_pool().await?, items).await?;
+                self.cache.forget_all_credentials();
+                Ok(())
             }
             async fn users(&self) -> StoreResult<Vec<User>> {
                 users(self.read_pool()).await
@@ -865,7 +907,9 @@ macro_rules! store_impl {
                 credentials(self.read_pool(), username).await
             }
             async fn set_password(&self, user: UserId, hash: &str) -> StoreResult<()> {
-                set_password(&self.reference_pool().await?, user, hash).await
+                set_password(&self.reference_pool().await?, user, hash).await?;
+                self.cache.forget_user(user);
+                Ok(())
             }
             async fn set_login_state(
                 &self,
@@ -879,22 +923,42 @@ macro_rules! store_impl {
                 create_session(&self.reference_pool().await?, session).await
             }
             async fn find_session(&self, token_hash: &str) -> StoreResult<Option<(crate::Session, User)>> {
-                find_session(self.read_pool(), token_hash).await
+                if let Some(found) = self.cache.session(token_hash) {
+                    return Ok(Some(found));
+                }
+                let found = find_session(self.read_pool(), token_hash).await?;
+                if let Some((session, user)) = &found {
+                    self.cache.put_session(session, user);
+                }
+                Ok(found)
             }
             async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
-                delete_session(&self.reference_pool().await?, token_hash).await
+                delete_session(&self.reference_pool().await?, token_hash).await?;
+                self.cache.forget_session(token_hash);
+                Ok(())
             }
             async fn delete_sessions_of(&self, user: UserId) -> StoreResult<()> {
-                delete_sessions_of(&self.reference_pool().await?, user).await
+                delete_sessions_of(&self.reference_pool().await?, user).await?;
+                self.cache.forget_user(user);
+                Ok(())
             }
             async fn create_api_token(&self, token: &crate::ApiToken) -> StoreResult<i64> {
                 create_api_token(&self.reference_pool().await?, token).await
             }
             async fn find_api_token(&self, token_hash: &str) -> StoreResult<Option<(crate::ApiToken, User)>> {
-                find_api_token(self.read_pool(), token_hash).await
+                if let Some(found) = self.cache.api_token(token_hash) {
+                    return Ok(Some(found));
+                }
+                let found = find_api_token(self.read_pool(), token_hash).await?;
+                if let Some((token, user)) = &found {
+                    self.cache.put_api_token(token, user);
+                }
+                Ok(found)
             }
             async fn revoke_api_token(&self, id: i64, at: shiyu_domain::Timestamp) -> StoreResult<()> {
-                revoke_api_token(&self.reference_pool().await?, id, at).await
+                revoke_api_token(&self.reference_pool().await?, id, at).await?;
+                self.cache.forget_api_token(id);
+                Ok(())
             }
             async fn put_attachment(&self, meta: &crate::AttachmentMeta, content: &[u8]) -> StoreResult<()> {
                 self.put_attachment_content(meta, content).await

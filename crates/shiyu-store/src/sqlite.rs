@@ -3,11 +3,13 @@
 //! reads alongside it.
 
 use crate::batch::{BatchWriter, GroupCommitter};
+use crate::cache::{BackgroundTask, ReadCache};
 use crate::WriteOptions;
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::ConnectOptions as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 crate::sql::shared_sql!(sqlx::Sqlite);
@@ -25,13 +27,9 @@ pub struct SqliteStore {
     path: PathBuf,
     readers: Pool,
     writer: GroupCommitter,
-    checkpointer: tokio::task::AbortHandle,
-}
-
-impl Drop for SqliteStore {
-    fn drop(&mut self) {
-        self.checkpointer.abort();
-    }
+    cache: Arc<ReadCache>,
+    _checkpointer: BackgroundTask,
+    _tailer: BackgroundTask,
 }
 
 /// How often the WAL is copied back into the database file.
@@ -71,17 +69,18 @@ impl SqliteStore {
         // so that no acknowledgement waits for the database file to be synced.
         sqlx::query("PRAGMA wal_autocheckpoint = 0").execute(&mut conn).await?;
         let mut checkpoint_conn = options(&path).connect().await?;
-        let checkpointer = tokio::spawn(async move {
+        let checkpointer = BackgroundTask::spawn(async move {
             loop {
                 tokio::time::sleep(CHECKPOINT_EVERY).await;
                 let _ = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut checkpoint_conn).await;
             }
-        })
-        .abort_handle();
+        });
         let readers =
             SqlitePoolOptions::new().max_connections(4).connect_with(options(&path).read_only(true)).await?;
+        let cache = Arc::new(ReadCache::new(last_seq(&readers).await?));
+        let tailer = start_cache_tailer(readers.clone(), cache.clone());
         let writer = GroupCommitter::start(SqliteWriter { conn }, write.mode, write.max_batch);
-        Ok(SqliteStore { path, readers, writer, checkpointer })
+        Ok(SqliteStore { path, readers, writer, cache, _checkpointer: checkpointer, _tailer: tailer })
     }
 
     pub fn path(&self) -> &Path {

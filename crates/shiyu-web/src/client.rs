@@ -59,7 +59,11 @@ impl HttpClient {
         // A kept-alive connection may have been closed by the server: retry once on a fresh one.
         for attempt in 0..2 {
             if self.connection.is_none() {
-                self.connection = Some(BufReader::new(TcpStream::connect(self.address).await?));
+                let stream = TcpStream::connect(self.address).await?;
+                // Requests go out whole in one write; without this Nagle holds them back for the peer's
+                // delayed acknowledgement.
+                stream.set_nodelay(true)?;
+                self.connection = Some(BufReader::new(stream));
             }
             match self.exchange(head.as_bytes(), body).await {
                 Ok(response) => {
@@ -80,10 +84,10 @@ impl HttpClient {
 
     async fn exchange(&mut self, head: &[u8], body: Option<&[u8]>) -> io::Result<HttpResponse> {
         let connection = self.connection.as_mut().ok_or_else(|| io::Error::other("no connection"))?;
-        connection.get_mut().write_all(head).await?;
-        if let Some(body) = body {
-            connection.get_mut().write_all(body).await?;
-        }
+        let mut request = Vec::with_capacity(head.len() + body.map_or(0, <[u8]>::len));
+        request.extend_from_slice(head);
+        request.extend_from_slice(body.unwrap_or_default());
+        connection.get_mut().write_all(&request).await?;
         let mut line = String::new();
         if connection.read_line(&mut line).await? == 0 {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed"));

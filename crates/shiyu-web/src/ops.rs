@@ -40,16 +40,27 @@ pub struct Metrics {
 
 impl Metrics {
     fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        // Keys are allocated once per (method, route, status); every later request only looks them up.
         if let Ok(mut requests) = self.requests.lock() {
-            *requests.entry((method.to_string(), route.to_string(), status)).or_default() += 1;
+            let key = (method.to_string(), route.to_string(), status);
+            match requests.get_mut(&key) {
+                Some(count) => *count += 1,
+                None => {
+                    requests.insert(key, 1);
+                }
+            }
         }
         if let Ok(mut latency) = self.latency.lock() {
-            let histogram = latency.entry(route.to_string()).or_default();
-            histogram.count += 1;
-            histogram.sum += seconds;
-            for (slot, bound) in histogram.counts.iter_mut().zip(BUCKETS) {
-                if seconds <= bound {
-                    *slot += 1;
+            if !latency.contains_key(route) {
+                latency.insert(route.to_string(), Histogram::default());
+            }
+            if let Some(histogram) = latency.get_mut(route) {
+                histogram.count += 1;
+                histogram.sum += seconds;
+                for (slot, bound) in histogram.counts.iter_mut().zip(BUCKETS) {
+                    if seconds <= bound {
+                        *slot += 1;
+                    }
                 }
             }
         }

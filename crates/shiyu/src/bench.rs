@@ -4,7 +4,66 @@
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 
+pub mod http;
 pub mod intake;
+
+use anyhow::Context;
+use shiyu_store::postgres::PgStore;
+use shiyu_store::sqlite::SqliteStore;
+use shiyu_store::{Store, WriteOptions};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions as _, Executor as _};
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// An empty store for one measurement: SQLite in a new folder on the disk being measured, or a new schema
+/// in the given PostgreSQL database. `close` removes it.
+pub struct FreshStore {
+    pub store: Arc<dyn Store>,
+    sqlite_dir: Option<tempfile::TempDir>,
+    schema: Option<(sqlx::PgConnection, String)>,
+}
+
+impl FreshStore {
+    pub async fn open(
+        database: Option<&str>,
+        dir: &Path,
+        label: &str,
+        write: WriteOptions,
+    ) -> anyhow::Result<FreshStore> {
+        match database {
+            None => {
+                std::fs::create_dir_all(dir)?;
+                let folder = tempfile::Builder::new().prefix(&format!("bench-{label}-")).tempdir_in(dir)?;
+                let store = Arc::new(SqliteStore::open(folder.path(), write).await?);
+                Ok(FreshStore { store, sqlite_dir: Some(folder), schema: None })
+            }
+            Some(url) => {
+                let schema = format!("shiyu_bench_{label}_{}", std::process::id());
+                let base = PgConnectOptions::from_str(url).context("parsing --database")?;
+                let mut admin = base.connect().await.context("connecting to PostgreSQL")?;
+                admin
+                    .execute(
+                        format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}").as_str(),
+                    )
+                    .await?;
+                let scoped = base.options([("search_path", schema.as_str())]);
+                let store = Arc::new(PgStore::connect_with(scoped, write, true).await?);
+                Ok(FreshStore { store, sqlite_dir: None, schema: Some((admin, schema)) })
+            }
+        }
+    }
+
+    pub async fn close(self) -> anyhow::Result<()> {
+        drop(self.store);
+        if let Some((mut admin, schema)) = self.schema {
+            admin.execute(format!("DROP SCHEMA {schema} CASCADE").as_str()).await?;
+        }
+        drop(self.sqlite_dir);
+        Ok(())
+    }
+}
 
 /// The result of one benchmark: named figures in the order they were added.
 #[derive(Debug, Default)]

@@ -100,6 +100,20 @@ enum UserCommand {
 
 #[derive(Debug, Subcommand)]
 enum Benchmark {
+    /// The API over loopback: durable citizen reports, case reads by id, /healthz as the baseline.
+    Http {
+        #[arg(long, default_value_t = 50_000)]
+        reports: u64,
+        #[arg(long, default_value_t = 64)]
+        report_connections: usize,
+        #[arg(long, default_value_t = 200_000)]
+        reads: u64,
+        #[arg(long, default_value_t = 256)]
+        read_connections: usize,
+        /// Folder for the SQLite files (default: the system's temporary folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Concurrent writers creating cases: group commit against one transaction per case.
     Intake {
         #[arg(long, default_value_t = 64)]
@@ -168,13 +182,25 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             demo::run(store, rules(&config)?, demo::DemoOptions { cases, days, seed }).await?;
         }
         Command::Bench { benchmark, json } => {
+            let database = config.storage.database_url.as_ref().map(|s| s.expose().to_string());
             let report = match benchmark {
+                Benchmark::Http { reports, report_connections, reads, read_connections, dir } => {
+                    let options = bench::http::HttpOptions {
+                        reports: reports.max(1),
+                        report_connections,
+                        reads: reads.max(1),
+                        read_connections,
+                        database,
+                        dir: dir.unwrap_or_else(std::env::temp_dir),
+                    };
+                    bench::http::run(&options).await?
+                }
                 Benchmark::Intake { writers, cases, baseline_cases, dir } => {
                     let options = bench::intake::IntakeOptions {
                         writers: writers.max(1),
                         cases: cases.max(1),
                         baseline_cases: baseline_cases.max(1),
-                        database: config.storage.database_url.as_ref().map(|s| s.expose().to_string()),
+                        database,
                         dir: dir.unwrap_or_else(std::env::temp_dir),
                     };
                     bench::intake::run(&options).await?

@@ -7,7 +7,6 @@ use shiyu_auth::Sealer;
 use shiyu_domain::{Role, Rules, Scope};
 use shiyu_store::{CaseService, NewUser, Store};
 use shiyu_web::{AppState, WebSettings};
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -75,9 +74,7 @@ pub async fn serve(store: Arc<dyn Store>, rules: Rules, config: &Config, listen:
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
     let address = listener.local_addr()?;
     println!("shiyu serving on http://{address}  (API description: http://{address}/api/openapi.json)");
-    axum::serve(listener, shiyu_web::router(state).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    shiyu_web::serve(listener, state, shutdown_signal()).await?;
     println!("shiyu stopped");
     Ok(())
 }

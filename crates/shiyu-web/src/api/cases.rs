@@ -282,7 +282,7 @@ pub async fn create(
     let (contact_sealed, id_number_sealed) =
         sealed_contacts(&state, request.reporter_phone.as_deref(), request.reporter_id_number.as_deref())?;
     super::attachments::check_exist(&state, &request.attachments).await?;
-    let tracking_code = shiyu_auth::tracking_code();
+    let tracking_code = shiyu_auth::tracking_code(i64::from(state.now().to_beijing().0 .0));
     let command = Command {
         attachments: attachments(&request.attachments),
         origin: caller.address.clone(),

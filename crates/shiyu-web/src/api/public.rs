@@ -77,7 +77,7 @@ pub async fn report(
                 anonymous: request.anonymous,
                 contact_sealed,
                 id_number_sealed: None,
-                tracking_code: Some(shiyu_auth::tracking_code()),
+                tracking_code: Some(shiyu_auth::tracking_code(i64::from(state.now().to_beijing().0 .0))),
             },
             matter: None,
             priority: None,

@@ -82,8 +82,7 @@ impl TestApp {
         .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let app = shiyu_web::router(state).into_make_service_with_connect_info::<SocketAddr>();
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        tokio::spawn(shiyu_web::serve(listener, state, std::future::pending()));
         TestApp { address, store, world, clock, _sqlite: sqlite, _postgres: postgres }
     }
 

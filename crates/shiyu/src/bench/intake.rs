@@ -4,14 +4,9 @@
 use super::{percentile_ms, ratio, round3, Report};
 use anyhow::Context;
 use shiyu_domain::{Actor, Rules};
-use shiyu_store::postgres::PgStore;
-use shiyu_store::sqlite::SqliteStore;
 use shiyu_store::testing::SampleWorld;
-use shiyu_store::{CaseService, CommitMode, Store, WriteOptions};
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions as _, Executor as _};
+use shiyu_store::{CaseService, CommitMode, WriteOptions};
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,8 +23,8 @@ pub struct IntakeOptions {
     pub dir: PathBuf,
 }
 
-struct Run {
-    cases_per_s: f64,
+pub(super) struct Run {
+    pub(super) cases_per_s: f64,
     p50_ms: f64,
     p99_ms: f64,
     transactions: u64,
@@ -56,35 +51,14 @@ pub async fn run(options: &IntakeOptions) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-async fn measure(options: &IntakeOptions, mode: CommitMode, cases: u64) -> anyhow::Result<Run> {
+pub(super) async fn measure(options: &IntakeOptions, mode: CommitMode, cases: u64) -> anyhow::Result<Run> {
     let write = WriteOptions { mode, ..WriteOptions::default() };
     let label = match mode {
         CommitMode::Group => "group",
         CommitMode::PerTransaction => "per_tx",
     };
-    let mut sqlite_dir = None;
-    let mut schema_to_drop = None;
-    let store: Arc<dyn Store> = match &options.database {
-        None => {
-            std::fs::create_dir_all(&options.dir)?;
-            let dir =
-                tempfile::Builder::new().prefix(&format!("intake-{label}-")).tempdir_in(&options.dir)?;
-            let store = Arc::new(SqliteStore::open(dir.path(), write).await?);
-            sqlite_dir = Some(dir);
-            store
-        }
-        Some(url) => {
-            let schema = format!("shiyu_bench_{label}_{}", std::process::id());
-            let base = PgConnectOptions::from_str(url).context("parsing --database")?;
-            let mut admin = base.connect().await.context("connecting to PostgreSQL")?;
-            admin
-                .execute(format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}").as_str())
-                .await?;
-            schema_to_drop = Some((admin, schema.clone()));
-            let scoped = base.options([("search_path", schema.as_str())]);
-            Arc::new(PgStore::connect_with(scoped, write, true).await?)
-        }
-    };
+    let fresh = super::FreshStore::open(options.database.as_deref(), &options.dir, label, write).await?;
+    let store = fresh.store.clone();
     let world = SampleWorld::new();
     world.install(store.as_ref()).await?;
     let citizen = world.actor("citizen").context("sample citizen")?;
@@ -107,10 +81,7 @@ async fn measure(options: &IntakeOptions, mode: CommitMode, cases: u64) -> anyho
     anyhow::ensure!(store.count_cases().await? == cases, "every acknowledged case is stored");
     drop(service);
     drop(store);
-    if let Some((mut admin, schema)) = schema_to_drop {
-        admin.execute(format!("DROP SCHEMA {schema} CASCADE").as_str()).await?;
-    }
-    drop(sqlite_dir);
+    fresh.close().await?;
     latencies.sort();
     Ok(Run {
         cases_per_s: cases as f64 / elapsed.as_secs_f64(),

@@ -1,0 +1,253 @@
+//! What the store keeps in memory so that the hottest reads — a case by id, the session or API token behind
+//! a request — do not each cost a database round trip.
+//!
+//! Case states are exact, not "probably fresh": this node puts every state it commits, and a tailer reading
+//! the log's `(seq, case, version)` triples evicts any case another process or node has moved on, leaving a
+//! version floor behind so that a read that raced the eviction cannot put the older state back. Sessions and
+//! API tokens are kept for a few seconds only: a sign-out or revocation on this node takes effect at once,
+//! on other nodes within [`CREDENTIAL_TTL`].
+
+use crate::{ApiToken, Session};
+use shiyu_domain::{CaseId, CaseState, User, UserId};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long a session or API-token lookup is reused before the database is asked again.
+pub const CREDENTIAL_TTL: Duration = Duration::from_secs(5);
+
+/// How often the tailer reads the log for versions written elsewhere.
+pub(crate) const TAIL_EVERY: Duration = Duration::from_millis(200);
+
+/// A task that lives as long as the store that started it.
+#[derive(Debug)]
+pub(crate) struct BackgroundTask(tokio::task::AbortHandle);
+
+impl BackgroundTask {
+    pub(crate) fn spawn(task: impl std::future::Future<Output = ()> + Send + 'static) -> BackgroundTask {
+        BackgroundTask(tokio::spawn(task).abort_handle())
+    }
+}
+
+impl Drop for BackgroundTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Cases per generation; at most twice this many are held (a fresh case's state is about a kilobyte).
+const CASES_PER_GENERATION: usize = 65_536;
+const CREDENTIALS_MAX: usize = 100_000;
+
+#[derive(Clone, Debug)]
+struct CaseEntry {
+    /// No state older than this version may be put (the log has shown it).
+    floor: u64,
+    state: Option<CaseState>,
+}
+
+/// Two generations approximate least-recently-used eviction without per-read bookkeeping: reads hit the
+/// young map or promote from the old one, and when the young map fills up it becomes the old one.
+#[derive(Debug, Default)]
+struct Generations {
+    young: HashMap<i64, CaseEntry>,
+    old: HashMap<i64, CaseEntry>,
+}
+
+impl Generations {
+    fn entry(&mut self, id: i64) -> Option<&mut CaseEntry> {
+        if !self.young.contains_key(&id) {
+            let promoted = self.old.remove(&id)?;
+            self.insert(id, promoted);
+        }
+        self.young.get_mut(&id)
+    }
+
+    fn insert(&mut self, id: i64, entry: CaseEntry) {
+        if self.young.len() >= CASES_PER_GENERATION {
+            self.old = std::mem::take(&mut self.young);
+        }
+        self.young.insert(id, entry);
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct ReadCache {
+    cases: Mutex<Generations>,
+    sessions: Mutex<HashMap<String, (Instant, Session, User)>>,
+    api_tokens: Mutex<HashMap<String, (Instant, ApiToken, User)>>,
+    /// The last log sequence number the tailer has looked at.
+    tailed: Mutex<i64>,
+}
+
+impl ReadCache {
+    pub(crate) fn new(last_seq: i64) -> ReadCache {
+        ReadCache { tailed: Mutex::new(last_seq), ..ReadCache::default() }
+    }
+
+    pub(crate) fn case(&self, id: CaseId) -> Option<CaseState> {
+        let mut cases = self.cases.lock().ok()?;
+        cases.entry(id.0)?.state.clone()
+    }
+
+    /// Keeps `state` unless a newer version is already known.
+    pub(crate) fn put_case(&self, id: CaseId, state: &CaseState) {
+        let Ok(mut cases) = self.cases.lock() else { return };
+        match cases.entry(id.0) {
+            Some(entry) if entry.floor > state.version => {}
+            Some(entry) => {
+                entry.floor = state.version;
+                entry.state = Some(state.clone());
+            }
+            None => cases.insert(id.0, CaseEntry { floor: state.version, state: Some(state.clone()) }),
+        }
+    }
+
+    /// The log says `id` reached `version`: drop a state older than that.
+    pub(crate) fn saw_version(&self, id: CaseId, version: u64) {
+        let Ok(mut cases) = self.cases.lock() else { return };
+        match cases.entry(id.0) {
+            Some(entry) if entry.floor >= version => {}
+            Some(entry) => {
+                entry.floor = version;
+                entry.state = None;
+            }
+            // Not cached: a later read fetches the current state anyway.
+            None => {}
+        }
+    }
+
+    pub(crate) fn tailed(&self) -> i64 {
+        self.tailed.lock().map_or(i64::MAX, |seq| *seq)
+    }
+
+    pub(crate) fn set_tailed(&self, seq: i64) {
+        if let Ok(mut tailed) = self.tailed.lock() {
+            *tailed = seq.max(*tailed);
+        }
+    }
+
+    pub(crate) fn session(&self, token_hash: &str) -> Option<(Session, User)> {
+        let sessions = self.sessions.lock().ok()?;
+        let (at, session, user) = sessions.get(token_hash)?;
+        (at.elapsed() < CREDENTIAL_TTL).then(|| (session.clone(), user.clone()))
+    }
+
+    pub(crate) fn put_session(&self, session: &Session, user: &User) {
+        let Ok(mut sessions) = self.sessions.lock() else { return };
+        if sessions.len() >= CREDENTIALS_MAX {
+            sessions.clear();
+        }
+        sessions.insert(session.token_hash.clone(), (Instant::now(), session.clone(), user.clone()));
+    }
+
+    pub(crate) fn forget_session(&self, token_hash: &str) {
+        if let Ok(mut sessions) = self.sessions.lock() {
+            sessions.remove(token_hash);
+        }
+    }
+
+    /// A user's password or role changed, or their sessions were ended: ask the database again.
+    pub(crate) fn forget_user(&self, user: UserId) {
+        if let Ok(mut sessions) = self.sessions.lock() {
+            sessions.retain(|_, (_, session, _)| session.user != user);
+        }
+        if let Ok(mut tokens) = self.api_tokens.lock() {
+            tokens.retain(|_, (_, token, _)| token.user != user);
+        }
+    }
+
+    /// Users were imported or changed in bulk.
+    pub(crate) fn forget_all_credentials(&self) {
+        if let Ok(mut sessions) = self.sessions.lock() {
+            sessions.clear();
+        }
+        if let Ok(mut tokens) = self.api_tokens.lock() {
+            tokens.clear();
+        }
+    }
+
+    pub(crate) fn api_token(&self, token_hash: &str) -> Option<(ApiToken, User)> {
+        let tokens = self.api_tokens.lock().ok()?;
+        let (at, token, user) = tokens.get(token_hash)?;
+        (at.elapsed() < CREDENTIAL_TTL).then(|| (token.clone(), user.clone()))
+    }
+
+    pub(crate) fn put_api_token(&self, token: &ApiToken, user: &User) {
+        let Ok(mut tokens) = self.api_tokens.lock() else { return };
+        if tokens.len() >= CREDENTIALS_MAX {
+            tokens.clear();
+        }
+        tokens.insert(token.token_hash.clone(), (Instant::now(), token.clone(), user.clone()));
+    }
+
+    pub(crate) fn forget_api_token(&self, id: i64) {
+        if let Ok(mut tokens) = self.api_tokens.lock() {
+            tokens.retain(|_, (_, token, _)| token.id != id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::SampleWorld;
+    use shiyu_domain::{apply, decide, Rules, Timestamp};
+
+    fn testing_state() -> CaseState {
+        let world = SampleWorld::new();
+        let actor = world.actor("citizen").expect("the sample citizen");
+        let events = decide(None, &world.report("路灯不亮"), &actor, Timestamp(0), &Rules::default())
+            .expect("a report is taken in");
+        events
+            .iter()
+            .try_fold(None, |state, event| apply(state, event).map(Some))
+            .ok()
+            .flatten()
+            .expect("a state")
+    }
+
+    #[test]
+    fn an_older_state_never_replaces_a_newer_one() {
+        let cache = ReadCache::new(0);
+        let mut newer = testing_state();
+        newer.version = 3;
+        let mut older = newer.clone();
+        older.version = 2;
+        cache.put_case(CaseId(1), &newer);
+        cache.put_case(CaseId(1), &older);
+        assert_eq!(cache.case(CaseId(1)).map(|s| s.version), Some(3));
+    }
+
+    #[test]
+    fn a_version_seen_in_the_log_evicts_and_keeps_out_older_states() {
+        let cache = ReadCache::new(0);
+        let mut state = testing_state();
+        state.version = 2;
+        cache.put_case(CaseId(1), &state);
+        cache.saw_version(CaseId(1), 2);
+        assert!(cache.case(CaseId(1)).is_some(), "our own commit is not evicted");
+        cache.saw_version(CaseId(1), 3);
+        assert!(cache.case(CaseId(1)).is_none());
+        cache.put_case(CaseId(1), &state);
+        assert!(cache.case(CaseId(1)).is_none(), "a read that raced the eviction cannot put version 2 back");
+        state.version = 3;
+        cache.put_case(CaseId(1), &state);
+        assert_eq!(cache.case(CaseId(1)).map(|s| s.version), Some(3));
+    }
+
+    #[test]
+    fn old_generations_are_promoted_then_dropped() {
+        let cache = ReadCache::new(0);
+        let state = testing_state();
+        for id in 0..(CASES_PER_GENERATION as i64 * 2 + 1) {
+            cache.put_case(CaseId(id), &state);
+            if id % 1000 == 0 {
+                // Case 0 is read often, so it stays.
+                assert!(cache.case(CaseId(0)).is_some());
+            }
+        }
+        assert!(cache.case(CaseId(0)).is_some());
+        assert!(cache.case(CaseId(1)).is_none(), "a case nobody read again was dropped");
+    }
+}
