@@ -52,13 +52,23 @@ pub struct UploadedView {
     pub size: i64,
 }
 
-/// Uploads a photo (JPEG, PNG, GIF, WebP) or a PDF of at most 10 MiB as the raw request body. Staff and
-/// citizens use the same endpoint; `/api/public/attachments` is the rate-limited one for citizens without an
-/// account.
+/// Uploads a photo (JPEG, PNG, GIF, WebP) or a PDF of at most 10 MiB as the raw request body, for signed-in
+/// users; citizens without an account use the rate-limited `/api/public/attachments`.
 #[utoipa::path(post, path = "/api/attachments", tag = "cases", params(UploadParams),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    responses((status = 201, body = UploadedView), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
+    responses((status = 201, body = UploadedView), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
 pub async fn upload(
+    state: State<AppState>,
+    caller: Caller,
+    params: Query<UploadParams>,
+    body: Bytes,
+) -> WebResult<(StatusCode, Json<UploadedView>)> {
+    // Without an account, uploads go through the rate-limited public endpoint.
+    caller.user()?;
+    store_upload(state, caller, params, body).await
+}
+
+async fn store_upload(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<UploadParams>,
@@ -113,7 +123,7 @@ pub async fn public_upload(
     params: Query<UploadParams>,
     body: Bytes,
 ) -> WebResult<(StatusCode, Json<UploadedView>)> {
-    upload(state, caller, params, body).await
+    store_upload(state, caller, params, body).await
 }
 
 /// A file attached to a case, for those who may see the case.

@@ -257,8 +257,10 @@ fn attachments(views: &[AttachmentView]) -> Vec<AttachmentRef> {
     views.iter().map(|a| AttachmentRef { sha256: a.sha256.clone(), name: a.name.clone() }).collect()
 }
 
-/// Takes in a report recorded by staff (hotline agents, grid workers, operators, mediators) or a machine
-/// client. With an `Idempotency-Key` header a retried submission returns the same case.
+/// Takes in a report recorded by staff (hotline agents, grid workers, operators, mediators), a machine
+/// client, or a citizen signed in to the app — whose report is then their own (channel `app`, no matter or
+/// priority: the command center classifies it), to follow in `GET /api/cases` and rate when closed. With an
+/// `Idempotency-Key` header a retried submission returns the same case.
 #[utoipa::path(post, path = "/api/cases", tag = "cases", request_body = NewCaseRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "makes the submission safe to retry")),
     responses((status = 201, body = CreatedView), (status = 200, description = "retry of an earlier submission", body = CreatedView),
@@ -283,6 +285,10 @@ pub async fn create(
         sealed_contacts(&state, request.reporter_phone.as_deref(), request.reporter_id_number.as_deref())?;
     super::attachments::check_exist(&state, &request.attachments).await?;
     let tracking_code = shiyu_auth::tracking_code(i64::from(state.now().to_beijing().0 .0));
+    // A citizen with an account reports for themself, through the app; classifying is the center's job.
+    let citizen = caller.user()?.role == shiyu_domain::Role::Citizen;
+    let (channel, matter, priority) =
+        if citizen { (Channel::App, None, None) } else { (channel, matter, priority) };
     let command = Command {
         attachments: attachments(&request.attachments),
         origin: caller.address.clone(),
@@ -294,7 +300,7 @@ pub async fn create(
             path,
             owner,
             reporter: Reporter {
-                user: None,
+                user: citizen.then_some(caller.user()?.id),
                 anonymous: request.anonymous,
                 contact_sealed,
                 id_number_sealed,

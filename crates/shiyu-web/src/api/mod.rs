@@ -89,7 +89,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route(
             "/api/public/attachments",
-            post(attachments::upload).layer(DefaultBodyLimit::max(attachments::MAX_ATTACHMENT_BYTES)),
+            post(attachments::public_upload).layer(DefaultBodyLimit::max(attachments::MAX_ATTACHMENT_BYTES)),
         )
         .route("/api/public/reports", post(public::report))
         .route("/api/public/reports/{code}", get(public::track))
