@@ -71,11 +71,61 @@ impl Generations {
     }
 }
 
+/// Lookups of a credential (a session or an API token) by its hash, each reused for [`CREDENTIAL_TTL`].
+#[derive(Debug)]
+pub(crate) struct Recent<T> {
+    entries: Mutex<HashMap<String, (Instant, T, User)>>,
+}
+
+impl<T> Default for Recent<T> {
+    fn default() -> Self {
+        Recent { entries: Mutex::new(HashMap::new()) }
+    }
+}
+
+impl<T: Clone> Recent<T> {
+    fn get(&self, hash: &str) -> Option<(T, User)> {
+        let entries = self.entries.lock().ok()?;
+        let (at, found, user) = entries.get(hash)?;
+        (at.elapsed() < CREDENTIAL_TTL).then(|| (found.clone(), user.clone()))
+    }
+
+    /// The cached answer for `hash`, or `fetch`'s, which is then kept.
+    pub(crate) async fn get_or_fetch(
+        &self,
+        hash: &str,
+        fetch: impl std::future::Future<Output = crate::StoreResult<Option<(T, User)>>>,
+    ) -> crate::StoreResult<Option<(T, User)>> {
+        if let Some(found) = self.get(hash) {
+            return Ok(Some(found));
+        }
+        let found = fetch.await?;
+        if let Some((credential, user)) = &found {
+            self.put(hash, credential, user);
+        }
+        Ok(found)
+    }
+
+    fn put(&self, hash: &str, found: &T, user: &User) {
+        let Ok(mut entries) = self.entries.lock() else { return };
+        if entries.len() >= CREDENTIALS_MAX {
+            entries.clear();
+        }
+        entries.insert(hash.to_string(), (Instant::now(), found.clone(), user.clone()));
+    }
+
+    fn forget(&self, which: impl Fn(&T) -> bool) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|_, (_, found, _)| !which(found));
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct ReadCache {
     cases: Mutex<Generations>,
-    sessions: Mutex<HashMap<String, (Instant, Session, User)>>,
-    api_tokens: Mutex<HashMap<String, (Instant, ApiToken, User)>>,
+    pub(crate) sessions: Recent<Session>,
+    pub(crate) api_tokens: Recent<ApiToken>,
     /// The last log sequence number the tailer has looked at.
     tailed: Mutex<i64>,
 }
@@ -127,64 +177,24 @@ impl ReadCache {
         }
     }
 
-    pub(crate) fn session(&self, token_hash: &str) -> Option<(Session, User)> {
-        let sessions = self.sessions.lock().ok()?;
-        let (at, session, user) = sessions.get(token_hash)?;
-        (at.elapsed() < CREDENTIAL_TTL).then(|| (session.clone(), user.clone()))
-    }
-
-    pub(crate) fn put_session(&self, session: &Session, user: &User) {
-        let Ok(mut sessions) = self.sessions.lock() else { return };
-        if sessions.len() >= CREDENTIALS_MAX {
-            sessions.clear();
-        }
-        sessions.insert(session.token_hash.clone(), (Instant::now(), session.clone(), user.clone()));
-    }
-
     pub(crate) fn forget_session(&self, token_hash: &str) {
-        if let Ok(mut sessions) = self.sessions.lock() {
-            sessions.remove(token_hash);
-        }
+        self.sessions.forget(|session| session.token_hash == token_hash);
     }
 
     /// A user's password or role changed, or their sessions were ended: ask the database again.
     pub(crate) fn forget_user(&self, user: UserId) {
-        if let Ok(mut sessions) = self.sessions.lock() {
-            sessions.retain(|_, (_, session, _)| session.user != user);
-        }
-        if let Ok(mut tokens) = self.api_tokens.lock() {
-            tokens.retain(|_, (_, token, _)| token.user != user);
-        }
+        self.sessions.forget(|session| session.user == user);
+        self.api_tokens.forget(|token| token.user == user);
     }
 
     /// Users were imported or changed in bulk.
     pub(crate) fn forget_all_credentials(&self) {
-        if let Ok(mut sessions) = self.sessions.lock() {
-            sessions.clear();
-        }
-        if let Ok(mut tokens) = self.api_tokens.lock() {
-            tokens.clear();
-        }
-    }
-
-    pub(crate) fn api_token(&self, token_hash: &str) -> Option<(ApiToken, User)> {
-        let tokens = self.api_tokens.lock().ok()?;
-        let (at, token, user) = tokens.get(token_hash)?;
-        (at.elapsed() < CREDENTIAL_TTL).then(|| (token.clone(), user.clone()))
-    }
-
-    pub(crate) fn put_api_token(&self, token: &ApiToken, user: &User) {
-        let Ok(mut tokens) = self.api_tokens.lock() else { return };
-        if tokens.len() >= CREDENTIALS_MAX {
-            tokens.clear();
-        }
-        tokens.insert(token.token_hash.clone(), (Instant::now(), token.clone(), user.clone()));
+        self.sessions.forget(|_| true);
+        self.api_tokens.forget(|_| true);
     }
 
     pub(crate) fn forget_api_token(&self, id: i64) {
-        if let Ok(mut tokens) = self.api_tokens.lock() {
-            tokens.retain(|_, (_, token, _)| token.id != id);
-        }
+        self.api_tokens.forget(|token| token.id == id);
     }
 }
 

@@ -923,14 +923,7 @@ macro_rules! store_impl {
                 create_session(&self.reference_pool().await?, session).await
             }
             async fn find_session(&self, token_hash: &str) -> StoreResult<Option<(crate::Session, User)>> {
-                if let Some(found) = self.cache.session(token_hash) {
-                    return Ok(Some(found));
-                }
-                let found = find_session(self.read_pool(), token_hash).await?;
-                if let Some((session, user)) = &found {
-                    self.cache.put_session(session, user);
-                }
-                Ok(found)
+                self.cache.sessions.get_or_fetch(token_hash, find_session(self.read_pool(), token_hash)).await
             }
             async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
                 delete_session(&self.reference_pool().await?, token_hash).await?;
@@ -946,14 +939,10 @@ macro_rules! store_impl {
                 create_api_token(&self.reference_pool().await?, token).await
             }
             async fn find_api_token(&self, token_hash: &str) -> StoreResult<Option<(crate::ApiToken, User)>> {
-                if let Some(found) = self.cache.api_token(token_hash) {
-                    return Ok(Some(found));
-                }
-                let found = find_api_token(self.read_pool(), token_hash).await?;
-                if let Some((token, user)) = &found {
-                    self.cache.put_api_token(token, user);
-                }
-                Ok(found)
+                self.cache
+                    .api_tokens
+                    .get_or_fetch(token_hash, find_api_token(self.read_pool(), token_hash))
+                    .await
             }
             async fn revoke_api_token(&self, id: i64, at: shiyu_domain::Timestamp) -> StoreResult<()> {
                 revoke_api_token(&self.reference_pool().await?, id, at).await?;

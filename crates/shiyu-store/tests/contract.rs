@@ -470,11 +470,7 @@ async fn sqlite_data_survives_reopening_and_backs_up_online() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_nodes_sharing_one_database_keep_one_ordered_log() {
     let cluster = PgCluster::start(false).unwrap();
-    let options = cluster.create_database("shared").await.unwrap();
-    let first: Arc<dyn Store> =
-        Arc::new(PgStore::connect_with(options.clone(), WriteOptions::default(), true).await.unwrap());
-    let second: Arc<dyn Store> =
-        Arc::new(PgStore::connect_with(options, WriteOptions::default(), true).await.unwrap());
+    let (first, second) = two_nodes(&cluster, "shared").await;
     let world = installed(&first).await;
     let mut tasks = Vec::new();
     for n in 0..60 {
@@ -544,10 +540,14 @@ async fn sqlite_opened_twice_stays_consistent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_nodes_read_each_others_writes() {
     let cluster = PgCluster::start(false).unwrap();
-    let options = cluster.create_database("nodes").await.unwrap();
-    let first: Arc<dyn Store> =
-        Arc::new(PgStore::connect_with(options.clone(), WriteOptions::default(), true).await.unwrap());
-    let second: Arc<dyn Store> =
-        Arc::new(PgStore::connect_with(options, WriteOptions::default(), true).await.unwrap());
+    let (first, second) = two_nodes(&cluster, "nodes").await;
     one_node_reads_what_another_wrote(first, second).await;
+}
+
+/// Two stores on one new database of `cluster`, as two `shiyu serve` nodes would be.
+async fn two_nodes(cluster: &PgCluster, database: &str) -> (Arc<dyn Store>, Arc<dyn Store>) {
+    let options = cluster.create_database(database).await.unwrap();
+    let first = PgStore::connect_with(options.clone(), WriteOptions::default(), true).await.unwrap();
+    let second = PgStore::connect_with(options, WriteOptions::default(), true).await.unwrap();
+    (Arc::new(first), Arc::new(second))
 }

@@ -100,8 +100,11 @@ impl FromRequestParts<AppState> for Caller {
             else {
                 return Err(WebError::unauthenticated());
             };
+            if api_token.revoked {
+                return Err(WebError::unauthenticated().with_details("the token was revoked"));
+            }
             let scope = if writes { "write" } else { "read" };
-            if api_token.revoked || !api_token.scopes.iter().any(|s| s == scope) {
+            if !api_token.scopes.iter().any(|s| s == scope) {
                 return Err(
                     WebError::forbidden().with_details(format!("the token lacks the `{scope}` scope"))
                 );

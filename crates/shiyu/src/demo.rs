@@ -8,6 +8,14 @@ use shiyu_store::{CaseService, Store};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// Prints a line, returning the error instead of panicking when the reader has gone (`shiyu demo | head`).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)?
+    }};
+}
+
 pub struct DemoOptions {
     pub cases: usize,
     pub days: u32,
@@ -17,7 +25,7 @@ pub struct DemoOptions {
 pub async fn run(store: Arc<dyn Store>, rules: Rules, options: DemoOptions) -> anyhow::Result<()> {
     let city = shiyu_sim::city::nantong().context("reading the 南通 division list")?;
     if store.jurisdictions().await?.is_empty() {
-        println!(
+        say!(
             "building the demo city 南通: {} jurisdictions, {} departments, {} matters, {} users",
             city.jurisdictions.len(),
             city.departments.len(),
@@ -30,7 +38,7 @@ pub async fn run(store: Arc<dyn Store>, rules: Rules, options: DemoOptions) -> a
         store.put_matters(&city.matters).await?;
         store.put_users(&city.users).await?;
     } else {
-        println!("reusing the city already in the data folder");
+        say!("reusing the city already in the data folder");
     }
     let before = store.count_cases().await?;
     let service = CaseService::new(store.clone(), Arc::new(rules));
@@ -41,7 +49,7 @@ pub async fn run(store: Arc<dyn Store>, rules: Rules, options: DemoOptions) -> a
         WalkOptions { cases: options.cases, seed, until: clock::now(), days: options.days.max(1) },
     )
     .await?;
-    println!("walked {} new reports through the loop ({} commands)\n", walked.cases, walked.commands);
+    say!("walked {} new reports through the loop ({} commands)\n", walked.cases, walked.commands);
 
     let total = store.count_cases().await?;
     let mut by_status: BTreeMap<Status, u64> = BTreeMap::new();
@@ -54,18 +62,18 @@ pub async fn run(store: Arc<dyn Store>, rules: Rules, options: DemoOptions) -> a
             }
         }
     }
-    println!("{total} cases by state:");
+    say!("{total} cases by state:");
     for (status, count) in &by_status {
-        println!("  {:<6} {count:>7}", status.label_zh());
+        say!("  {:<6} {count:>7}", status.label_zh());
     }
     if let Some((_, id)) = busiest {
-        println!("\nthe history of case {} (全程留痕):", id.0);
+        say!("\nthe history of case {} (全程留痕):", id.0);
         let state = store.load_case(id).await?.context("case")?;
-        println!("  {}", state.description);
+        say!("  {}", state.description);
         for stored in store.case_history(id).await? {
             let event = &stored.event;
             let note = event.note.as_deref().map(|n| format!(" — {n}")).unwrap_or_default();
-            println!("  {}  {}{note}", event.at, event.change.label_zh());
+            say!("  {}  {}{note}", event.at, event.change.label_zh());
         }
     }
     Ok(())

@@ -104,7 +104,8 @@ enum Benchmark {
     Http {
         #[arg(long, default_value_t = 50_000)]
         reports: u64,
-        #[arg(long, default_value_t = 64)]
+        /// Concurrent reporting clients (and writers of the store baseline); the same 256 as the reads.
+        #[arg(long, default_value_t = 256)]
         report_connections: usize,
         #[arg(long, default_value_t = 200_000)]
         reads: u64,
@@ -139,7 +140,17 @@ fn main() -> anyhow::Result<()> {
         config.storage.database_url = Some(Secret(url.clone()));
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(run(cli.command, config))
+    match runtime.block_on(run(cli.command, config)) {
+        // The reader of our output went away (`shiyu demo | head`): nothing is wrong with the work done.
+        Err(error) if is_broken_pipe(&error) => Ok(()),
+        other => other,
+    }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
