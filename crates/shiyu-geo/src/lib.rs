@@ -1,0 +1,10 @@
+//! Shiyu's map, with no IO: shapes of jurisdictions and grids, the index that resolves a point to its grid,
+//! the checks an import must pass, GeoJSON in and out, and grid synthesis for cities without grid data.
+
+pub mod geojson;
+pub mod index;
+pub mod shape;
+pub mod validate;
+
+pub use index::{Located, ShapeIndex};
+pub use shape::{BBox, Point, Polygon, Ring, Shape};
