@@ -4,6 +4,7 @@
 pub mod geojson;
 pub mod index;
 pub mod shape;
+pub mod synth;
 pub mod validate;
 
 pub use index::{Located, ShapeIndex};

@@ -118,13 +118,18 @@ impl Ring {
             .count()
     }
 
-    /// Signed area in square metres: positive when counter-clockwise.
+    /// Signed area in square metres, positive when counter-clockwise. Computed on Lambert's cylindrical
+    /// equal-area projection: it preserves area, keeps meridians and parallels straight (so a run of grid
+    /// edges along one stays one straight line) and maps a point the same way whichever ring it is in, so
+    /// the areas of neighbours add up to the area of their union.
     pub fn signed_area_m2(&self) -> f64 {
-        let Some(&origin) = self.0.first() else { return 0.0 };
-        let local: Vec<(f64, f64)> = self.0.iter().map(|&p| metres_between(origin, p)).collect();
+        let radius = METRES_PER_DEGREE * 180.0 / std::f64::consts::PI;
+        let project = |p: &Point| (p.lon.to_radians() * radius, p.lat.to_radians().sin() * radius);
+        let projected: Vec<(f64, f64)> = self.0.iter().map(project).collect();
+        let Some(&(x0, y0)) = projected.first() else { return 0.0 };
+        let local: Vec<(f64, f64)> = projected.iter().map(|&(x, y)| (x - x0, y - y0)).collect();
         let n = local.len();
-        (0..n).map(|i| local[i].0 * local[(i + 1) % n].1 - local[(i + 1) % n].0 * local[i].1).sum::<f64>()
-            / 2.0
+        (0..n).map(|i| local[i].0 * local[(i + 1) % n].1 - local[(i + 1) % n].0 * local[i].1).sum::<f64>() / 2.0
     }
 
     pub fn bbox(&self) -> BBox {

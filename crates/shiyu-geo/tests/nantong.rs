@@ -1,0 +1,165 @@
+//! Grid synthesis on the real 南通 data: every grid inside the real boundaries, none overlapping, none
+//! missing, the city covered, denser in the city district, and the same every time.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use shiyu_geo::synth::{synthesise, Division, Options, Synthesised};
+use shiyu_geo::{geojson, validate, Located, Point, Shape, ShapeIndex};
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/nantong");
+
+fn options() -> Options {
+    Options {
+        cell_m: 100.0,
+        urban_grid_km2: 0.15,
+        rural_grid_km2: 1.0,
+        urban_counties: vec!["320613".into(), "320671".into()],
+        carved: vec![("320671".into(), "320613".into())],
+        seed: 2026,
+    }
+}
+
+struct City {
+    counties: Vec<(String, Shape)>,
+    townships: Vec<Division>,
+    communities: Vec<Division>,
+    made: Synthesised,
+}
+
+fn city() -> &'static City {
+    static CITY: OnceLock<City> = OnceLock::new();
+    CITY.get_or_init(|| {
+        let text = std::fs::read_to_string(format!("{DATA}/districts.geojson")).unwrap();
+        let counties: Vec<(String, Shape)> = geojson::read(&text)
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.text("code").unwrap().to_string(), f.shape))
+            .collect();
+        let divisions = std::fs::read_to_string(format!("{DATA}/divisions.csv")).unwrap();
+        let mut townships = Vec::new();
+        let mut communities = Vec::new();
+        for line in divisions.lines().skip(1) {
+            let fields: Vec<&str> = line.split(',').collect();
+            let division =
+                Division { code: fields[1].into(), name: fields[2].into(), parent_code: fields[3].into() };
+            match fields[0] {
+                "township" => townships.push(division),
+                "community" => communities.push(division),
+                _ => {}
+            }
+        }
+        let started = std::time::Instant::now();
+        let made = synthesise(&counties, &townships, &communities, &options());
+        eprintln!("synthesised {} grids in {:?}", made.grids.len(), started.elapsed());
+        City { counties, townships, communities, made }
+    })
+}
+
+#[test]
+fn every_division_gets_a_shape_and_the_grid_count_is_a_citys() {
+    let city = city();
+    assert_eq!(city.made.townships.len(), city.townships.len());
+    assert_eq!(city.made.communities.len(), city.communities.len());
+    assert!((8_000..=12_000).contains(&city.made.grids.len()), "{} grids", city.made.grids.len());
+    let empty: Vec<&str> =
+        city.made.communities.iter().filter(|c| c.shape.0.is_empty()).map(|c| c.code.as_str()).collect();
+    assert!(empty.is_empty(), "communities without land: {empty:?}");
+    for grid in &city.made.grids {
+        assert!(grid.code.starts_with(&grid.parent_code) && grid.code.len() == 15, "{}", grid.code);
+        assert!(
+            validate::shape_problems(&grid.shape).is_empty(),
+            "{}: {:?}",
+            grid.code,
+            validate::shape_problems(&grid.shape)
+        );
+    }
+    // Contiguous: a community is one piece unless its land is (an island, a river mouth).
+    let pieces = city.made.communities.iter().filter(|c| c.shape.0.len() > 1).count();
+    assert!(pieces * 20 < city.made.communities.len(), "{pieces} communities in several pieces");
+}
+
+#[test]
+fn grids_tile_their_community_without_overlap_or_gap() {
+    let city = city();
+    let mut area_of_grids: HashMap<&str, f64> = HashMap::new();
+    for grid in &city.made.grids {
+        *area_of_grids.entry(grid.parent_code.as_str()).or_default() += grid.shape.area_m2();
+    }
+    for community in &city.made.communities {
+        let grids = area_of_grids.get(community.code.as_str()).copied().unwrap_or(0.0);
+        let own = community.shape.area_m2();
+        assert!(
+            (grids - own).abs() <= own * 1e-9,
+            "{}: grids {grids} m², community {own} m²",
+            community.code
+        );
+    }
+    let grids: Vec<(String, Shape)> =
+        city.made.grids.iter().map(|g| (g.code.clone(), g.shape.clone())).collect();
+    let overlapping = validate::overlaps(&grids, 1.0);
+    assert!(overlapping.is_empty(), "{} overlaps, e.g. {}", overlapping.len(), overlapping[0]);
+}
+
+#[test]
+fn grids_stay_inside_the_real_boundaries_and_cover_the_city() {
+    let city = city();
+    let county_of: HashMap<&str, &str> =
+        city.townships.iter().map(|t| (t.code.as_str(), t.parent_code.as_str())).collect();
+    let boundary: HashMap<&str, &Shape> = city.counties.iter().map(|(c, s)| (c.as_str(), s)).collect();
+    for grid in &city.made.grids {
+        let mut county = county_of[&grid.parent_code[..9]];
+        if county == "320671" {
+            county = "320613"; // carved out of 崇川区
+        }
+        let outside: Vec<_> = grid
+            .shape
+            .0
+            .iter()
+            .flat_map(|p| p.exterior.0.iter())
+            .filter(|v| boundary[county].distance_m(**v) > 0.0)
+            .collect();
+        assert!(outside.is_empty(), "{} has corners outside {county}: {outside:?}", grid.code);
+    }
+    // Any point inside the city finds a grid: inside one, or the nearest within 300 m of the boundary.
+    let index = ShapeIndex::new(city.made.grids.iter().map(|g| (g.shape.clone(), g.code.clone())));
+    let mut state = 7_u64;
+    let mut inside = 0;
+    let mut tried = 0;
+    while tried < 20_000 {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let p = Point::new(
+            120.2 + (state >> 40) as f64 / (1u64 << 24) as f64 * 1.8,
+            31.6 + (state & 0xFF_FFFF) as f64 / (1u64 << 24) as f64 * 1.2,
+        );
+        if !city.counties.iter().any(|(_, s)| s.contains(p)) {
+            continue;
+        }
+        tried += 1;
+        match index.locate_or_nearest(p, 300.0) {
+            Located::Inside(_) => inside += 1,
+            Located::Near(..) => {}
+            Located::Outside => panic!("{p:?} is in 南通 but more than 300 m from every grid"),
+        }
+    }
+    assert!(inside * 100 > tried * 97, "only {inside} of {tried} points fell inside a grid");
+}
+
+#[test]
+fn the_city_district_is_denser_and_the_result_is_the_same_every_time() {
+    let city = city();
+    let mean_km2 = |urban: bool| {
+        let grids: Vec<f64> = city
+            .made
+            .grids
+            .iter()
+            .filter(|g| (g.code.starts_with("320613") || g.code.starts_with("320671")) == urban)
+            .map(|g| g.shape.area_m2() / 1e6)
+            .collect();
+        grids.iter().sum::<f64>() / grids.len() as f64
+    };
+    assert!(mean_km2(true) * 3.0 < mean_km2(false), "{} vs {}", mean_km2(true), mean_km2(false));
+    let again = synthesise(&city.counties, &city.townships, &city.communities, &options());
+    assert_eq!(again.grids.len(), city.made.grids.len());
+    assert!(again.grids.iter().zip(&city.made.grids).all(|(a, b)| a == b), "same seed, same grids");
+}
