@@ -57,6 +57,12 @@ pub fn read(text: &str) -> Result<Vec<Feature>, Vec<String>> {
     }
 }
 
+/// A stored geometry (the `geometry` member of a feature) back into a shape.
+pub fn parse_geometry(text: &str) -> Result<Shape, String> {
+    let value: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    geometry(&value).map_err(str::to_string)
+}
+
 fn geometry(value: &Value) -> Result<Shape, &'static str> {
     let coordinates = value.get("coordinates").ok_or("the geometry has no coordinates")?;
     match value.get("type").and_then(Value::as_str) {

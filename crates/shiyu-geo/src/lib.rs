@@ -2,6 +2,7 @@
 //! the checks an import must pass, GeoJSON in and out, and grid synthesis for cities without grid data.
 
 pub mod geojson;
+pub mod import;
 pub mod index;
 pub mod shape;
 pub mod synth;

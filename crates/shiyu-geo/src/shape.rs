@@ -129,7 +129,8 @@ impl Ring {
         let Some(&(x0, y0)) = projected.first() else { return 0.0 };
         let local: Vec<(f64, f64)> = projected.iter().map(|&(x, y)| (x - x0, y - y0)).collect();
         let n = local.len();
-        (0..n).map(|i| local[i].0 * local[(i + 1) % n].1 - local[(i + 1) % n].0 * local[i].1).sum::<f64>() / 2.0
+        (0..n).map(|i| local[i].0 * local[(i + 1) % n].1 - local[(i + 1) % n].0 * local[i].1).sum::<f64>()
+            / 2.0
     }
 
     pub fn bbox(&self) -> BBox {

@@ -5,5 +5,6 @@
 //! domain's own `decide`, so every simulated history is one the platform could really have produced.
 
 pub mod city;
+pub mod map;
 pub mod rng;
 pub mod walk;

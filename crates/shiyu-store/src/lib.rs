@@ -129,6 +129,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     async fn put_jurisdictions(&self, items: &[Jurisdiction]) -> StoreResult<()>;
     async fn jurisdictions(&self) -> StoreResult<Vec<Jurisdiction>>;
+    /// Jurisdictions with outlines (GeoJSON geometries), written in one transaction.
+    async fn put_map(&self, items: &[Jurisdiction], shapes: &[(JurisdictionId, String)]) -> StoreResult<()>;
+    /// Every stored outline, by jurisdiction.
+    async fn shapes(&self) -> StoreResult<Vec<(JurisdictionId, String)>>;
     async fn put_departments(&self, items: &[Department]) -> StoreResult<()>;
     async fn departments(&self) -> StoreResult<Vec<Department>>;
     async fn put_categories(&self, items: &[Category]) -> StoreResult<()>;

@@ -17,6 +17,7 @@ crate::sql::shared_sql!(sqlx::Postgres);
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
     (2, "access", include_str!("../migrations/postgres/0002_access.sql")),
+    (3, "map", include_str!("../migrations/postgres/0003_map.sql")),
 ];
 /// One lock id for "the event log's writer" across all nodes.
 const WRITER_LOCK: &str = "SELECT pg_advisory_xact_lock(7345012026)";

@@ -247,6 +247,15 @@ macro_rules! shared_sql {
         }
 
         pub(crate) async fn put_jurisdictions(pool: &Pool, items: &[Jurisdiction]) -> StoreResult<()> {
+            put_map(pool, items, &[]).await
+        }
+
+        /// Jurisdictions and their outlines in one transaction: an import lands whole or not at all.
+        pub(crate) async fn put_map(
+            pool: &Pool,
+            items: &[Jurisdiction],
+            shapes: &[(JurisdictionId, String)],
+        ) -> StoreResult<()> {
             // Parents before children, so that every chunk's references already exist.
             let mut sorted: Vec<&Jurisdiction> = items.iter().collect();
             sorted.sort_by_key(|j| j.level);
@@ -266,8 +275,24 @@ macro_rules! shared_sql {
                 );
                 query.build().execute(&mut *tx).await?;
             }
+            for chunk in shapes.chunks(CHUNK_ROWS) {
+                let mut query = QueryBuilder::<$db>::new("INSERT INTO shapes (jurisdiction_id, geometry) ");
+                query.push_values(chunk, |mut row, (id, geometry)| {
+                    row.push_bind(id.0).push_bind(geometry.as_str());
+                });
+                query.push(" ON CONFLICT (jurisdiction_id) DO UPDATE SET geometry = excluded.geometry");
+                query.build().execute(&mut *tx).await?;
+            }
             tx.commit().await?;
             Ok(())
+        }
+
+        pub(crate) async fn shapes(pool: &Pool) -> StoreResult<Vec<(JurisdictionId, String)>> {
+            let rows: Vec<(i64, String)> =
+                sqlx::query_as("SELECT jurisdiction_id, geometry FROM shapes ORDER BY jurisdiction_id")
+                    .fetch_all(pool)
+                    .await?;
+            Ok(rows.into_iter().map(|(id, geometry)| (JurisdictionId(id), geometry)).collect())
         }
 
         pub(crate) async fn jurisdictions(pool: &Pool) -> StoreResult<Vec<Jurisdiction>> {
@@ -858,6 +883,16 @@ macro_rules! store_impl {
             }
             async fn jurisdictions(&self) -> StoreResult<Vec<Jurisdiction>> {
                 jurisdictions(self.read_pool()).await
+            }
+            async fn put_map(
+                &self,
+                items: &[Jurisdiction],
+                shapes: &[(JurisdictionId, String)],
+            ) -> StoreResult<()> {
+                put_map(&self.reference_pool().await?, items, shapes).await
+            }
+            async fn shapes(&self) -> StoreResult<Vec<(JurisdictionId, String)>> {
+                shapes(self.read_pool()).await
             }
             async fn put_departments(&self, items: &[Department]) -> StoreResult<()> {
                 put_departments(&self.reference_pool().await?, items).await

@@ -20,6 +20,7 @@ pub const DATABASE_FILE: &str = "shiyu.sqlite3";
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
     (2, "access", include_str!("../migrations/sqlite/0002_access.sql")),
+    (3, "map", include_str!("../migrations/sqlite/0003_map.sql")),
 ];
 
 #[derive(Debug)]

@@ -38,6 +38,7 @@ fn all_stories() -> Vec<Story> {
         every_case_event_and_access_is_audited,
         users_sessions_and_tokens_round_trip,
         attachments_are_kept_by_content_hash,
+        the_map_lands_whole_or_not_at_all,
     ]
 }
 
@@ -416,6 +417,32 @@ async fn attachments_are_kept_by_content_hash(store: Arc<dyn Store>) {
         let refused = AttachmentMeta { sha256: bad.to_string(), ..meta.clone() };
         assert!(store.put_attachment(&refused, b"x").await.is_err(), "{bad}");
     }
+}
+
+async fn the_map_lands_whole_or_not_at_all(store: Arc<dyn Store>) {
+    let world = installed(&store).await;
+    let grid = shiyu_domain::Jurisdiction {
+        id: JurisdictionId(50),
+        code: "320613001001002".into(),
+        name: "桃坞路社区第二网格".into(),
+        level: shiyu_domain::Level::Grid,
+        parent: Some(JurisdictionId(SampleWorld::COMMUNITY)),
+    };
+    let square =
+        r#"{"type":"Polygon","coordinates":[[[120.86,32.01],[120.87,32.01],[120.87,32.02],[120.86,32.01]]]}"#;
+    store.put_map(std::slice::from_ref(&grid), &[(grid.id, square.to_string())]).await.unwrap();
+    assert_eq!(store.shapes().await.unwrap(), vec![(grid.id, square.to_string())]);
+    assert_eq!(store.jurisdictions().await.unwrap().len(), world.jurisdictions.len() + 1);
+    // An outline for a jurisdiction that does not exist fails the whole import: the new grid is not kept.
+    let another =
+        shiyu_domain::Jurisdiction { id: JurisdictionId(51), code: "320613001001003".into(), ..grid.clone() };
+    let broken = store.put_map(&[another], &[(JurisdictionId(999), square.to_string())]).await;
+    assert!(broken.is_err());
+    assert_eq!(store.jurisdictions().await.unwrap().len(), world.jurisdictions.len() + 1);
+    // Importing again replaces the outline.
+    let moved = square.replace("120.86", "120.85");
+    store.put_map(&[], &[(grid.id, moved.clone())]).await.unwrap();
+    assert_eq!(store.shapes().await.unwrap(), vec![(grid.id, moved)]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

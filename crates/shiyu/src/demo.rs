@@ -40,6 +40,16 @@ pub async fn run(store: Arc<dyn Store>, rules: Rules, options: DemoOptions) -> a
     } else {
         say!("reusing the city already in the data folder");
     }
+    if store.shapes().await?.is_empty() {
+        let started = std::time::Instant::now();
+        let map = shiyu_sim::map::nantong_map(&city, 2026).map_err(anyhow::Error::msg)?;
+        store.put_map(&map.jurisdictions, &map.shapes).await?;
+        say!(
+            "drew the map: real county boundaries, {} grids synthesised inside them ({:.1} s)",
+            map.added,
+            started.elapsed().as_secs_f64()
+        );
+    }
     let before = store.count_cases().await?;
     let service = CaseService::new(store.clone(), Arc::new(rules));
     let seed = options.seed.unwrap_or(before + 2026);

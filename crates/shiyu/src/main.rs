@@ -4,6 +4,7 @@ mod bench;
 mod clock;
 mod config;
 mod demo;
+mod map;
 mod serve;
 
 use anyhow::{bail, Context};
@@ -67,6 +68,24 @@ enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// Imports divisions, boundaries or grids; checks the whole file first and changes nothing if any of it
+    /// is wrong.
+    Import {
+        #[arg(value_enum)]
+        kind: map::ImportKind,
+        file: PathBuf,
+        /// How far (metres) a grid may reach outside its parent, and what counts as touching.
+        #[arg(long, default_value_t = 5.0)]
+        tolerance_m: f64,
+    },
+    /// Exports the grids and micro-grids with their outlines as GeoJSON.
+    Export {
+        #[arg(value_enum)]
+        what: ExportKind,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        to: Option<PathBuf>,
+    },
     /// Runs a benchmark and its baseline in one run.
     Bench {
         #[command(subcommand)]
@@ -75,6 +94,11 @@ enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum ExportKind {
+    Grids,
 }
 
 #[derive(Debug, Subcommand)]
@@ -191,6 +215,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Demo { cases, days, seed } => {
             let store = open_store(&config, false).await?;
             demo::run(store, rules(&config)?, demo::DemoOptions { cases, days, seed }).await?;
+        }
+        Command::Import { kind, file, tolerance_m } => {
+            let store = open_store(&config, false).await?;
+            map::import(store.as_ref(), kind, &file, tolerance_m.max(0.0)).await?;
+        }
+        Command::Export { what: ExportKind::Grids, to } => {
+            let store = open_store(&config, false).await?;
+            map::export(store.as_ref(), to.as_deref()).await?;
         }
         Command::Bench { benchmark, json } => {
             let database = config.storage.database_url.as_ref().map(|s| s.expose().to_string());

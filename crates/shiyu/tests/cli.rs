@@ -54,6 +54,7 @@ fn demo_builds_nantong_then_backup_copies_it_online() {
     assert!(demo.status.success(), "{}", text(&demo));
     let said = text(&demo);
     assert!(said.contains("2150 jurisdictions"), "{said}");
+    assert!(said.contains("10238 grids synthesised"), "{said}");
     assert!(said.contains("40 cases by state"), "{said}");
     let again = shiyu(&["--data", "city", "demo", "--cases", "10"], dir.path());
     assert!(text(&again).contains("reusing the city"), "{}", text(&again));
@@ -137,4 +138,61 @@ fn postgres_is_migrated_by_command_and_benchmarked_for_real() {
     );
     assert!(bench.status.success(), "{}", text(&bench));
     assert_eq!(last_json_line(&bench)["backend"], "postgres");
+}
+
+#[test]
+fn the_map_imports_checks_everything_first_and_exports_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = |name: &str| format!("{}/../../data/nantong/{name}", env!("CARGO_MANIFEST_DIR"));
+    let divisions = shiyu(&["--data", "city", "import", "divisions", &data("divisions.csv")], dir.path());
+    assert!(divisions.status.success(), "{}", text(&divisions));
+    assert!(text(&divisions).contains("2150 new"), "{}", text(&divisions));
+    let boundaries =
+        shiyu(&["--data", "city", "import", "boundaries", &data("districts.geojson")], dir.path());
+    assert!(boundaries.status.success(), "{}", text(&boundaries));
+    assert!(text(&boundaries).contains("7 outlines"), "{}", text(&boundaries));
+
+    // Two grids of 和平桥街道's first community: one fine, one crossing itself, one with an unknown parent.
+    let feature = |code: &str, ring: &str| {
+        format!(
+            r#"{{"type":"Feature","properties":{{"code":"{code}","name":"网格{code}","level":"grid"}},"geometry":{{"type":"Polygon","coordinates":[{ring}]}}}}"#
+        )
+    };
+    let good = feature(
+        "320613001001001",
+        "[[120.86,32.01],[120.861,32.01],[120.861,32.011],[120.86,32.011],[120.86,32.01]]",
+    );
+    let bow_tie = feature(
+        "320613001001002",
+        "[[120.87,32.01],[120.871,32.011],[120.871,32.01],[120.87,32.011],[120.87,32.01]]",
+    );
+    let orphan =
+        feature("999999999999001", "[[120.88,32.01],[120.881,32.01],[120.881,32.011],[120.88,32.01]]");
+    let broken = dir.path().join("broken.geojson");
+    std::fs::write(
+        &broken,
+        format!(r#"{{"type":"FeatureCollection","features":[{good},{bow_tie},{orphan}]}}"#),
+    )
+    .unwrap();
+    let refused = shiyu(&["--data", "city", "import", "grids", broken.to_str().unwrap()], dir.path());
+    assert!(!refused.status.success());
+    let said = text(&refused);
+    assert!(said.contains("feature 1 (320613001001002): the ring intersects itself at 120.87"), "{said}");
+    assert!(
+        said.contains("feature 2 (999999999999001): parent 999999999999 is not a known community"),
+        "{said}"
+    );
+    assert!(said.contains("2 problem(s)") && said.contains("nothing was imported"), "{said}");
+    let exported = shiyu(&["--data", "city", "export", "grids"], dir.path());
+    let none: serde_json::Value = serde_json::from_slice(&exported.stdout).unwrap();
+    assert_eq!(none["features"].as_array().unwrap().len(), 0, "not even the good grid was kept");
+
+    let fine = dir.path().join("fine.geojson");
+    std::fs::write(&fine, format!(r#"{{"type":"FeatureCollection","features":[{good}]}}"#)).unwrap();
+    let imported = shiyu(&["--data", "city", "import", "grids", fine.to_str().unwrap()], dir.path());
+    assert!(imported.status.success(), "{}", text(&imported));
+    let exported = shiyu(&["--data", "city", "export", "grids"], dir.path());
+    let one: serde_json::Value = serde_json::from_slice(&exported.stdout).unwrap();
+    assert_eq!(one["features"][0]["properties"]["parent_code"], "320613001001");
+    assert_eq!(one["features"][0]["properties"]["name"], "网格320613001001001");
 }

@@ -1,0 +1,407 @@
+//! Planning an import: from the current jurisdictions and a file, either the complete set of rows to write
+//! or every problem found. Nothing here writes; the caller stores a plan in one transaction, so an import
+//! lands whole or not at all. Any city's data in these formats imports the same way as 南通's.
+
+use crate::geojson::{self, Feature};
+use crate::shape::Shape;
+use crate::validate::{self, Problem};
+use serde_json::{json, Map, Value};
+use shiyu_domain::{Jurisdiction, JurisdictionId, Level};
+use std::collections::HashMap;
+
+/// What an import will write.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MapPlan {
+    /// New and changed jurisdictions (parents before children).
+    pub jurisdictions: Vec<Jurisdiction>,
+    /// Outlines as GeoJSON geometries.
+    pub shapes: Vec<(JurisdictionId, String)>,
+    pub added: usize,
+    pub changed: usize,
+}
+
+/// Reports how far a long validation has got: (what, done, total).
+pub type Progress<'a> = &'a mut dyn FnMut(&str, usize, usize);
+
+/// Codes, levels and ids of what exists, plus what the file adds, for resolving parents.
+struct Registry {
+    by_code: HashMap<String, Jurisdiction>,
+    next_id: i64,
+}
+
+impl Registry {
+    fn new(existing: &[Jurisdiction]) -> Registry {
+        Registry {
+            by_code: existing.iter().map(|j| (j.code.clone(), j.clone())).collect(),
+            next_id: existing.iter().map(|j| j.id.0).max().unwrap_or(0) + 1,
+        }
+    }
+
+    /// Adds or updates `code`; returns the row and whether it is new.
+    fn upsert(
+        &mut self,
+        code: &str,
+        name: &str,
+        level: Level,
+        parent: Option<JurisdictionId>,
+    ) -> (Jurisdiction, bool) {
+        let (id, new) = match self.by_code.get(code) {
+            Some(existing) => (existing.id, false),
+            None => {
+                self.next_id += 1;
+                (JurisdictionId(self.next_id - 1), true)
+            }
+        };
+        let row = Jurisdiction { id, code: code.into(), name: name.into(), level, parent };
+        self.by_code.insert(code.into(), row.clone());
+        (row, new)
+    }
+}
+
+/// `level,code,name,parent_code` lines, as in `data/nantong/divisions.csv`. Existing codes keep their ids.
+pub fn plan_divisions(existing: &[Jurisdiction], csv: &str) -> Result<MapPlan, Vec<String>> {
+    let mut problems = Vec::new();
+    let mut rows: Vec<(usize, Level, &str, &str, &str)> = Vec::new();
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (index, line) in csv.lines().enumerate() {
+        let number = index + 1;
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        if line.trim().is_empty() || (index == 0 && fields.first() == Some(&"level")) {
+            continue;
+        }
+        let [level, code, name, parent] = fields[..] else {
+            problems.push(format!(
+                "line {number}: expected 4 fields (level,code,name,parent_code), found {}",
+                fields.len()
+            ));
+            continue;
+        };
+        let Some(level) = Level::parse(level) else {
+            problems.push(format!("line {number}: unknown level `{level}`"));
+            continue;
+        };
+        if code.is_empty() || name.is_empty() {
+            problems.push(format!("line {number}: a division needs a code and a name"));
+            continue;
+        }
+        if let Some(first) = seen.insert(code, number) {
+            problems.push(format!("line {number}: code {code} already appears on line {first}"));
+            continue;
+        }
+        rows.push((number, level, code, name, parent));
+    }
+    let file_levels: HashMap<&str, Level> = rows.iter().map(|r| (r.2, r.1)).collect();
+    let mut registry = Registry::new(existing);
+    let mut plan = MapPlan::default();
+    // Parents before children, whatever order the file is in.
+    rows.sort_by_key(|r| (r.1, r.0));
+    for (number, level, code, name, parent_code) in rows {
+        let parent = if parent_code.is_empty() {
+            if level != Level::City {
+                problems.push(format!("line {number}: {code} ({}) needs a parent", level.as_str()));
+                continue;
+            }
+            None
+        } else {
+            let parent_level = file_levels
+                .get(parent_code)
+                .copied()
+                .or_else(|| registry.by_code.get(parent_code).map(|j| j.level));
+            match (parent_level, registry.by_code.get(parent_code)) {
+                (None, _) => {
+                    problems.push(format!(
+                        "line {number}: {code}'s parent {parent_code} is neither in the file nor known"
+                    ));
+                    continue;
+                }
+                (Some(parent_level), _) if parent_level >= level => {
+                    problems.push(format!(
+                        "line {number}: {code} ({}) cannot belong to {parent_code} ({})",
+                        level.as_str(),
+                        parent_level.as_str()
+                    ));
+                    continue;
+                }
+                (Some(_), Some(parent)) => Some(parent.id),
+                // The parent had a problem of its own and was not planned.
+                (Some(_), None) => continue,
+            }
+        };
+        let unchanged = registry
+            .by_code
+            .get(code)
+            .is_some_and(|j| j.name == name && j.level == level && j.parent == parent);
+        let (row, new) = registry.upsert(code, name, level, parent);
+        if new {
+            plan.added += 1;
+        } else if !unchanged {
+            plan.changed += 1;
+        }
+        if new || !unchanged {
+            plan.jurisdictions.push(row);
+        }
+    }
+    if problems.is_empty() {
+        Ok(plan)
+    } else {
+        Err(problems)
+    }
+}
+
+fn read_features(text: &str) -> Result<Vec<Feature>, Vec<String>> {
+    geojson::read(text)
+}
+
+fn geometry_problems(feature: &Feature) -> Vec<String> {
+    validate::shape_problems(&feature.shape).iter().map(|p| format!("{}: {p}", feature.label())).collect()
+}
+
+/// Outlines of known jurisdictions: features with `code` (and `level`, which must match what is known).
+pub fn plan_boundaries(existing: &[Jurisdiction], text: &str) -> Result<MapPlan, Vec<String>> {
+    let features = read_features(text)?;
+    let known: HashMap<&str, &Jurisdiction> = existing.iter().map(|j| (j.code.as_str(), j)).collect();
+    let mut problems = Vec::new();
+    let mut plan = MapPlan::default();
+    for feature in &features {
+        let Some(jurisdiction) = feature.text("code").and_then(|code| known.get(code)) else {
+            problems.push(format!(
+                "{}: no known jurisdiction has this code (import the divisions first)",
+                feature.label()
+            ));
+            continue;
+        };
+        if let Some(level) = feature.text("level").filter(|l| *l != jurisdiction.level.as_str()) {
+            problems.push(format!(
+                "{}: level `{level}`, but {} is a {}",
+                feature.label(),
+                jurisdiction.code,
+                jurisdiction.level.as_str()
+            ));
+            continue;
+        }
+        let broken = geometry_problems(feature);
+        if broken.is_empty() {
+            plan.shapes.push((jurisdiction.id, geojson::geometry_json(&feature.shape).to_string()));
+            plan.changed += 1;
+        }
+        problems.extend(broken);
+    }
+    if problems.is_empty() {
+        Ok(plan)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Grids and micro-grids with their outlines: features with `code`, `name`, `level` (`grid` or
+/// `micro_grid`) and `parent_code` (or, without it, a code that extends its parent's by three digits).
+/// Checked together: valid geometry, known parents, no overlaps, nothing reaching more than `tolerance_m`
+/// outside a parent that has an outline, and no gap left in such a parent.
+pub fn plan_grids(
+    existing: &[Jurisdiction],
+    outlines: &HashMap<JurisdictionId, Shape>,
+    text: &str,
+    tolerance_m: f64,
+    progress: Progress<'_>,
+) -> Result<MapPlan, Vec<String>> {
+    let features = read_features(text)?;
+    let mut problems: Vec<String> = Vec::new();
+    let mut registry = Registry::new(existing);
+    let mut plan = MapPlan::default();
+    let mut accepted: Vec<(&Feature, Level, String)> = Vec::new();
+    for feature in &features {
+        let Some(code) = feature.text("code").filter(|_| feature.text("name").is_some()) else {
+            problems.push(format!("{}: a grid needs `code` and `name`", feature.label()));
+            continue;
+        };
+        let level = match feature.text("level") {
+            Some("grid") | None => Level::Grid,
+            Some("micro_grid") => Level::MicroGrid,
+            Some(other) => {
+                problems
+                    .push(format!("{}: level `{other}` is neither `grid` nor `micro_grid`", feature.label()));
+                continue;
+            }
+        };
+        let parent_code = feature
+            .text("parent_code")
+            .map(str::to_string)
+            .unwrap_or_else(|| code.get(..code.len().saturating_sub(3)).unwrap_or_default().to_string());
+        accepted.push((feature, level, parent_code));
+    }
+    // Grids before micro-grids, so that a micro-grid's parent may come from the same file.
+    accepted.sort_by_key(|(f, level, _)| (*level, f.position));
+    let mut children: HashMap<JurisdictionId, Vec<(String, Shape)>> = HashMap::new();
+    let mut by_level: HashMap<Level, Vec<(String, Shape)>> = HashMap::new();
+    for (n, (feature, level, parent_code)) in accepted.iter().enumerate() {
+        progress("checking grids", n, accepted.len());
+        let broken = geometry_problems(feature);
+        let parent = registry.by_code.get(parent_code).cloned();
+        let expected_parent = if *level == Level::Grid { Level::Community } else { Level::Grid };
+        let Some(parent) = parent.filter(|p| p.level == expected_parent) else {
+            problems.push(format!(
+                "{}: parent {parent_code} is not a known {}",
+                feature.label(),
+                expected_parent.as_str()
+            ));
+            continue;
+        };
+        if !broken.is_empty() {
+            problems.extend(broken);
+            continue;
+        }
+        let code = feature.text("code").unwrap_or_default();
+        let name = feature.text("name").unwrap_or_default();
+        let (row, new) = registry.upsert(code, name, *level, Some(parent.id));
+        plan.added += usize::from(new);
+        plan.changed += usize::from(!new);
+        plan.shapes.push((row.id, geojson::geometry_json(&feature.shape).to_string()));
+        plan.jurisdictions.push(row);
+        children.entry(parent.id).or_default().push((feature.label(), feature.shape.clone()));
+        by_level.entry(*level).or_default().push((feature.label(), feature.shape.clone()));
+    }
+    progress("checking grids", accepted.len(), accepted.len());
+    for shapes in by_level.values() {
+        problems.extend(validate::overlaps(shapes, tolerance_m.min(1.0)).iter().map(Problem::to_string));
+    }
+    let parents: Vec<(&JurisdictionId, &Vec<(String, Shape)>)> = children.iter().collect();
+    for (n, (parent, grids)) in parents.iter().enumerate() {
+        progress("checking parents", n, parents.len());
+        let Some(outline) = outlines.get(parent) else { continue };
+        problems.extend(validate::outside_parent(outline, grids, tolerance_m).iter().map(Problem::to_string));
+        let spacing = (outline.area_m2().sqrt() / 40.0).max(25.0);
+        problems.extend(validate::gaps(outline, grids, spacing, tolerance_m, 5).iter().map(|p| {
+            format!("parent {}: {p}", existing.iter().find(|j| j.id == **parent).map_or("?", |j| &j.code))
+        }));
+    }
+    progress("checking parents", parents.len(), parents.len());
+    if problems.is_empty() {
+        Ok(plan)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Every grid and micro-grid with an outline, as a FeatureCollection that `plan_grids` reads back.
+pub fn export_grids(jurisdictions: &[Jurisdiction], outlines: &HashMap<JurisdictionId, Shape>) -> Value {
+    let codes: HashMap<JurisdictionId, &str> =
+        jurisdictions.iter().map(|j| (j.id, j.code.as_str())).collect();
+    let mut grids: Vec<&Jurisdiction> =
+        jurisdictions.iter().filter(|j| j.level >= Level::Grid && outlines.contains_key(&j.id)).collect();
+    grids.sort_by(|a, b| (a.level, &a.code).cmp(&(b.level, &b.code)));
+    geojson::write(grids.into_iter().filter_map(|j| {
+        let mut properties = Map::new();
+        properties.insert("code".into(), json!(j.code));
+        properties.insert("name".into(), json!(j.name));
+        properties.insert("level".into(), json!(j.level.as_str()));
+        properties.insert("parent_code".into(), json!(j.parent.and_then(|p| codes.get(&p)).copied()));
+        Some((properties, outlines.get(&j.id)?))
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn existing() -> Vec<Jurisdiction> {
+        plan_divisions(
+            &[],
+            "level,code,name,parent_code\ncity,320600,南通市,\ncounty,320613,崇川区,320600\n\
+             township,320613001,和平桥街道,320613\ncommunity,320613001001,桃坞路社区,320613001\n",
+        )
+        .unwrap()
+        .jurisdictions
+    }
+
+    #[test]
+    fn divisions_import_in_any_order_and_keep_existing_ids() {
+        let known = existing();
+        assert_eq!(known.len(), 4);
+        let again =
+            plan_divisions(&known, "community,320613001002,濠南社区,320613001\ncity,320600,南通市,\n")
+                .unwrap();
+        assert_eq!((again.added, again.changed), (1, 0), "the city is unchanged, one community is new");
+        assert_eq!(again.jurisdictions[0].id, JurisdictionId(5));
+    }
+
+    #[test]
+    fn every_bad_division_line_is_reported() {
+        let problems = plan_divisions(
+            &existing(),
+            "county,1,,320600\nprovince,2,x,\ncommunity,3,x,999\ncounty,4,x,320613001001\ntownship,5,x\ntownship,6,x,320613\ntownship,6,y,320613\n",
+        )
+        .unwrap_err();
+        assert_eq!(problems.len(), 6, "{problems:#?}");
+        for expected in [
+            "line 1:",
+            "line 2: unknown level",
+            "line 3:",
+            "line 4:",
+            "line 5: expected 4 fields",
+            "line 7: code 6 already",
+        ] {
+            assert!(problems.iter().any(|p| p.starts_with(expected)), "{expected}: {problems:#?}");
+        }
+    }
+
+    fn square_feature(code: &str, lon: f64, size: f64) -> String {
+        format!(
+            r#"{{"type":"Feature","properties":{{"code":"{code}","name":"{code}","level":"grid"}},"geometry":{{"type":"Polygon","coordinates":[[[{lon},32.0],[{e},32.0],[{e},32.01],[{lon},32.01],[{lon},32.0]]]}}}}"#,
+            e = lon + size
+        )
+    }
+
+    fn collection(features: &[String]) -> String {
+        format!(r#"{{"type":"FeatureCollection","features":[{}]}}"#, features.join(","))
+    }
+
+    #[test]
+    fn grids_import_and_export_round_trip() {
+        let known = existing();
+        let community = known.iter().find(|j| j.level == Level::Community).unwrap().id;
+        let outline: Shape =
+            geojson::read(&collection(&[square_feature("x", 120.0, 0.02)])).unwrap()[0].shape.clone();
+        let outlines = HashMap::from([(community, outline)]);
+        let text = collection(&[
+            square_feature("320613001001001", 120.0, 0.01),
+            square_feature("320613001001002", 120.01, 0.01),
+        ]);
+        let mut steps = 0;
+        let plan = plan_grids(&known, &outlines, &text, 5.0, &mut |_, _, _| steps += 1).unwrap();
+        assert!(steps > 0, "progress was reported");
+        assert_eq!(plan.added, 2);
+        assert!(plan.jurisdictions.iter().all(|j| j.parent == Some(community) && j.level == Level::Grid));
+        let mut all = known.clone();
+        all.extend(plan.jurisdictions.clone());
+        let stored: HashMap<JurisdictionId, Shape> =
+            plan.shapes.iter().map(|(id, g)| (*id, geojson::parse_geometry(g).unwrap())).collect();
+        let exported = export_grids(&all, &stored).to_string();
+        let again = plan_grids(&all, &outlines, &exported, 5.0, &mut |_, _, _| {}).unwrap();
+        assert_eq!((again.added, again.changed), (0, 2), "the same grids, now known");
+    }
+
+    #[test]
+    fn broken_grid_files_are_refused_with_every_problem() {
+        let known = existing();
+        let community = known.iter().find(|j| j.level == Level::Community).unwrap().id;
+        let outline: Shape =
+            geojson::read(&collection(&[square_feature("x", 120.0, 0.02)])).unwrap()[0].shape.clone();
+        let outlines = HashMap::from([(community, outline)]);
+        let text = collection(&[
+            square_feature("320613001001001", 120.0, 0.012),
+            // overlaps the first by 0.002°, and together they leave a gap
+            square_feature("320613001001002", 120.01, 0.005),
+            // its parent does not exist
+            square_feature("320613001009001", 120.0, 0.01),
+            // outside the community
+            square_feature("320613001001003", 120.05, 0.01),
+        ]);
+        let problems = plan_grids(&known, &outlines, &text, 5.0, &mut |_, _, _| {}).unwrap_err();
+        let has = |needle: &str| problems.iter().any(|p| p.contains(needle));
+        assert!(has("overlaps"), "{problems:#?}");
+        assert!(has("parent 320613001009 is not a known community"), "{problems:#?}");
+        assert!(has("reaches outside its parent"), "{problems:#?}");
+        assert!(has("a gap"), "{problems:#?}");
+        assert!(problems.iter().all(|p| p.contains("feature") || p.contains("parent")), "{problems:#?}");
+    }
+}
