@@ -355,13 +355,18 @@ mod tests {
         format!(r#"{{"type":"FeatureCollection","features":[{}]}}"#, features.join(","))
     }
 
-    #[test]
-    fn grids_import_and_export_round_trip() {
+    /// The sample tree, with the community outlined as a 0.02° square.
+    fn community_with_outline() -> (Vec<Jurisdiction>, JurisdictionId, HashMap<JurisdictionId, Shape>) {
         let known = existing();
         let community = known.iter().find(|j| j.level == Level::Community).unwrap().id;
-        let outline: Shape =
+        let outline =
             geojson::read(&collection(&[square_feature("x", 120.0, 0.02)])).unwrap()[0].shape.clone();
-        let outlines = HashMap::from([(community, outline)]);
+        (known, community, HashMap::from([(community, outline)]))
+    }
+
+    #[test]
+    fn grids_import_and_export_round_trip() {
+        let (known, community, outlines) = community_with_outline();
         let text = collection(&[
             square_feature("320613001001001", 120.0, 0.01),
             square_feature("320613001001002", 120.01, 0.01),
@@ -382,11 +387,7 @@ mod tests {
 
     #[test]
     fn broken_grid_files_are_refused_with_every_problem() {
-        let known = existing();
-        let community = known.iter().find(|j| j.level == Level::Community).unwrap().id;
-        let outline: Shape =
-            geojson::read(&collection(&[square_feature("x", 120.0, 0.02)])).unwrap()[0].shape.clone();
-        let outlines = HashMap::from([(community, outline)]);
+        let (known, _, outlines) = community_with_outline();
         let text = collection(&[
             square_feature("320613001001001", 120.0, 0.012),
             // overlaps the first by 0.002°, and together they leave a gap

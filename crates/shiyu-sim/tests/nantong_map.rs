@@ -1,4 +1,4 @@
-//! Grid synthesis on the real 南通 data: every grid inside the real boundaries, none overlapping, none
+//! Grid synthesis (`shiyu_geo::synth`) on the real 南通 data, with the demo's options: every grid inside the real boundaries, none overlapping, none
 //! missing, the city covered, denser in the city district, and the same every time.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -10,14 +10,7 @@ use std::sync::OnceLock;
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/nantong");
 
 fn options() -> Options {
-    Options {
-        cell_m: 100.0,
-        urban_grid_km2: 0.15,
-        rural_grid_km2: 1.0,
-        urban_counties: vec!["320613".into(), "320671".into()],
-        carved: vec![("320671".into(), "320613".into())],
-        seed: 2026,
-    }
+    shiyu_sim::map::nantong_options(2026)
 }
 
 struct City {
