@@ -10,6 +10,7 @@ pub mod decide;
 pub mod error;
 pub mod org;
 pub mod permissions;
+pub mod routing;
 pub mod time;
 
 pub use calendar::{Basis, TimeLimit, WorkCalendar};
@@ -24,4 +25,5 @@ pub use org::{
     Responsibility, Role, Scope, Stage, StageLimits, User, UserId,
 };
 pub use permissions::{authorize, can_view, role_may, Capability};
+pub use routing::{route, Directory, Route};
 pub use time::{Date, Timestamp};

@@ -257,8 +257,14 @@ impl SampleWorld {
         store.put_departments(&self.departments).await?;
         store.put_categories(&self.categories).await?;
         store.put_matters(&self.matters).await?;
-        store.put_users(&self.users).await
+        store.put_users(&self.users).await?;
+        store
+            .put_map(&[], &[(shiyu_domain::JurisdictionId(Self::GRID), Self::GRID_OUTLINE.to_string())])
+            .await
     }
+
+    /// The sample grid's outline: 120.85–120.87°E, 32.00–32.02°N (about 1.9 by 2.2 km), around 桃坞路.
+    pub const GRID_OUTLINE: &'static str = r#"{"type":"Polygon","coordinates":[[[120.85,32.0],[120.87,32.0],[120.87,32.02],[120.85,32.02],[120.85,32.0]]]}"#;
 
     pub fn actor(&self, username: &str) -> Option<shiyu_domain::Actor> {
         self.users.iter().find(|u| u.username == username).map(|u| shiyu_domain::Actor::User {

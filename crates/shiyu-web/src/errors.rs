@@ -139,7 +139,8 @@ fn domain_status(kind: ErrorKind) -> StatusCode {
         | ExtensionLengthInvalid
         | DeadlineNotInFuture
         | MergeTargetInvalid
-        | JurisdictionPathInvalid => StatusCode::UNPROCESSABLE_ENTITY,
+        | JurisdictionPathInvalid
+        | NoResponsibleDepartment => StatusCode::UNPROCESSABLE_ENTITY,
         CaseNotReceived => StatusCode::NOT_FOUND,
         NoWorkingTime | EventOutOfOrder => StatusCode::INTERNAL_SERVER_ERROR,
     }

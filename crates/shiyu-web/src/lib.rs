@@ -35,6 +35,8 @@ pub struct WebSettings {
     pub max_body_bytes: usize,
     /// Requests per minute one address may make to the public endpoints and to sign-in (0: no limit).
     pub public_requests_per_minute: u32,
+    /// A reported location outside every grid goes to the nearest grid within this many metres.
+    pub map_tolerance_m: f64,
 }
 
 impl Default for WebSettings {
@@ -46,6 +48,7 @@ impl Default for WebSettings {
             lockout_minutes: 15,
             max_body_bytes: 256 * 1024,
             public_requests_per_minute: 120,
+            map_tolerance_m: 200.0,
         }
     }
 }

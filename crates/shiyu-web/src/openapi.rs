@@ -21,6 +21,7 @@ use utoipa::OpenApi;
         crate::api::cases::create,
         crate::api::cases::show,
         crate::api::cases::history,
+        crate::api::cases::route,
         crate::api::cases::act,
         crate::api::cases::personal_data,
         crate::api::attachments::upload,

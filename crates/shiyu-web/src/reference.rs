@@ -1,18 +1,42 @@
-//! The reference data every request consults (jurisdiction tree, departments, catalog), held in memory and
-//! reloaded after an admin changes it.
+//! The reference data every request consults (jurisdiction tree, departments, catalog, grid workers and the
+//! map of grids), held in memory and reloaded after an admin changes it.
 
-use shiyu_domain::{Category, Department, DepartmentId, Jurisdiction, JurisdictionId, Matter};
-use shiyu_store::{Store, StoreResult};
+use shiyu_domain::{
+    Category, Department, DepartmentId, Directory, Jurisdiction, JurisdictionId, Level, Matter, Role, User,
+};
+use shiyu_geo::{geojson, ShapeIndex};
+use shiyu_store::{Store, StoreError, StoreResult};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Reference {
     pub jurisdictions: HashMap<JurisdictionId, Jurisdiction>,
     pub by_code: HashMap<String, JurisdictionId>,
     pub departments: HashMap<DepartmentId, Department>,
+    /// The same departments in id order, for routing.
+    pub department_list: Vec<Department>,
     pub categories: Vec<Category>,
     pub matters: HashMap<String, Matter>,
+    /// Grid workers, who verify on the spot.
+    pub grid_workers: Vec<User>,
+    /// Micro-grids and grids with outlines; a micro-grid wins over the grid it lies in.
+    pub map: ShapeIndex<JurisdictionId>,
+}
+
+impl Default for Reference {
+    fn default() -> Self {
+        Reference {
+            jurisdictions: HashMap::new(),
+            by_code: HashMap::new(),
+            departments: HashMap::new(),
+            department_list: Vec::new(),
+            categories: Vec::new(),
+            matters: HashMap::new(),
+            grid_workers: Vec::new(),
+            map: ShapeIndex::new(Vec::new()),
+        }
+    }
 }
 
 impl Reference {
@@ -30,6 +54,15 @@ impl Reference {
         }
         path.reverse();
         Some(path)
+    }
+
+    /// What routing reads.
+    pub fn directory(&self) -> Directory<'_> {
+        Directory {
+            jurisdictions: &self.jurisdictions,
+            departments: &self.department_list,
+            users: &self.grid_workers,
+        }
     }
 
     /// Depth of a jurisdiction in the tree (0 for the city).
@@ -54,12 +87,31 @@ impl ReferenceCache {
         let jurisdictions: HashMap<_, _> =
             store.jurisdictions().await?.into_iter().map(|j| (j.id, j)).collect();
         let by_code = jurisdictions.values().map(|j| (j.code.clone(), j.id)).collect();
+        let mut department_list = store.departments().await?;
+        department_list.sort_by_key(|d| d.id);
+        let mut outlines = Vec::new();
+        for (id, geometry) in store.shapes().await? {
+            let Some(level) =
+                jurisdictions.get(&id).map(|j: &Jurisdiction| j.level).filter(|l| *l >= Level::Grid)
+            else {
+                continue;
+            };
+            let shape = geojson::parse_geometry(&geometry).map_err(|e| {
+                StoreError::Other(format!("the stored outline of jurisdiction {}: {e}", id.0))
+            })?;
+            outlines.push((std::cmp::Reverse(level), id, shape));
+        }
+        // Micro-grids before grids: where they overlap, the earlier shape wins.
+        outlines.sort_by_key(|(level, id, _)| (*level, *id));
         let reference = Reference {
             by_code,
             jurisdictions,
-            departments: store.departments().await?.into_iter().map(|d| (d.id, d)).collect(),
+            departments: department_list.iter().map(|d| (d.id, d.clone())).collect(),
+            department_list,
             categories: store.categories().await?,
             matters: store.matters().await?.into_iter().map(|m| (m.code.clone(), m)).collect(),
+            grid_workers: store.users().await?.into_iter().filter(|u| u.role == Role::GridWorker).collect(),
+            map: ShapeIndex::new(outlines.into_iter().map(|(_, id, shape)| (shape, id))),
         };
         if let Ok(mut current) = self.current.write() {
             *current = Arc::new(reference);

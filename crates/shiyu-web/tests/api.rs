@@ -23,6 +23,7 @@ on_both_backends![
     operations_endpoints_answer,
     attachments_are_checked_on_content_and_served_only_to_who_may_see_the_case,
     the_live_stream_shows_each_caller_their_own_cases_and_resumes,
+    reports_find_their_grid_and_dispatch_follows_the_catalog,
 ];
 
 fn hotline_report(description: &str) -> Value {
@@ -619,4 +620,67 @@ async fn the_live_stream_shows_each_caller_their_own_cases_and_resumes(app: Test
     .unwrap();
     let again = within(resumed.next()).await.unwrap().unwrap();
     assert_eq!(again.id, second.id);
+}
+
+async fn reports_find_their_grid_and_dispatch_follows_the_catalog(app: TestApp) {
+    let mut citizen = app.anonymous();
+    let report = |location: Value, jurisdiction: Option<&str>| {
+        let mut body = json!({"description": "路口井盖松动，车辆经过哐哐响", "location": location});
+        if let Some(code) = jurisdiction {
+            body["jurisdiction"] = json!(code);
+        }
+        body
+    };
+    // By location alone: the grid it falls in, owned by the township's command center.
+    let (status, receipt) = citizen
+        .json("POST", "/api/public/reports", Some(&report(json!({"lon": 120.861, "lat": 32.011}), None)))
+        .await
+        .unwrap();
+    assert_eq!(status, 201, "{receipt}");
+    let code = receipt["tracking_code"].as_str().unwrap();
+    let id = app.store.case_by_tracking_code(code).await.unwrap().unwrap();
+    let case = app.store.load_case(id).await.unwrap().unwrap();
+    assert_eq!(case.path.iter().map(|j| j.0).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+    assert_eq!(case.owner.0, 3, "和平桥街道's center registers it");
+    // About 47 m east of the grid: still its grid, the nearest within the tolerance.
+    let near = report(json!({"lon": 120.8705, "lat": 32.01}), None);
+    assert_eq!(citizen.json("POST", "/api/public/reports", Some(&near)).await.unwrap().0, 201);
+    for (body, code) in [
+        (report(json!({"lon": 121.5, "lat": 32.5}), None), "LOCATION_OUTSIDE_AREA"),
+        (report(json!({"lon": 120.861, "lat": 32.011}), Some(OTHER_COUNTY)), "LOCATION_NOT_IN_JURISDICTION"),
+        (json!({"description": "没有地点的反映"}), "PLACE_REQUIRED"),
+    ] {
+        let (status, answer) = citizen.json("POST", "/api/public/reports", Some(&body)).await.unwrap();
+        assert_eq!((status, answer["error"]["code"].as_str().unwrap()), (422, code), "{body}");
+    }
+    assert_eq!(app.store.count_cases().await.unwrap(), 2, "refusals stored nothing");
+
+    let mut operator = app.signed_in("operator").await;
+    let route = format!("/api/cases/{}/route", id.0);
+    let (status, before) = operator.json("GET", &route, None).await.unwrap();
+    assert_eq!(status, 200, "{before}");
+    assert_eq!((before["owner"].as_i64(), before["lead_department"].as_i64()), (Some(3), None));
+    assert_eq!(before["verifier"], 3, "the grid's worker verifies");
+    let (status, early) = act(&mut operator, id.0, json!({"action": {"type": "dispatch"}})).await;
+    assert_eq!((status, early["error"]["code"].as_str()), (409, Some("MATTER_REQUIRED")), "{early}");
+
+    act_ok(&mut operator, id.0, json!({"action": {"type": "register", "matter": "street_vending"}})).await;
+    let (_, after) = operator.json("GET", &route, None).await.unwrap();
+    assert_eq!((after["owner"].as_i64(), after["lead_department"].as_i64()), (Some(2), Some(101)), "{after}");
+    assert_eq!(after["assisting_departments"], json!([102]));
+    let basis = after["basis"].as_str().unwrap();
+    assert!(
+        basis.contains("乡镇（街道）级权责清单无此事项") && basis.contains("崇川区城市管理局主办"),
+        "{basis}"
+    );
+    let dispatched = act_ok(&mut operator, id.0, json!({"action": {"type": "dispatch"}})).await;
+    assert_eq!(
+        (dispatched["lead_department"].as_i64(), &dispatched["assisting_departments"]),
+        (Some(101), &json!([102]))
+    );
+    let (_, history) = operator.json("GET", &format!("/api/cases/{}/history", id.0), None).await.unwrap();
+    let recorded = history.as_array().unwrap().iter().find(|e| e["kind"] == "dispatched").unwrap();
+    assert!(recorded.to_string().contains("崇川区城市管理局主办"), "the basis is on the record: {recorded}");
+    let mut haimen = app.signed_in("operator_haimen").await;
+    assert_eq!(haimen.json("GET", &route, None).await.unwrap().0, 404);
 }

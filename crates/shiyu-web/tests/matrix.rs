@@ -103,6 +103,7 @@ async fn every_caller_against_every_endpoint(app: TestApp) {
         ("GET", "/api/cases".into(), None, [401, 200, 200, 200, 200, 200, 200, 200, 403, 200]),
         ("GET", case.clone(), None, visible),
         ("GET", format!("{case}/history"), None, visible),
+        ("GET", format!("{case}/route"), None, visible),
         ("GET", format!("{case}/attachments/{sha}"), None, visible),
         // Only the roles that call reporters back see the number unmasked.
         ("GET", format!("{case}/personal-data"), None, [401, 404, 200, 403, 200, 403, 403, 403, 404, 404]),
@@ -248,8 +249,9 @@ fn loop_actions(merge_target: i64) -> Vec<(&'static str, Vec<Step>, Value, Vec<&
         ),
         ("accept", dispatched(), json!({"type": "accept"}), vec!["handler"]),
         ("return", dispatched(), json!({"type": "return"}), vec!["handler"]),
-        // 督办 comes from above the command center that owns the case: the city's leader, not the county's operator.
-        ("supervise", dispatched(), json!({"type": "supervise", "due": due}), vec!["leader"]),
+        // 督办 comes from above the command center that owns the case — the township's (和平桥街道), where
+        // intake puts it: the county's operator and the city's leader.
+        ("supervise", dispatched(), json!({"type": "supervise", "due": due}), vec!["operator", "leader"]),
         ("instruct", dispatched(), json!({"type": "instruct"}), vec!["leader"]),
         ("report_back", accepted(), json!({"type": "report_back"}), vec!["handler"]),
         (

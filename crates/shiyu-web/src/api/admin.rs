@@ -170,6 +170,10 @@ pub async fn create_user(
         .store
         .add_user(&NewUser { username, display_name: request.display_name, role, scope, password_hash })
         .await?;
+    if role == Role::GridWorker {
+        // Routing names the grid worker who verifies: a new one counts from now on.
+        state.reference.reload(state.store.as_ref()).await?;
+    }
     state
         .store
         .audit(vec![caller.audit(

@@ -161,8 +161,9 @@ pub struct NewCaseRequest {
     pub description: String,
     pub address: Option<String>,
     pub location: Option<LocationView>,
-    /// Code of the community, grid or micro-grid where it happened.
-    pub jurisdiction: String,
+    /// Code of the community, grid or micro-grid where it happened; may be left out when `location` is
+    /// given, which then decides the grid.
+    pub jurisdiction: Option<String>,
     /// The matter, if already known (catalog code).
     pub matter: Option<String>,
     /// urgent, high, normal or low
@@ -185,19 +186,65 @@ pub struct CreatedView {
 
 /// Where a new report belongs: the chain of jurisdictions down to `code`, and the command center that
 /// registers it. Until smart dispatch decides the center, the county-level center does.
-pub fn intake_place(reference: &Reference, code: &str) -> WebResult<(Vec<JurisdictionId>, JurisdictionId)> {
-    let unknown = || {
-        WebError::refused(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "JURISDICTION_UNKNOWN",
-            "未知的辖区编码",
-            "Unknown jurisdiction code",
-        )
-        .with_details(code.to_string())
+/// Where a new report happened and which command center takes it: from its location on the map when it has
+/// one (the grid it falls in, or the nearest within the tolerance), else from the jurisdiction code given.
+/// When both are given they must agree. The owner is the lowest command center on the path
+/// (`shiyu_domain::route`).
+pub fn intake_place(
+    state: &AppState,
+    reference: &Reference,
+    code: Option<&str>,
+    location: Option<GeoPoint>,
+) -> WebResult<(Vec<JurisdictionId>, JurisdictionId)> {
+    let refused = |code: &'static str, zh: &'static str, en: &'static str| {
+        WebError::refused(StatusCode::UNPROCESSABLE_ENTITY, code, zh, en)
     };
-    let id = reference.by_code.get(code).copied().ok_or_else(unknown)?;
-    let path = reference.path_to(id).ok_or_else(unknown)?;
-    let owner = *path.get(1).or(path.first()).ok_or_else(unknown)?;
+    let named = match code {
+        Some(code) => {
+            let unknown = || {
+                refused("JURISDICTION_UNKNOWN", "未知的辖区编码", "Unknown jurisdiction code")
+                    .with_details(code.to_string())
+            };
+            let id = reference.by_code.get(code).copied().ok_or_else(unknown)?;
+            Some((id, reference.path_to(id).ok_or_else(unknown)?))
+        }
+        None => None,
+    };
+    let located = match location.filter(|_| !reference.map.is_empty()) {
+        Some(point) => {
+            let point = shiyu_geo::Point::new(point.lon, point.lat);
+            let grid =
+                reference.map.locate_or_nearest(point, state.settings.map_tolerance_m).value().copied();
+            let grid = grid.ok_or_else(|| {
+                refused(
+                    "LOCATION_OUTSIDE_AREA",
+                    "坐标不在服务范围内",
+                    "The coordinates are outside the area served",
+                )
+                .with_details("no grid within reach of this point")
+            })?;
+            reference.path_to(grid)
+        }
+        None => None,
+    };
+    let path = match (named, located) {
+        (Some((id, _)), Some(path)) if !path.contains(&id) => {
+            return Err(refused(
+                "LOCATION_NOT_IN_JURISDICTION",
+                "坐标不在所填辖区内",
+                "The coordinates lie outside the jurisdiction given",
+            ))
+        }
+        (_, Some(path)) | (Some((_, path)), None) => path,
+        (None, None) => {
+            return Err(refused(
+                "PLACE_REQUIRED",
+                "请提供位置坐标或辖区编码",
+                "Give the location or the code of the community or grid",
+            ))
+        }
+    };
+    let owner = shiyu_domain::route(reference.directory(), &path, None)?.owner;
     Ok((path, owner))
 }
 
@@ -275,7 +322,8 @@ pub async fn create(
     let reference = state.reference.get();
     let channel = parse_name::<Channel>(&request.channel)
         .ok_or_else(|| WebError::invalid(format!("unknown channel `{}`", request.channel)))?;
-    let (path, owner) = intake_place(&reference, &request.jurisdiction)?;
+    let location = check_location(request.location)?;
+    let (path, owner) = intake_place(&state, &reference, request.jurisdiction.as_deref(), location)?;
     let matter = match &request.matter {
         None => None,
         Some(code) => Some(reference.matters.get(code).cloned().ok_or_else(|| unknown_matter(code))?),
@@ -296,7 +344,7 @@ pub async fn create(
             channel,
             description: request.description,
             address: request.address,
-            location: check_location(request.location)?,
+            location,
             path,
             owner,
             reporter: Reporter {
@@ -377,7 +425,9 @@ pub enum ActionBody {
     Reject,
     /// 派遣 to a lead department and any assisting ones (联办)
     Dispatch {
-        lead: i64,
+        /// Leave out (with `assisting`) to dispatch by the matter catalog, as `GET /api/cases/{id}/route`
+        /// suggests; the reasons are then recorded as the basis (派遣依据).
+        lead: Option<i64>,
         #[serde(default)]
         assisting: Vec<i64>,
         basis: Option<String>,
@@ -418,7 +468,7 @@ pub enum ActionBody {
     Instruct,
 }
 
-fn domain_action(body: ActionBody, reference: &Reference) -> WebResult<Action> {
+fn domain_action(body: ActionBody, reference: &Reference, case: &CaseState) -> WebResult<Action> {
     let matter = |code: &str| reference.matters.get(code).cloned().ok_or_else(|| unknown_matter(code));
     let department = |id: i64| {
         reference.departments.contains_key(&DepartmentId(id)).then_some(DepartmentId(id)).ok_or_else(|| {
@@ -436,11 +486,20 @@ fn domain_action(body: ActionBody, reference: &Reference) -> WebResult<Action> {
             Action::Register { matter: matter(&code)?, priority: parse_priority(priority.as_deref())? }
         }
         ActionBody::Reject => Action::Reject,
-        ActionBody::Dispatch { lead, assisting, basis } => Action::Dispatch {
+        ActionBody::Dispatch { lead: Some(lead), assisting, basis } => Action::Dispatch {
             lead: department(lead)?,
             assisting: assisting.into_iter().map(department).collect::<WebResult<_>>()?,
             basis,
         },
+        ActionBody::Dispatch { lead: None, basis, .. } => {
+            let route = catalog_route(reference, case)?;
+            let lead = route.lead.ok_or_else(|| WebError::invalid("the catalog names no lead department"))?;
+            let basis = match basis {
+                Some(own) => format!("{own}；{}", route.basis),
+                None => route.basis,
+            };
+            Action::Dispatch { lead, assisting: route.assisting, basis: Some(basis) }
+        }
         ActionBody::Accept => Action::Accept,
         ActionBody::ReportBack => Action::ReportBack,
         ActionBody::Verify { passed } => Action::Verify { passed },
@@ -474,9 +533,9 @@ pub async fn act(
     JsonBody(request): JsonBody<ActionRequest>,
 ) -> WebResult<Json<CaseView>> {
     let actor = caller.actor()?;
-    visible_case(&state, &actor, CaseId(id)).await?;
+    let current = visible_case(&state, &actor, CaseId(id)).await?;
     super::attachments::check_exist(&state, &request.attachments).await?;
-    let action = domain_action(request.action, &state.reference.get())?;
+    let action = domain_action(request.action, &state.reference.get(), &current)?;
     let command = Command {
         action,
         note: request.note,
@@ -486,4 +545,56 @@ pub async fn act(
     let now = state.now();
     let case = state.service.act(CaseId(id), request.expected_version, &command, &actor, now).await?;
     Ok(Json(CaseView::of(CaseId(id), &case, now, &state.sealer)))
+}
+
+/// The catalog's answer for a case: where it happened, its matter, who leads, who assists, who verifies.
+fn catalog_route(reference: &Reference, case: &CaseState) -> WebResult<shiyu_domain::Route> {
+    let matter = case.matter.as_ref().and_then(|m| reference.matters.get(&m.code)).ok_or_else(|| {
+        WebError::refused(
+            StatusCode::CONFLICT,
+            "MATTER_REQUIRED",
+            "请先立案并确定事项，再按权责清单派遣",
+            "Register the case with its matter before dispatching it by the catalog",
+        )
+    })?;
+    Ok(shiyu_domain::route(reference.directory(), &case.path, Some(matter))?)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RouteView {
+    /// The command center that should register and dispatch the case.
+    pub owner: i64,
+    pub owner_name: String,
+    pub lead_department: Option<i64>,
+    pub assisting_departments: Vec<i64>,
+    /// The grid worker who verifies on the spot.
+    pub verifier: Option<i64>,
+    /// Why (派遣依据), in Chinese: recorded as the basis when the case is dispatched by the catalog.
+    pub basis: String,
+}
+
+/// Where the catalog sends a case (智能派遣): by its place and, once registered, its matter. Dispatching with
+/// the lead department left out follows this answer.
+#[utoipa::path(get, path = "/api/cases/{id}/route", tag = "cases", params(("id" = i64, Path)),
+    responses((status = 200, body = RouteView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn route(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> WebResult<Json<RouteView>> {
+    let actor = caller.actor()?;
+    let case = visible_case(&state, &actor, CaseId(id)).await?;
+    let reference = state.reference.get();
+    let route = match &case.matter {
+        Some(_) => catalog_route(&reference, &case)?,
+        None => shiyu_domain::route(reference.directory(), &case.path, None)?,
+    };
+    Ok(Json(RouteView {
+        owner: route.owner.0,
+        owner_name: reference.jurisdictions.get(&route.owner).map(|j| j.name.clone()).unwrap_or_default(),
+        lead_department: route.lead.map(|d| d.0),
+        assisting_departments: route.assisting.iter().map(|d| d.0).collect(),
+        verifier: route.verifier.map(|u| u.0),
+        basis: route.basis,
+    }))
 }

@@ -80,6 +80,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/cases", get(cases::list).post(cases::create))
         .route("/api/cases/{id}", get(cases::show))
         .route("/api/cases/{id}/history", get(cases::history))
+        .route("/api/cases/{id}/route", get(cases::route))
         .route("/api/cases/{id}/actions", post(cases::act))
         .route("/api/cases/{id}/personal-data", get(cases::personal_data))
         .route("/api/cases/{id}/attachments/{sha256}", get(attachments::download))

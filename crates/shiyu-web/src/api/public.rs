@@ -20,8 +20,8 @@ pub struct PublicReport {
     pub description: String,
     pub address: Option<String>,
     pub location: Option<LocationView>,
-    /// Code of the community (or grid) where it happened.
-    pub jurisdiction: String,
+    /// Code of the community (or grid) where it happened; may be left out when `location` is given.
+    pub jurisdiction: Option<String>,
     /// A mobile number to be called back on; stored encrypted and shown masked.
     pub phone: Option<String>,
     /// Report without leaving a name (a phone number may still be left for the call-back).
@@ -55,7 +55,8 @@ pub async fn report(
     JsonBody(request): JsonBody<PublicReport>,
 ) -> WebResult<(StatusCode, Json<PublicReceipt>)> {
     let reference = state.reference.get();
-    let (path, owner) = intake_place(&reference, &request.jurisdiction)?;
+    let location = check_location(request.location)?;
+    let (path, owner) = intake_place(&state, &reference, request.jurisdiction.as_deref(), location)?;
     let (contact_sealed, _) = sealed_contacts(&state, request.phone.as_deref(), None)?;
     super::attachments::check_exist(&state, &request.attachments).await?;
     let command = Command {
@@ -69,7 +70,7 @@ pub async fn report(
             channel: Channel::App,
             description: request.description,
             address: request.address,
-            location: check_location(request.location)?,
+            location,
             path,
             owner,
             reporter: Reporter {
