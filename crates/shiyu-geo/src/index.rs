@@ -5,6 +5,9 @@ use crate::shape::{BBox, Point, Shape};
 
 /// Children per node: wide enough that the tree stays three or four levels deep for a city's grids.
 const FANOUT: usize = 16;
+/// Room for the depth-first walk: FANOUT children per level for more levels than any city needs
+/// (16⁸ shapes, far beyond any city).
+const STACK: usize = FANOUT * 8;
 
 #[derive(Clone, Copy, Debug)]
 struct Node {
@@ -106,15 +109,29 @@ impl<T> ShapeIndex<T> {
 
     fn visit_entries<'a>(&'a self, area: BBox, mut visit: impl FnMut(&'a Entry<T>)) {
         let Some(top) = self.levels.len().checked_sub(1) else { return };
-        let mut stack: Vec<(usize, usize)> = (0..self.levels[top].len()).map(|i| (top, i)).collect();
-        while let Some((level, i)) = stack.pop() {
+        // Depth-first with a stack on the stack: a lookup allocates nothing. Each level pushes at most FANOUT
+        // children, so the stack never holds more than FANOUT × levels entries.
+        let mut stack = [(0usize, 0usize); STACK];
+        let mut len = 0;
+        for i in (0..self.levels[top].len()).rev() {
+            if len < STACK {
+                stack[len] = (top, i);
+                len += 1;
+            }
+        }
+        while len > 0 {
+            len -= 1;
+            let (level, i) = stack[len];
             let node = self.levels[level][i];
             if !node.bbox.intersects(area) {
                 continue;
             }
             for child in node.first..node.first + node.count {
                 if level > 0 {
-                    stack.push((level - 1, child));
+                    if len < STACK {
+                        stack[len] = (level - 1, child);
+                        len += 1;
+                    }
                 } else if self.entries[child].bbox.intersects(area) {
                     visit(&self.entries[child]);
                 }

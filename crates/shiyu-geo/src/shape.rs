@@ -108,14 +108,19 @@ impl Ring {
 
     /// How many times a ray from `p` towards greater longitude crosses the ring, by the half-open rule.
     fn crossings(&self, p: Point) -> usize {
-        self.edges()
-            .filter(|(a, b)| {
-                (a.lat > p.lat) != (b.lat > p.lat) && {
-                    let lon = a.lon + (p.lat - a.lat) * (b.lon - a.lon) / (b.lat - a.lat);
-                    lon > p.lon
-                }
-            })
-            .count()
+        let Some(&last) = self.0.last() else { return 0 };
+        let mut previous = last;
+        let mut count = 0;
+        for &point in &self.0 {
+            let (a, b) = (previous, point);
+            if (a.lat > p.lat) != (b.lat > p.lat)
+                && a.lon + (p.lat - a.lat) * (b.lon - a.lon) / (b.lat - a.lat) > p.lon
+            {
+                count += 1;
+            }
+            previous = point;
+        }
+        count
     }
 
     /// Signed area in square metres, positive when counter-clockwise. Computed on Lambert's cylindrical

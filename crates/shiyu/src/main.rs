@@ -124,6 +124,16 @@ enum UserCommand {
 
 #[derive(Debug, Subcommand)]
 enum Benchmark {
+    /// Point → grid lookups and routing decisions on the demo city's grids; with --database, PostGIS beside.
+    Geo {
+        #[arg(long, default_value_t = 1_000_000)]
+        lookups: usize,
+        #[arg(long, default_value_t = 100_000)]
+        routes: usize,
+        /// Points asked of PostGIS (one query each).
+        #[arg(long, default_value_t = 20_000)]
+        postgis_lookups: usize,
+    },
     /// The API over loopback: durable citizen reports, case reads by id, /healthz as the baseline.
     Http {
         #[arg(long, default_value_t = 50_000)]
@@ -237,6 +247,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                         dir: dir.unwrap_or_else(std::env::temp_dir),
                     };
                     bench::http::run(&options).await?
+                }
+                Benchmark::Geo { lookups, routes, postgis_lookups } => {
+                    let options = bench::geo::GeoOptions { lookups, routes, postgis_lookups, database };
+                    bench::geo::run(&options).await?
                 }
                 Benchmark::Intake { writers, cases, baseline_cases, dir } => {
                     let options = bench::intake::IntakeOptions {
