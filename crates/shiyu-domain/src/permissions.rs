@@ -18,6 +18,10 @@ pub enum Capability {
     ReadReferenceData,
     /// List users.
     ListUsers,
+    /// Ask the matter classifier for suggestions (智能分拨).
+    Classify,
+    /// Retrain the matter classifier.
+    TrainModels,
 }
 
 /// Whether `role` has `capability`. Case actions and case reads are decided by [`authorize`] and
@@ -25,7 +29,9 @@ pub enum Capability {
 pub fn role_may(role: Role, capability: Capability) -> bool {
     use Capability::*;
     match capability {
-        ManageUsers | ReadAudit | ListUsers => role == Role::Admin,
+        ManageUsers | ReadAudit | ListUsers | TrainModels => role == Role::Admin,
+        // Whoever takes reports in or registers them; not citizens, departments or leaders.
+        Classify => matches!(role, Role::HotlineAgent | Role::GridWorker | Role::Operator | Role::Mediator),
         // Call-backs and on-the-spot contact need the number; nobody else does.
         ViewPersonalData => matches!(role, Role::Operator | Role::HotlineAgent),
         ReadReferenceData => role != Role::Citizen,

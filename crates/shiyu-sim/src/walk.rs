@@ -248,11 +248,14 @@ impl Flow<'_, '_> {
             return Ok(());
         }
         if roll < 8 {
-            if let Some((into, code)) = previous.filter(|(_, code)| *code == matter.code) {
-                let _ = code;
-                self.step(&operator, Action::Merge { into }, note("与在办事件反映同一问题，合并办理"))
-                    .await?;
-                return Ok(());
+            if let Some((into, _)) = previous.filter(|(_, code)| *code == matter.code) {
+                // Only into a case that still stands: not one rejected, merged or voided meanwhile.
+                let target = self.walker.service.load(into).await?.status;
+                if target.is_active() || target == shiyu_domain::Status::Closed {
+                    self.step(&operator, Action::Merge { into }, note("与在办事件反映同一问题，合并办理"))
+                        .await?;
+                    return Ok(());
+                }
             }
         }
         let snapshot = self.walker.service.load(self.id).await?;

@@ -133,6 +133,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn put_map(&self, items: &[Jurisdiction], shapes: &[(JurisdictionId, String)]) -> StoreResult<()>;
     /// Every stored outline, by jurisdiction.
     async fn shapes(&self) -> StoreResult<Vec<(JurisdictionId, String)>>;
+    /// `(description, matter code)` of every case registered with a matter: the classifier's labels.
+    async fn labelled_descriptions(&self) -> StoreResult<Vec<(String, String)>>;
+    async fn put_model(&self, name: &str, body: &str, at: Timestamp) -> StoreResult<()>;
+    async fn model(&self, name: &str) -> StoreResult<Option<String>>;
     async fn put_departments(&self, items: &[Department]) -> StoreResult<()>;
     async fn departments(&self) -> StoreResult<Vec<Department>>;
     async fn put_categories(&self, items: &[Category]) -> StoreResult<()>;

@@ -229,6 +229,40 @@ macro_rules! shared_sql {
             })
         }
 
+        /// `(description, matter code)` of every case whose matter was set at registration, oldest first.
+        pub(crate) async fn labelled_descriptions(pool: &Pool) -> StoreResult<Vec<(String, String)>> {
+            let rows: Vec<(String, String)> =
+                sqlx::query_as("SELECT matter_code, state FROM cases WHERE matter_code IS NOT NULL ORDER BY id")
+                    .fetch_all(pool)
+                    .await?;
+            rows.into_iter()
+                .map(|(matter, state)| {
+                    let state: serde_json::Value = serde_json::from_str(&state)?;
+                    let description = state["description"].as_str().unwrap_or_default().to_string();
+                    Ok((description, matter))
+                })
+                .collect()
+        }
+
+        pub(crate) async fn put_model(pool: &Pool, name: &str, body: &str, at: i64) -> StoreResult<()> {
+            sqlx::query(
+                "INSERT INTO models (name, body, trained_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO UPDATE SET body = excluded.body, trained_at = excluded.trained_at",
+            )
+            .bind(name)
+            .bind(body)
+            .bind(at)
+            .execute(pool)
+            .await?;
+            Ok(())
+        }
+
+        pub(crate) async fn model(pool: &Pool, name: &str) -> StoreResult<Option<String>> {
+            let row: Option<(String,)> =
+                sqlx::query_as("SELECT body FROM models WHERE name = $1").bind(name).fetch_optional(pool).await?;
+            Ok(row.map(|(body,)| body))
+        }
+
         pub(crate) async fn last_seq(pool: &Pool) -> StoreResult<i64> {
             let (seq,): (i64,) =
                 sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM events").fetch_one(pool).await?;
@@ -868,6 +902,20 @@ macro_rules! store_impl {
             }
             async fn events_since(&self, after: i64, limit: u32) -> StoreResult<Vec<StoredEvent>> {
                 events_since(self.read_pool(), after, limit).await
+            }
+            async fn labelled_descriptions(&self) -> StoreResult<Vec<(String, String)>> {
+                labelled_descriptions(self.read_pool()).await
+            }
+            async fn put_model(
+                &self,
+                name: &str,
+                body: &str,
+                at: shiyu_domain::Timestamp,
+            ) -> StoreResult<()> {
+                put_model(&self.reference_pool().await?, name, body, at.0).await
+            }
+            async fn model(&self, name: &str) -> StoreResult<Option<String>> {
+                model(self.read_pool(), name).await
             }
             async fn last_seq(&self) -> StoreResult<i64> {
                 last_seq(self.read_pool()).await

@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
     (2, "access", include_str!("../migrations/sqlite/0002_access.sql")),
     (3, "map", include_str!("../migrations/sqlite/0003_map.sql")),
+    (4, "models", include_str!("../migrations/sqlite/0004_models.sql")),
 ];
 
 #[derive(Debug)]

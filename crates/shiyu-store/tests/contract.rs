@@ -39,6 +39,7 @@ fn all_stories() -> Vec<Story> {
         users_sessions_and_tokens_round_trip,
         attachments_are_kept_by_content_hash,
         the_map_lands_whole_or_not_at_all,
+        registered_matters_are_labels_and_models_are_kept,
     ]
 }
 
@@ -446,6 +447,24 @@ async fn the_map_lands_whole_or_not_at_all(store: Arc<dyn Store>) {
     let moved = square.replace("120.86", "120.85");
     store.put_map(&[], &[(grid.id, moved.clone())]).await.unwrap();
     assert_eq!(outline_of(store.shapes().await.unwrap()), Some((grid.id, moved)));
+}
+
+async fn registered_matters_are_labels_and_models_are_kept(store: Arc<dyn Store>) {
+    let world = installed(&store).await;
+    let service = service(store.clone());
+    let labelled =
+        service.receive(None, &world.report("人行道摊贩占道"), &actor("citizen"), NOW).await.unwrap();
+    service.receive(None, &world.report("还没立案的反映"), &actor("citizen"), NOW).await.unwrap();
+    let register = Command::new(Action::Register { matter: world.matters[0].clone(), priority: None });
+    service.act(labelled.id, Some(1), &register, &actor("operator"), NOW).await.unwrap();
+    assert_eq!(
+        store.labelled_descriptions().await.unwrap(),
+        vec![("人行道摊贩占道".to_string(), world.matters[0].code.clone())]
+    );
+    assert_eq!(store.model("matter").await.unwrap(), None);
+    store.put_model("matter", "{\"v\":1}", NOW).await.unwrap();
+    store.put_model("matter", "{\"v\":2}", NOW).await.unwrap();
+    assert_eq!(store.model("matter").await.unwrap().as_deref(), Some("{\"v\":2}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

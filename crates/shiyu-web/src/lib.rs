@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod classifier;
 pub mod client;
 pub mod errors;
 pub mod openapi;
@@ -63,6 +64,7 @@ pub struct AppState {
     pub settings: Arc<WebSettings>,
     pub reference: Arc<reference::ReferenceCache>,
     pub metrics: Arc<ops::Metrics>,
+    pub classifier: Arc<classifier::ClassifierCache>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -83,6 +85,7 @@ impl AppState {
     ) -> Result<AppState, shiyu_store::StoreError> {
         let store = service.store().clone();
         let reference = reference::ReferenceCache::load(store.as_ref()).await?;
+        let classifier = classifier::ClassifierCache::load(store.as_ref()).await?;
         Ok(AppState {
             service,
             store,
@@ -91,6 +94,7 @@ impl AppState {
             settings: Arc::new(settings),
             reference: Arc::new(reference),
             metrics: Arc::new(ops::Metrics::default()),
+            classifier: Arc::new(classifier),
         })
     }
 

@@ -22,6 +22,8 @@ use utoipa::OpenApi;
         crate::api::cases::show,
         crate::api::cases::history,
         crate::api::cases::route,
+        crate::api::classify::classify,
+        crate::api::classify::train,
         crate::api::cases::act,
         crate::api::cases::personal_data,
         crate::api::attachments::upload,

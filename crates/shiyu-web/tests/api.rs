@@ -24,6 +24,7 @@ on_both_backends![
     attachments_are_checked_on_content_and_served_only_to_who_may_see_the_case,
     the_live_stream_shows_each_caller_their_own_cases_and_resumes,
     reports_find_their_grid_and_dispatch_follows_the_catalog,
+    the_classifier_learns_from_registrations_and_suggests_matters,
 ];
 
 fn hotline_report(description: &str) -> Value {
@@ -683,4 +684,37 @@ async fn reports_find_their_grid_and_dispatch_follows_the_catalog(app: TestApp) 
     assert!(recorded.to_string().contains("崇川区城市管理局主办"), "the basis is on the record: {recorded}");
     let mut haimen = app.signed_in("operator_haimen").await;
     assert_eq!(haimen.json("GET", &route, None).await.unwrap().0, 404);
+}
+
+async fn the_classifier_learns_from_registrations_and_suggests_matters(app: TestApp) {
+    let mut hotline = app.signed_in("hotline").await;
+    let mut operator = app.signed_in("operator").await;
+    let mut admin = app.signed_in("admin").await;
+    let ask = json!({"description": "小区门口有人摆摊卖菜，占了半条路"});
+    let (status, body) = hotline.json("POST", "/api/classify", Some(&ask)).await.unwrap();
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("CLASSIFIER_NOT_TRAINED")));
+    let (status, body) = admin.json("POST", "/api/classifier/train", None).await.unwrap();
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("NO_LABELLED_CASES")), "{body}");
+    for description in [
+        "人行道流动摊贩占道经营",
+        "夜市摊贩占用人行道",
+        "早点摊占道摆放桌椅",
+        "商户店外占道经营",
+        "路边摆摊卖水果",
+    ] {
+        let (id, _) = create_case(&mut hotline, description).await;
+        act_ok(&mut operator, id, json!({"action": {"type": "register", "matter": "street_vending"}})).await;
+    }
+    let (status, trained) = admin.json("POST", "/api/classifier/train", None).await.unwrap();
+    assert_eq!(status, 200, "{trained}");
+    assert_eq!((trained["trained_on"].as_u64(), trained["held_out"].as_u64()), (Some(4), Some(1)));
+    let (status, answer) = hotline.json("POST", "/api/classify", Some(&ask)).await.unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["suggestions"][0]["matter"], "street_vending");
+    assert_eq!(answer["suggestions"][0]["name"], "占道经营");
+    assert_eq!(answer["trained_on"], 5);
+    let empty = json!({"description": "  "});
+    assert_eq!(hotline.json("POST", "/api/classify", Some(&empty)).await.unwrap().0, 422);
+    let (_, audit) = admin.json("GET", "/api/audit?limit=200", None).await.unwrap();
+    assert!(audit.to_string().contains("classifier_trained"), "training is on the record");
 }

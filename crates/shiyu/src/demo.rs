@@ -59,7 +59,15 @@ pub async fn run(store: Arc<dyn Store>, rules: Rules, options: DemoOptions) -> a
         WalkOptions { cases: options.cases, seed, until: clock::now(), days: options.days.max(1) },
     )
     .await?;
-    say!("walked {} new reports through the loop ({} commands)\n", walked.cases, walked.commands);
+    say!("walked {} new reports through the loop ({} commands)", walked.cases, walked.commands);
+    if let Some((_, evaluation)) = shiyu_web::classifier::retrain(store.as_ref(), clock::now()).await? {
+        say!(
+            "trained the matter classifier on {} registered cases: {:.1}% of {} held-out descriptions right first time\n",
+            evaluation.trained_on + evaluation.held_out,
+            evaluation.top1 * 100.0,
+            evaluation.held_out
+        );
+    }
 
     let total = store.count_cases().await?;
     let mut by_status: BTreeMap<Status, u64> = BTreeMap::new();

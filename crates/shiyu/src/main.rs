@@ -86,6 +86,13 @@ enum Command {
         #[arg(long)]
         to: Option<PathBuf>,
     },
+    /// Retrains the matter classifier (智能分拨) on every case registered with a matter and prints its
+    /// accuracy on the fifth of them it did not learn from.
+    TrainClassifier {
+        /// Also print the figures as one JSON object on the last line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Runs a benchmark and its baseline in one run.
     Bench {
         #[command(subcommand)]
@@ -233,6 +240,21 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Export { what: ExportKind::Grids, to } => {
             let store = open_store(&config, false).await?;
             map::export(store.as_ref(), to.as_deref()).await?;
+        }
+        Command::TrainClassifier { json } => {
+            let store = open_store(&config, false).await?;
+            let Some((model, evaluation)) =
+                shiyu_web::classifier::retrain(store.as_ref(), clock::now()).await?
+            else {
+                bail!("no case has been registered with a matter yet: nothing to learn from");
+            };
+            let mut report = bench::Report::new("train-classifier");
+            report.set("matters", model.labels().len() as u64);
+            report.set("trained_on", evaluation.trained_on as u64);
+            report.set("held_out", evaluation.held_out as u64);
+            report.set("top1_accuracy", bench::round3(evaluation.top1));
+            report.set("top3_accuracy", bench::round3(evaluation.top3));
+            report.print(json);
         }
         Command::Bench { benchmark, json } => {
             let database = config.storage.database_url.as_ref().map(|s| s.expose().to_string());

@@ -1,6 +1,6 @@
 //! Reference data for every staff member; users, API tokens and the audit log for admins.
 
-use super::{page_size, JsonBody};
+use super::{page_size, require, JsonBody};
 use crate::auth::{hash_checked, scope_fits, Caller};
 use crate::errors::{ErrorBody, WebError, WebResult};
 use crate::views::{CategoryView, DepartmentView, JurisdictionView, MatterView, Page, UserView};
@@ -9,18 +9,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use shiyu_domain::{role_may, Capability, DepartmentId, Role, Scope, UserId};
+use shiyu_domain::{Capability, DepartmentId, Role, Scope, UserId};
 use shiyu_store::{ApiToken, NewUser};
 use utoipa::{IntoParams, ToSchema};
-
-fn require(caller: &Caller, capability: Capability) -> WebResult<()> {
-    let user = caller.user()?;
-    if role_may(user.role, capability) {
-        Ok(())
-    } else {
-        Err(WebError::forbidden())
-    }
-}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod attachments;
 pub mod cases;
+pub mod classify;
 pub mod public;
 
 use crate::errors::WebError;
@@ -16,6 +17,19 @@ use serde::de::DeserializeOwned;
 /// The default and the largest page size of every list.
 pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 200;
+
+/// Refuses (403) a signed-in caller whose role lacks `capability`, and anyone not signed in (401). The
+/// decision itself is `shiyu_domain::role_may`'s.
+pub fn require(
+    caller: &crate::auth::Caller,
+    capability: shiyu_domain::Capability,
+) -> crate::errors::WebResult<()> {
+    if shiyu_domain::role_may(caller.user()?.role, capability) {
+        Ok(())
+    } else {
+        Err(WebError::forbidden())
+    }
+}
 
 pub fn page_size(limit: Option<u32>) -> u32 {
     limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE)
@@ -81,6 +95,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/cases/{id}", get(cases::show))
         .route("/api/cases/{id}/history", get(cases::history))
         .route("/api/cases/{id}/route", get(cases::route))
+        .route("/api/classify", post(classify::classify))
+        .route("/api/classifier/train", post(classify::train))
         .route("/api/cases/{id}/actions", post(cases::act))
         .route("/api/cases/{id}/personal-data", get(cases::personal_data))
         .route("/api/cases/{id}/attachments/{sha256}", get(attachments::download))
