@@ -1,6 +1,7 @@
 //! Shiyu's map, with no IO: shapes of jurisdictions and grids, the index that resolves a point to its grid,
 //! the checks an import must pass, GeoJSON in and out, and grid synthesis for cities without grid data.
 
+pub mod gazetteer;
 pub mod geojson;
 pub mod import;
 pub mod index;

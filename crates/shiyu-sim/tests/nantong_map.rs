@@ -156,3 +156,54 @@ fn the_city_district_is_denser_and_the_result_is_the_same_every_time() {
     assert_eq!(again.grids.len(), city.made.grids.len());
     assert!(again.grids.iter().zip(&city.made.grids).all(|(a, b)| a == b), "same seed, same grids");
 }
+
+#[test]
+fn hotline_addresses_find_their_community_across_the_city() {
+    use shiyu_domain::{Jurisdiction, JurisdictionId, Level};
+    let city = city();
+    // The tree as the platform holds it, ids in list order.
+    let mut jurisdictions = Vec::new();
+    let mut ids = HashMap::new();
+    for (level, list) in [(Level::Township, &city.townships), (Level::Community, &city.communities)] {
+        for d in list.iter() {
+            let id = JurisdictionId(jurisdictions.len() as i64 + 100);
+            ids.insert(d.code.clone(), id);
+            jurisdictions.push(Jurisdiction {
+                id,
+                code: d.code.clone(),
+                name: d.name.clone(),
+                level,
+                parent: ids.get(&d.parent_code).copied(),
+            });
+        }
+    }
+    let outlines: HashMap<JurisdictionId, Shape> =
+        city.made.communities.iter().filter_map(|c| Some((*ids.get(&c.code)?, c.shape.clone()))).collect();
+    let gazetteer = shiyu_geo::gazetteer::Gazetteer::new(&jurisdictions, &outlines);
+    let town_name: HashMap<&str, &str> =
+        city.townships.iter().map(|t| (t.code.as_str(), t.name.as_str())).collect();
+    let (mut right, mut asked, mut missed) = (0, 0, Vec::new());
+    for community in city.communities.iter().step_by(7) {
+        asked += 1;
+        let address = format!("{}{}门口", town_name[community.parent_code.as_str()], community.name);
+        let Some(found) = gazetteer.resolve(&address) else {
+            missed.push(address);
+            continue;
+        };
+        if found.jurisdiction != ids[&community.code] || found.confidence < 0.8 {
+            missed.push(format!("{address} → {:?} {} {:?}", found.level, found.confidence, found.matched));
+        }
+        if found.jurisdiction == ids[&community.code] && found.confidence >= 0.8 {
+            right += 1;
+            let point = found.point.expect("synthesised communities have outlines");
+            assert!(
+                outlines[&found.jurisdiction].contains(point),
+                "{address}: the point lies in the community"
+            );
+        }
+    }
+    assert!(
+        right * 100 >= asked * 95,
+        "{right} of {asked} found their community with confidence; {missed:#?}"
+    );
+}

@@ -24,6 +24,7 @@ use utoipa::OpenApi;
         crate::api::cases::route,
         crate::api::classify::classify,
         crate::api::classify::train,
+        crate::api::classify::geocode,
         crate::api::cases::act,
         crate::api::cases::personal_data,
         crate::api::attachments::upload,

@@ -4,7 +4,8 @@
 use shiyu_domain::{
     Category, Department, DepartmentId, Directory, Jurisdiction, JurisdictionId, Level, Matter, Role, User,
 };
-use shiyu_geo::{geojson, ShapeIndex};
+use shiyu_geo::gazetteer::Gazetteer;
+use shiyu_geo::{geojson, Shape, ShapeIndex};
 use shiyu_store::{Store, StoreError, StoreResult};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -22,6 +23,8 @@ pub struct Reference {
     pub grid_workers: Vec<User>,
     /// Micro-grids and grids with outlines; a micro-grid wins over the grid it lies in.
     pub map: ShapeIndex<JurisdictionId>,
+    /// Place names, for addresses without coordinates.
+    pub gazetteer: Gazetteer,
 }
 
 impl Default for Reference {
@@ -35,6 +38,7 @@ impl Default for Reference {
             matters: HashMap::new(),
             grid_workers: Vec::new(),
             map: ShapeIndex::new(Vec::new()),
+            gazetteer: Gazetteer::default(),
         }
     }
 }
@@ -89,20 +93,25 @@ impl ReferenceCache {
         let by_code = jurisdictions.values().map(|j| (j.code.clone(), j.id)).collect();
         let mut department_list = store.departments().await?;
         department_list.sort_by_key(|d| d.id);
-        let mut outlines = Vec::new();
+        let mut all_outlines: HashMap<JurisdictionId, Shape> = HashMap::new();
         for (id, geometry) in store.shapes().await? {
-            let Some(level) =
-                jurisdictions.get(&id).map(|j: &Jurisdiction| j.level).filter(|l| *l >= Level::Grid)
-            else {
-                continue;
-            };
             let shape = geojson::parse_geometry(&geometry).map_err(|e| {
                 StoreError::Other(format!("the stored outline of jurisdiction {}: {e}", id.0))
             })?;
-            outlines.push((std::cmp::Reverse(level), id, shape));
+            all_outlines.insert(id, shape);
         }
+        let mut outlines: Vec<(std::cmp::Reverse<Level>, JurisdictionId, Shape)> = all_outlines
+            .iter()
+            .filter_map(|(id, shape)| {
+                let level =
+                    jurisdictions.get(id).map(|j: &Jurisdiction| j.level).filter(|l| *l >= Level::Grid)?;
+                Some((std::cmp::Reverse(level), *id, shape.clone()))
+            })
+            .collect();
         // Micro-grids before grids: where they overlap, the earlier shape wins.
         outlines.sort_by_key(|(level, id, _)| (*level, *id));
+        let all: Vec<Jurisdiction> = jurisdictions.values().cloned().collect();
+        let gazetteer = Gazetteer::new(&all, &all_outlines);
         let reference = Reference {
             by_code,
             jurisdictions,
@@ -112,6 +121,7 @@ impl ReferenceCache {
             matters: store.matters().await?.into_iter().map(|m| (m.code.clone(), m)).collect(),
             grid_workers: store.users().await?.into_iter().filter(|u| u.role == Role::GridWorker).collect(),
             map: ShapeIndex::new(outlines.into_iter().map(|(_, id, shape)| (shape, id))),
+            gazetteer,
         };
         if let Ok(mut current) = self.current.write() {
             *current = Arc::new(reference);

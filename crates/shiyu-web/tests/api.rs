@@ -713,6 +713,17 @@ async fn the_classifier_learns_from_registrations_and_suggests_matters(app: Test
     assert_eq!(answer["suggestions"][0]["matter"], "street_vending");
     assert_eq!(answer["suggestions"][0]["name"], "占道经营");
     assert_eq!(answer["trained_on"], 5);
+    // A hotline call without coordinates: the place the address names, and how sure that is.
+    let asked = |address: &str| {
+        format!("/api/geocode?address={}", address.bytes().map(|b| format!("%{b:02X}")).collect::<String>())
+    };
+    let (status, place) =
+        hotline.json("GET", &asked("崇川区和平桥街道桃坞路社区菜场门口"), None).await.unwrap();
+    assert_eq!(status, 200, "{place}");
+    assert_eq!(place["jurisdiction"], "320613001001");
+    assert!(place["confidence"].as_f64().unwrap() >= 0.9, "{place}");
+    let (status, refused) = hotline.json("GET", &asked("火星基地"), None).await.unwrap();
+    assert_eq!((status, refused["error"]["code"].as_str()), (422, Some("ADDRESS_NOT_RESOLVED")));
     let empty = json!({"description": "  "});
     assert_eq!(hotline.json("POST", "/api/classify", Some(&empty)).await.unwrap().0, 422);
     let (_, audit) = admin.json("GET", "/api/audit?limit=200", None).await.unwrap();

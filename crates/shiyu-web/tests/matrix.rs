@@ -125,6 +125,12 @@ async fn every_caller_against_every_endpoint(app: TestApp) {
             Some(json!({"description": "路口摊贩占道经营"})),
             [401, 403, 409, 409, 409, 403, 409, 403, 403, 409],
         ),
+        (
+            "GET",
+            "/api/geocode?address=%E5%92%8C%E5%B9%B3%E6%A1%A5%E8%A1%97%E9%81%93".into(),
+            None,
+            [401, 403, 200, 200, 200, 403, 200, 403, 403, 200],
+        ),
         ("GET", "/api/users".into(), None, admins_only(200)),
         ("GET", "/api/audit".into(), None, admins_only(200)),
     ];

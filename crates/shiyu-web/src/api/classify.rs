@@ -1,4 +1,5 @@
-//! 智能分拨: matter suggestions for a description, and retraining the classifier.
+//! 智能分拨: matter suggestions for a description, retraining the classifier, and places for addresses
+//! said without coordinates.
 
 use super::{require, JsonBody};
 use crate::auth::Caller;
@@ -103,5 +104,56 @@ pub async fn train(State(state): State<AppState>, caller: Caller) -> WebResult<J
         held_out: evaluation.held_out,
         top1: evaluation.top1,
         top3: evaluation.top3,
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct GeocodeParams {
+    /// The address as the caller said it, e.g. 「和平桥街道桃坞路社区菜场门口」.
+    pub address: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GeocodeView {
+    pub jurisdiction: String,
+    pub name: String,
+    pub level: String,
+    /// A point inside the place, when the place has an outline; use it only after confirming the place.
+    pub location: Option<crate::views::LocationView>,
+    /// 0 to 1. Below about 0.5 the text named the place only loosely, or several places share the name.
+    pub confidence: f64,
+    /// The names found in the address, from the county down.
+    pub matched: Vec<String>,
+}
+
+/// Finds the place an address names (hotline calls without coordinates), with how sure the match is. An
+/// address that names no known place, or only places that contradict each other, is refused rather than
+/// guessed.
+#[utoipa::path(get, path = "/api/geocode", tag = "cases", params(GeocodeParams),
+    responses((status = 200, body = GeocodeView), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn geocode(
+    State(state): State<AppState>,
+    caller: Caller,
+    axum::extract::Query(params): axum::extract::Query<GeocodeParams>,
+) -> WebResult<Json<GeocodeView>> {
+    require(&caller, Capability::Classify)?;
+    let reference = state.reference.get();
+    let resolved = reference.gazetteer.resolve(&params.address).ok_or_else(|| {
+        WebError::refused(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "ADDRESS_NOT_RESOLVED",
+            "地址中没有可识别的乡镇、社区或网格名称",
+            "The address names no township, community or grid the platform knows",
+        )
+    })?;
+    let place = reference.jurisdictions.get(&resolved.jurisdiction).ok_or_else(WebError::not_found)?;
+    Ok(Json(GeocodeView {
+        jurisdiction: place.code.clone(),
+        name: place.name.clone(),
+        level: resolved.level.as_str().into(),
+        location: resolved.point.map(|p| crate::views::LocationView { lon: p.lon, lat: p.lat }),
+        confidence: resolved.confidence,
+        matched: resolved.matched,
     }))
 }

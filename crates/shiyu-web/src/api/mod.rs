@@ -97,6 +97,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/cases/{id}/route", get(cases::route))
         .route("/api/classify", post(classify::classify))
         .route("/api/classifier/train", post(classify::train))
+        .route("/api/geocode", get(classify::geocode))
         .route("/api/cases/{id}/actions", post(cases::act))
         .route("/api/cases/{id}/personal-data", get(cases::personal_data))
         .route("/api/cases/{id}/attachments/{sha256}", get(attachments::download))
