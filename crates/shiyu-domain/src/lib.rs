@@ -21,7 +21,7 @@ pub use case::{
 pub use decide::{decide, Action, Command, NewCase, Rules};
 pub use error::{DomainError, ErrorKind};
 pub use org::{
-    Category, Department, DepartmentId, Jurisdiction, JurisdictionId, Level, Matter, Priority,
+    Category, Department, DepartmentId, DuplicateRule, Jurisdiction, JurisdictionId, Level, Matter, Priority,
     Responsibility, Role, Scope, Stage, StageLimits, User, UserId,
 };
 pub use permissions::{authorize, can_view, role_may, Capability};

@@ -169,6 +169,24 @@ pub struct Matter {
     pub default_priority: Priority,
     pub responsibilities: Vec<Responsibility>,
     pub limits: StageLimits,
+    /// When a new report of this matter is likely the same as an open one.
+    #[serde(default)]
+    pub duplicates: DuplicateRule,
+}
+
+/// Reports of one matter within `radius_m` metres and `window_hours` hours of each other are compared as
+/// possible duplicates (a gas leak is reported by many neighbours within the hour; a broken street lamp
+/// by passers-by over days).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DuplicateRule {
+    pub radius_m: u32,
+    pub window_hours: u32,
+}
+
+impl Default for DuplicateRule {
+    fn default() -> Self {
+        DuplicateRule { radius_m: 500, window_hours: 72 }
+    }
 }
 
 impl Matter {

@@ -203,6 +203,7 @@ mod tests {
             default_priority: Priority::Normal,
             responsibilities: duties,
             limits: StageLimits::default(),
+            duplicates: Default::default(),
         }
     }
 

@@ -152,11 +152,24 @@ impl<T> ShapeIndex<T> {
 
     /// The shape containing `p`, or else the nearest one within `tolerance_m` metres.
     pub fn locate_or_nearest(&self, p: Point, tolerance_m: f64) -> Located<'_, T> {
+        self.locate_or_nearest_where(p, tolerance_m, |_| true)
+    }
+
+    /// As [`ShapeIndex::locate_or_nearest`], but the nearest shape must be `acceptable`.
+    pub fn locate_or_nearest_where(
+        &self,
+        p: Point,
+        tolerance_m: f64,
+        acceptable: impl Fn(&T) -> bool,
+    ) -> Located<'_, T> {
         if let Some(value) = self.locate(p) {
             return Located::Inside(value);
         }
         let mut best: Option<(f64, &Entry<T>)> = None;
         self.visit_entries(BBox::of([p]).grown(tolerance_m), |entry| {
+            if !acceptable(&entry.value) {
+                return;
+            }
             let d = entry.shape.distance_m(p);
             if d <= tolerance_m && best.is_none_or(|(bd, b)| d < bd || (d == bd && entry.order < b.order)) {
                 best = Some((d, entry));

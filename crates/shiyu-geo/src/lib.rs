@@ -3,11 +3,13 @@
 
 pub mod gazetteer;
 pub mod geojson;
+pub mod grid_map;
 pub mod import;
 pub mod index;
 pub mod shape;
 pub mod synth;
 pub mod validate;
 
+pub use grid_map::GridMap;
 pub use index::{Located, ShapeIndex};
 pub use shape::{BBox, Point, Polygon, Ring, Shape};

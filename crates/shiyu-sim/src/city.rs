@@ -3,8 +3,8 @@
 //! matter catalog and users for every role.
 
 use shiyu_domain::{
-    Basis, Category, Department, DepartmentId, Jurisdiction, JurisdictionId, Level, Matter, Priority,
-    Responsibility, Role, Scope, StageLimits, TimeLimit, User, UserId,
+    Basis, Category, Department, DepartmentId, DuplicateRule, Jurisdiction, JurisdictionId, Level, Matter,
+    Priority, Responsibility, Role, Scope, StageLimits, TimeLimit, User, UserId,
 };
 use std::collections::HashMap;
 use std::fmt;
@@ -255,6 +255,12 @@ fn catalog() -> (Vec<Category>, Vec<Matter>) {
                 default_priority: priority,
                 responsibilities: vec![responsibility(Level::County), responsibility(Level::City)],
                 limits,
+                // Urgent matters bring many reports of one event within hours; the rest accumulate over days.
+                duplicates: if priority == Priority::Urgent {
+                    DuplicateRule { radius_m: 300, window_hours: 6 }
+                } else {
+                    DuplicateRule::default()
+                },
             });
         }
     }

@@ -49,6 +49,15 @@ fn city() -> &'static City {
     })
 }
 
+/// A point of the box around 南通 (120.2–122.0°E, 31.6–32.8°N), from a fixed generator.
+fn next_point(state: &mut u64) -> Point {
+    *state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+    Point::new(
+        120.2 + (*state >> 40) as f64 / (1u64 << 24) as f64 * 1.8,
+        31.6 + (*state & 0xFF_FFFF) as f64 / (1u64 << 24) as f64 * 1.2,
+    )
+}
+
 #[test]
 fn every_division_gets_a_shape_and_the_grid_count_is_a_citys() {
     let city = city();
@@ -120,11 +129,7 @@ fn grids_stay_inside_the_real_boundaries_and_cover_the_city() {
     let mut inside = 0;
     let mut tried = 0;
     while tried < 20_000 {
-        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-        let p = Point::new(
-            120.2 + (state >> 40) as f64 / (1u64 << 24) as f64 * 1.8,
-            31.6 + (state & 0xFF_FFFF) as f64 / (1u64 << 24) as f64 * 1.2,
-        );
+        let p = next_point(&mut state);
         if !city.counties.iter().any(|(_, s)| s.contains(p)) {
             continue;
         }
@@ -206,4 +211,67 @@ fn hotline_addresses_find_their_community_across_the_city() {
         right * 100 >= asked * 95,
         "{right} of {asked} found their community with confidence; {missed:#?}"
     );
+}
+
+#[test]
+fn a_point_anywhere_in_nantong_reaches_a_grid_and_a_department() {
+    use shiyu_domain::{route, Directory, Jurisdiction, JurisdictionId, Level};
+    let nantong = shiyu_sim::city::nantong().unwrap();
+    let map = shiyu_sim::map::nantong_map(&nantong, 2026).unwrap();
+    let grid_ids: std::collections::HashSet<JurisdictionId> =
+        map.jurisdictions.iter().map(|j| j.id).collect();
+    let mut tree: HashMap<JurisdictionId, Jurisdiction> =
+        nantong.jurisdictions.iter().map(|j| (j.id, j.clone())).collect();
+    tree.extend(map.jurisdictions.iter().map(|j| (j.id, j.clone())));
+    let directory =
+        Directory { jurisdictions: &tree, departments: &nantong.departments, users: &nantong.users };
+    let counties = &city().counties;
+    let county_of = |mut id: JurisdictionId| {
+        while tree[&id].level > Level::County {
+            id = tree[&id].parent.unwrap();
+        }
+        id
+    };
+    let county_id = |code: &str| nantong.jurisdictions.iter().find(|j| j.code == code).unwrap().id;
+    let index = shiyu_geo::GridMap::new(
+        map.shapes
+            .iter()
+            .filter(|(id, _)| grid_ids.contains(id))
+            .map(|(id, g)| (geojson::parse_geometry(g).unwrap(), *id, Some(county_of(*id))))
+            .collect(),
+        counties.iter().map(|(code, shape)| (shape.clone(), county_id(code))).collect(),
+    );
+    let mut state = 99_u64;
+    let mut routed = 0;
+    while routed < 2_000 {
+        let p = next_point(&mut state);
+        let Some((county_code, _)) = counties.iter().find(|(_, s)| s.contains(p)) else { continue };
+        let grid =
+            *index.locate(p, 300.0).value().expect("every point of the city reaches a grid in its county");
+        let mut path = vec![grid];
+        while let Some(parent) = tree[path.last().unwrap()].parent {
+            path.push(parent);
+        }
+        path.reverse();
+        assert_eq!(tree[&grid].level, Level::Grid);
+        // The grid lies in the county whose boundary holds the point (the development zone is carved out of 崇川区).
+        let county = &tree[&path[1]].code;
+        assert!(
+            county == county_code || (county == "320671" && county_code == "320613"),
+            "{p:?}: {county} vs {county_code}"
+        );
+        let matter = &nantong.matters[routed % nantong.matters.len()];
+        let decided = route(directory, &path, Some(matter)).unwrap();
+        let lead =
+            nantong.departments.iter().find(|d| Some(d.id) == decided.lead).expect("a lead department");
+        assert!(
+            path.contains(&lead.jurisdiction),
+            "{}: {} serves {:?}",
+            matter.name,
+            lead.name,
+            lead.jurisdiction
+        );
+        assert!(decided.verifier.is_some(), "a grid worker verifies");
+        routed += 1;
+    }
 }

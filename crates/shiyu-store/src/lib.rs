@@ -267,6 +267,8 @@ pub struct CaseQuery {
     pub scope: CaseScope,
     pub status: Option<Status>,
     pub before: Option<CaseId>,
+    /// Only cases received at or after this instant.
+    pub received_after: Option<Timestamp>,
     pub limit: u32,
 }
 

@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "access", include_str!("../migrations/postgres/0002_access.sql")),
     (3, "map", include_str!("../migrations/postgres/0003_map.sql")),
     (4, "models", include_str!("../migrations/postgres/0004_models.sql")),
+    (5, "duplicates", include_str!("../migrations/postgres/0005_duplicates.sql")),
 ];
 /// One lock id for "the event log's writer" across all nodes.
 const WRITER_LOCK: &str = "SELECT pg_advisory_xact_lock(7345012026)";

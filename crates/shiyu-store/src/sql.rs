@@ -416,26 +416,29 @@ macro_rules! shared_sql {
                         priority.as_str().unwrap_or("normal").to_string(),
                         serde_json::to_string(&m.responsibilities)?,
                         serde_json::to_string(&m.limits)?,
+                        serde_json::to_string(&m.duplicates)?,
                     ))
                 })
                 .collect::<StoreResult<Vec<_>>>()?;
             let mut tx = pool.begin().await?;
             for chunk in encoded.chunks(CHUNK_ROWS) {
                 let mut query = QueryBuilder::<$db>::new(
-                    "INSERT INTO matters (code, name, category_code, default_priority, responsibilities, limits) ",
+                    "INSERT INTO matters (code, name, category_code, default_priority, responsibilities, limits, \
+                     duplicate_rule) ",
                 );
-                query.push_values(chunk, |mut row, (m, priority, responsibilities, limits)| {
+                query.push_values(chunk, |mut row, (m, priority, responsibilities, limits, duplicates)| {
                     row.push_bind(m.code.as_str())
                         .push_bind(m.name.as_str())
                         .push_bind(m.category.as_str())
                         .push_bind(priority.as_str())
                         .push_bind(responsibilities.as_str())
-                        .push_bind(limits.as_str());
+                        .push_bind(limits.as_str())
+                        .push_bind(duplicates.as_str());
                 });
                 query.push(
                     " ON CONFLICT (code) DO UPDATE SET name = excluded.name, category_code = excluded.category_code, \
                      default_priority = excluded.default_priority, responsibilities = excluded.responsibilities, \
-                     limits = excluded.limits",
+                     limits = excluded.limits, duplicate_rule = excluded.duplicate_rule",
                 );
                 query.build().execute(&mut *tx).await?;
             }
@@ -444,14 +447,15 @@ macro_rules! shared_sql {
         }
 
         pub(crate) async fn matters(pool: &Pool) -> StoreResult<Vec<Matter>> {
-            let rows: Vec<(String, String, String, String, String, String)> = sqlx::query_as(
-                "SELECT code, name, category_code, default_priority, responsibilities, limits FROM matters \
-                 ORDER BY code",
+            type Row = (String, String, String, String, String, String, Option<String>);
+            let rows: Vec<Row> = sqlx::query_as(
+                "SELECT code, name, category_code, default_priority, responsibilities, limits, duplicate_rule \
+                 FROM matters ORDER BY code",
             )
             .fetch_all(pool)
             .await?;
             rows.into_iter()
-                .map(|(code, name, category, priority, responsibilities, limits)| {
+                .map(|(code, name, category, priority, responsibilities, limits, duplicates)| {
                     Ok(Matter {
                         code,
                         name,
@@ -459,6 +463,7 @@ macro_rules! shared_sql {
                         default_priority: serde_json::from_value(serde_json::Value::String(priority))?,
                         responsibilities: serde_json::from_str(&responsibilities)?,
                         limits: serde_json::from_str(&limits)?,
+                        duplicates: duplicates.map(|d| serde_json::from_str(&d)).transpose()?.unwrap_or_default(),
                     })
                 })
                 .collect()
@@ -530,6 +535,9 @@ macro_rules! shared_sql {
             }
             if let Some(before) = query.before {
                 sql.push(" AND c.id < ").push_bind(before.0);
+            }
+            if let Some(after) = query.received_after {
+                sql.push(" AND c.received_at >= ").push_bind(after.0);
             }
             sql.push(" ORDER BY c.id DESC LIMIT ").push_bind(i64::from(query.limit));
             let rows: Vec<(i64, String)> = sql.build_query_as().fetch_all(pool).await?;

@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "access", include_str!("../migrations/sqlite/0002_access.sql")),
     (3, "map", include_str!("../migrations/sqlite/0003_map.sql")),
     (4, "models", include_str!("../migrations/sqlite/0004_models.sql")),
+    (5, "duplicates", include_str!("../migrations/sqlite/0005_duplicates.sql")),
 ];
 
 #[derive(Debug)]

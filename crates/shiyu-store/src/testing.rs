@@ -223,6 +223,7 @@ impl SampleWorld {
                 assisting: vec!["market_regulation".into()],
             }],
             limits: StageLimits::default(),
+            duplicates: Default::default(),
         }];
         let user = |id: i64, username: &str, role: Role, scope: Scope| User {
             id: UserId(id),

@@ -272,7 +272,7 @@ async fn case_lists_are_scoped_paged_and_filtered(store: Arc<dyn Store>) {
     let page = |scope, status, before, limit| {
         let store = store.clone();
         async move {
-            let query = CaseQuery { scope, status, before, limit };
+            let query = CaseQuery { scope, status, before, received_after: None, limit };
             store.list_cases(&query).await.unwrap().into_iter().map(|(id, _)| id).collect::<Vec<_>>()
         }
     };

@@ -22,6 +22,7 @@ use utoipa::OpenApi;
         crate::api::cases::show,
         crate::api::cases::history,
         crate::api::cases::route,
+        crate::api::duplicates::duplicates,
         crate::api::classify::classify,
         crate::api::classify::train,
         crate::api::classify::geocode,

@@ -5,12 +5,12 @@ use shiyu_domain::{
     Category, Department, DepartmentId, Directory, Jurisdiction, JurisdictionId, Level, Matter, Role, User,
 };
 use shiyu_geo::gazetteer::Gazetteer;
-use shiyu_geo::{geojson, Shape, ShapeIndex};
+use shiyu_geo::{geojson, GridMap, Shape};
 use shiyu_store::{Store, StoreError, StoreResult};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Reference {
     pub jurisdictions: HashMap<JurisdictionId, Jurisdiction>,
     pub by_code: HashMap<String, JurisdictionId>,
@@ -21,26 +21,10 @@ pub struct Reference {
     pub matters: HashMap<String, Matter>,
     /// Grid workers, who verify on the spot.
     pub grid_workers: Vec<User>,
-    /// Micro-grids and grids with outlines; a micro-grid wins over the grid it lies in.
-    pub map: ShapeIndex<JurisdictionId>,
+    /// Micro-grids and grids with outlines (a micro-grid wins over the grid it lies in), and the counties.
+    pub map: GridMap,
     /// Place names, for addresses without coordinates.
     pub gazetteer: Gazetteer,
-}
-
-impl Default for Reference {
-    fn default() -> Self {
-        Reference {
-            jurisdictions: HashMap::new(),
-            by_code: HashMap::new(),
-            departments: HashMap::new(),
-            department_list: Vec::new(),
-            categories: Vec::new(),
-            matters: HashMap::new(),
-            grid_workers: Vec::new(),
-            map: ShapeIndex::new(Vec::new()),
-            gazetteer: Gazetteer::default(),
-        }
-    }
 }
 
 impl Reference {
@@ -110,8 +94,27 @@ impl ReferenceCache {
             .collect();
         // Micro-grids before grids: where they overlap, the earlier shape wins.
         outlines.sort_by_key(|(level, id, _)| (*level, *id));
+        let county_of = |id: JurisdictionId| {
+            let mut next = Some(id);
+            while let Some(j) = next.and_then(|n| jurisdictions.get(&n)) {
+                if j.level == Level::County {
+                    return Some(j.id);
+                }
+                next = j.parent;
+            }
+            None
+        };
+        let county_outlines: Vec<(Shape, JurisdictionId)> = all_outlines
+            .iter()
+            .filter(|(id, _)| jurisdictions.get(id).is_some_and(|j| j.level == Level::County))
+            .map(|(id, shape)| (shape.clone(), *id))
+            .collect();
         let all: Vec<Jurisdiction> = jurisdictions.values().cloned().collect();
         let gazetteer = Gazetteer::new(&all, &all_outlines);
+        let map = GridMap::new(
+            outlines.into_iter().map(|(_, id, shape)| (shape, id, county_of(id))).collect(),
+            county_outlines,
+        );
         let reference = Reference {
             by_code,
             jurisdictions,
@@ -120,7 +123,7 @@ impl ReferenceCache {
             categories: store.categories().await?,
             matters: store.matters().await?.into_iter().map(|m| (m.code.clone(), m)).collect(),
             grid_workers: store.users().await?.into_iter().filter(|u| u.role == Role::GridWorker).collect(),
-            map: ShapeIndex::new(outlines.into_iter().map(|(_, id, shape)| (shape, id))),
+            map,
             gazetteer,
         };
         if let Ok(mut current) = self.current.write() {

@@ -25,6 +25,7 @@ on_both_backends![
     the_live_stream_shows_each_caller_their_own_cases_and_resumes,
     reports_find_their_grid_and_dispatch_follows_the_catalog,
     the_classifier_learns_from_registrations_and_suggests_matters,
+    likely_duplicates_are_offered_with_a_score,
 ];
 
 fn hotline_report(description: &str) -> Value {
@@ -728,4 +729,42 @@ async fn the_classifier_learns_from_registrations_and_suggests_matters(app: Test
     assert_eq!(hotline.json("POST", "/api/classify", Some(&empty)).await.unwrap().0, 422);
     let (_, audit) = admin.json("GET", "/api/audit?limit=200", None).await.unwrap();
     assert!(audit.to_string().contains("classifier_trained"), "training is on the record");
+}
+
+/// A hotline case in the sample grid at a point.
+async fn located(client: &mut HttpClient, description: &str, lon: f64, lat: f64) -> i64 {
+    let body = json!({"channel": "hotline", "description": description, "jurisdiction": GRID,
+                      "location": {"lon": lon, "lat": lat}});
+    let (status, created) = client.json("POST", "/api/cases", Some(&body)).await.unwrap();
+    assert_eq!(status, 201, "{created}");
+    created["case"]["id"].as_i64().unwrap()
+}
+
+async fn likely_duplicates_are_offered_with_a_score(app: TestApp) {
+    let mut hotline = app.signed_in("hotline").await;
+    let first = located(&mut hotline, "桃坞路路口井盖缺失，晚上很危险", 120.86, 32.01).await;
+    let same = located(&mut hotline, "桃坞路路口的井盖不见了，很危险", 120.8605, 32.0102).await;
+    let far = located(&mut hotline, "桃坞路路口井盖缺失，晚上很危险", 120.869, 32.019).await;
+    let different = located(&mut hotline, "小区垃圾几天没人清运，气味很大", 120.8601, 32.0101).await;
+    app.advance_minutes(73 * 60);
+    // Three days on, sessions have expired: everyone signs in afresh.
+    let mut hotline = app.signed_in("hotline").await;
+    let mut operator = app.signed_in("operator").await;
+    let late = located(&mut hotline, "桃坞路路口井盖缺失，晚上很危险", 120.86, 32.01).await;
+    let (status, offered) =
+        operator.json("GET", &format!("/api/cases/{first}/duplicates"), None).await.unwrap();
+    assert_eq!(status, 200, "{offered}");
+    let ids: Vec<i64> = offered.as_array().unwrap().iter().map(|d| d["case"].as_i64().unwrap()).collect();
+    assert_eq!(
+        ids,
+        vec![same],
+        "near and alike; not {far} (1.2 km away), {different} (other words) or {late} (73 h later): {offered}"
+    );
+    let best = &offered[0];
+    assert!(best["score"].as_f64().unwrap() > 0.6 && best["distance_m"].as_f64().unwrap() < 60.0, "{best}");
+    act_ok(&mut operator, same, json!({"action": {"type": "merge", "into": first}})).await;
+    let (_, after) = operator.json("GET", &format!("/api/cases/{first}/duplicates"), None).await.unwrap();
+    assert_eq!(after, json!([]), "a merged case is no longer offered");
+    let mut haimen = app.signed_in("operator_haimen").await;
+    assert_eq!(haimen.json("GET", &format!("/api/cases/{first}/duplicates"), None).await.unwrap().0, 404);
 }

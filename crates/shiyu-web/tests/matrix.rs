@@ -104,6 +104,7 @@ async fn every_caller_against_every_endpoint(app: TestApp) {
         ("GET", case.clone(), None, visible),
         ("GET", format!("{case}/history"), None, visible),
         ("GET", format!("{case}/route"), None, visible),
+        ("GET", format!("{case}/duplicates"), None, visible),
         ("GET", format!("{case}/attachments/{sha}"), None, visible),
         // Only the roles that call reporters back see the number unmasked.
         ("GET", format!("{case}/personal-data"), None, [401, 404, 200, 403, 200, 403, 403, 403, 404, 404]),

@@ -198,6 +198,7 @@ pub fn matter() -> Matter {
             verify: TimeLimit::working_hours(7),
             close: TimeLimit::working_hours(4),
         },
+        duplicates: Default::default(),
     }
 }
 
@@ -221,6 +222,7 @@ pub fn gas_leak() -> Matter {
             verify: TimeLimit::natural_hours(2),
             close: TimeLimit::natural_hours(2),
         },
+        duplicates: shiyu_domain::DuplicateRule { radius_m: 300, window_hours: 6 },
     }
 }
 

@@ -75,7 +75,7 @@ pub async fn list(
         ),
     };
     let limit = page_size(params.limit);
-    let query = CaseQuery { scope, status, before: params.before.map(CaseId), limit };
+    let query = CaseQuery { scope, status, before: params.before.map(CaseId), received_after: None, limit };
     let now = state.now();
     let cases = state.store.list_cases(&query).await?;
     let next = (cases.len() as u32 == limit).then(|| cases.last().map(|(id, _)| id.0)).flatten();
@@ -213,8 +213,7 @@ pub fn intake_place(
     let located = match location.filter(|_| !reference.map.is_empty()) {
         Some(point) => {
             let point = shiyu_geo::Point::new(point.lon, point.lat);
-            let grid =
-                reference.map.locate_or_nearest(point, state.settings.map_tolerance_m).value().copied();
+            let grid = reference.map.locate(point, state.settings.map_tolerance_m).value().copied();
             let grid = grid.ok_or_else(|| {
                 refused(
                     "LOCATION_OUTSIDE_AREA",

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod attachments;
 pub mod cases;
 pub mod classify;
+pub mod duplicates;
 pub mod public;
 
 use crate::errors::WebError;
@@ -95,6 +96,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/cases/{id}", get(cases::show))
         .route("/api/cases/{id}/history", get(cases::history))
         .route("/api/cases/{id}/route", get(cases::route))
+        .route("/api/cases/{id}/duplicates", get(duplicates::duplicates))
         .route("/api/classify", post(classify::classify))
         .route("/api/classifier/train", post(classify::train))
         .route("/api/geocode", get(classify::geocode))

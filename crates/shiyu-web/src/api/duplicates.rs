@@ -1,0 +1,114 @@
+//! Likely duplicates (重复件): open cases of the same matter reported near the same place and time, in
+//! similar words, offered to the operator for merging with a score. The merge itself is the ordinary
+//! `merge` action.
+
+use crate::api::cases::visible_case;
+use crate::auth::Caller;
+use crate::errors::{ErrorBody, WebResult};
+use crate::AppState;
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::Serialize;
+use shiyu_domain::{can_view, CaseId, CaseState, DuplicateRule};
+use shiyu_store::{CaseQuery, CaseScope};
+use std::collections::HashSet;
+use utoipa::ToSchema;
+
+/// Candidates scoring below this are not offered …
+const OFFER_FROM: f64 = 0.45;
+/// … nor those sharing too few words: nearness and time alone do not make two reports one.
+const WORDS_AT_LEAST: f64 = 0.15;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DuplicateView {
+    pub case: i64,
+    /// 0 to 1: half from the words, three tenths from nearness, two tenths from time.
+    pub score: f64,
+    /// Share of words in common (Jaccard).
+    pub similarity: f64,
+    /// Metres apart, when both have coordinates.
+    pub distance_m: Option<f64>,
+    pub hours_apart: f64,
+    pub description: String,
+    pub status: String,
+}
+
+/// How alike two reports are, under `rule`; `None` when they are too far apart in space or time.
+pub fn score(a: &CaseState, b: &CaseState, rule: DuplicateRule) -> Option<(f64, f64, Option<f64>, f64)> {
+    let hours = (a.received_at.0 - b.received_at.0).abs() as f64 / 3_600_000.0;
+    if hours > f64::from(rule.window_hours) {
+        return None;
+    }
+    let (nearness, distance) = match (a.location, b.location) {
+        (Some(p), Some(q)) => {
+            let d = shiyu_geo::Point::new(p.lon, p.lat).distance_m(shiyu_geo::Point::new(q.lon, q.lat));
+            if d > f64::from(rule.radius_m) {
+                return None;
+            }
+            (1.0 - d / f64::from(rule.radius_m.max(1)), Some(d))
+        }
+        // Without coordinates, the same grid (or community) is what "near" can mean.
+        _ => match (a.path.last(), b.path.last()) {
+            (Some(x), Some(y)) if x == y => (0.8, None),
+            _ if a.path.len() > 3 && b.path.len() > 3 && a.path[3] == b.path[3] => (0.5, None),
+            _ => return None,
+        },
+    };
+    let words = |c: &CaseState| shiyu_text::words(&c.description).into_iter().collect::<HashSet<_>>();
+    let (x, y) = (words(a), words(b));
+    let union = x.union(&y).count();
+    let similarity = if union == 0 { 0.0 } else { x.intersection(&y).count() as f64 / union as f64 };
+    let time = 1.0 - hours / f64::from(rule.window_hours.max(1));
+    Some((0.5 * similarity + 0.3 * nearness + 0.2 * time, similarity, distance, hours))
+}
+
+/// Open cases that may report the same thing as this one, best first (at most five).
+#[utoipa::path(get, path = "/api/cases/{id}/duplicates", tag = "cases", params(("id" = i64, Path)),
+    responses((status = 200, body = Vec<DuplicateView>), (status = 404, body = ErrorBody)))]
+pub async fn duplicates(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> WebResult<Json<Vec<DuplicateView>>> {
+    let actor = caller.actor()?;
+    let case = visible_case(&state, &actor, CaseId(id)).await?;
+    let reference = state.reference.get();
+    let matter = case.matter.as_ref().and_then(|m| reference.matters.get(&m.code));
+    let rule = matter.map(|m| m.duplicates).unwrap_or_default();
+    // Neighbours within the window, in the case's county (nothing nearer than the radius lies further).
+    let county = case.path.get(1).copied();
+    let query = CaseQuery {
+        scope: county.map_or(CaseScope::All, |jurisdiction| CaseScope::Under { depth: 1, jurisdiction }),
+        status: None,
+        before: None,
+        received_after: Some(case.received_at.plus_minutes(-i64::from(rule.window_hours) * 60)),
+        limit: 2_000,
+    };
+    let mut found: Vec<DuplicateView> = state
+        .store
+        .list_cases(&query)
+        .await?
+        .into_iter()
+        .filter(|(other, c)| {
+            other.0 != id
+                && c.status.is_active()
+                && can_view(c, &actor)
+                && case.matter.as_ref().is_none_or(|m| c.matter.as_ref().is_none_or(|n| n.code == m.code))
+        })
+        .filter_map(|(other, c)| {
+            let (score, similarity, distance_m, hours_apart) = score(&case, &c, rule)?;
+            (score >= OFFER_FROM && similarity >= WORDS_AT_LEAST).then(|| DuplicateView {
+                case: other.0,
+                score: (score * 1000.0).round() / 1000.0,
+                similarity: (similarity * 1000.0).round() / 1000.0,
+                distance_m: distance_m.map(f64::round),
+                hours_apart: (hours_apart * 10.0).round() / 10.0,
+                description: c.description.clone(),
+                status: c.status.as_str().into(),
+            })
+        })
+        .collect();
+    found.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.case.cmp(&b.case)));
+    found.truncate(5);
+    Ok(Json(found))
+}
