@@ -60,6 +60,8 @@ pub struct Storage {
 #[serde(deny_unknown_fields, default)]
 pub struct Server {
     pub listen: String,
+    /// A reported location outside every grid goes to the nearest grid of its county within this many metres.
+    pub map_tolerance_m: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -97,7 +99,7 @@ impl Default for Storage {
 
 impl Default for Server {
     fn default() -> Self {
-        Server { listen: "127.0.0.1:8080".into() }
+        Server { listen: "127.0.0.1:8080".into(), map_tolerance_m: 200.0 }
     }
 }
 
@@ -128,6 +130,9 @@ data_dir = "shiyu-data"
 [server]
 # Where `shiyu serve` listens.
 listen = "127.0.0.1:8080"
+# A reported location outside every grid (the thin margins along boundaries) goes to the nearest grid of
+# its county within this many metres; farther away, the report is refused as outside the area served.
+map_tolerance_m = 200.0
 
 [writes]
 # The most appends one group-commit transaction carries.

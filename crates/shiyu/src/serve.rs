@@ -62,6 +62,7 @@ pub fn web_settings(config: &Config) -> WebSettings {
         secure_cookies: config.security.secure_cookies,
         session_minutes: config.security.session_minutes.max(1),
         public_requests_per_minute: config.security.public_requests_per_minute,
+        map_tolerance_m: config.server.map_tolerance_m.max(0.0),
         ..WebSettings::default()
     }
 }
