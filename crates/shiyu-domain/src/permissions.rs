@@ -22,6 +22,8 @@ pub enum Capability {
     Classify,
     /// Retrain the matter classifier.
     TrainModels,
+    /// Change the matter catalog's settings (duplicate rules, …).
+    ManageCatalog,
 }
 
 /// Whether `role` has `capability`. Case actions and case reads are decided by [`authorize`] and
@@ -29,7 +31,7 @@ pub enum Capability {
 pub fn role_may(role: Role, capability: Capability) -> bool {
     use Capability::*;
     match capability {
-        ManageUsers | ReadAudit | ListUsers | TrainModels => role == Role::Admin,
+        ManageUsers | ReadAudit | ListUsers | TrainModels | ManageCatalog => role == Role::Admin,
         // Whoever takes reports in or registers them; not citizens, departments or leaders.
         Classify => matches!(role, Role::HotlineAgent | Role::GridWorker | Role::Operator | Role::Mediator),
         // Call-backs and on-the-spot contact need the number; nobody else does.

@@ -23,6 +23,7 @@ use utoipa::OpenApi;
         crate::api::cases::history,
         crate::api::cases::route,
         crate::api::duplicates::duplicates,
+        crate::api::duplicates::set_rule,
         crate::api::classify::classify,
         crate::api::classify::train,
         crate::api::classify::geocode,

@@ -378,6 +378,10 @@ pub struct MatterView {
     /// Responsible department kinds per level, and the time limit of each stage, as stored.
     pub responsibilities: serde_json::Value,
     pub limits: serde_json::Value,
+    /// Reports of this matter within this many metres …
+    pub duplicate_radius_m: u32,
+    /// … and hours of each other are compared as possible duplicates.
+    pub duplicate_window_hours: u32,
 }
 
 impl MatterView {
@@ -389,6 +393,8 @@ impl MatterView {
             default_priority: name_of(&m.default_priority),
             responsibilities: serde_json::to_value(&m.responsibilities).unwrap_or_default(),
             limits: serde_json::to_value(m.limits).unwrap_or_default(),
+            duplicate_radius_m: m.duplicates.radius_m,
+            duplicate_window_hours: m.duplicates.window_hours,
         }
     }
 }

@@ -767,4 +767,19 @@ async fn likely_duplicates_are_offered_with_a_score(app: TestApp) {
     assert_eq!(after, json!([]), "a merged case is no longer offered");
     let mut haimen = app.signed_in("operator_haimen").await;
     assert_eq!(haimen.json("GET", &format!("/api/cases/{first}/duplicates"), None).await.unwrap().0, 404);
+
+    // The rule is the matter's: an admin narrows the radius, and the catalog shows it.
+    let mut admin = app.signed_in("admin").await;
+    let rule = "/api/catalog/matters/street_vending/duplicates";
+    let narrow = json!({"radius_m": 20, "window_hours": 24});
+    assert_eq!(operator.json("PUT", rule, Some(&narrow)).await.unwrap().0, 403);
+    let (status, matter) = admin.json("PUT", rule, Some(&narrow)).await.unwrap();
+    assert_eq!((status, matter["duplicate_radius_m"].as_u64()), (200, Some(20)), "{matter}");
+    let wrong = json!({"radius_m": 0, "window_hours": 24});
+    assert_eq!(admin.json("PUT", rule, Some(&wrong)).await.unwrap().0, 422);
+    let (status, _) =
+        admin.json("PUT", "/api/catalog/matters/no_such_matter/duplicates", Some(&narrow)).await.unwrap();
+    assert_eq!(status, 404);
+    let (_, catalog) = operator.json("GET", "/api/catalog", None).await.unwrap();
+    assert_eq!(catalog["matters"][0]["duplicate_window_hours"], 24);
 }

@@ -203,6 +203,10 @@ async fn every_caller_against_every_endpoint(app: TestApp) {
         let stream = EventStream::open(app.address, "/api/events/stream", &headers).await.unwrap();
         assert_eq!(stream.status, expect(signed_in), "{who} opens the live stream");
 
+        let rule = json!({"radius_m": 400, "window_hours": 48});
+        let (status, body) =
+            send(client, "PUT", "/api/catalog/matters/street_vending/duplicates", Some(&rule)).await;
+        assert_eq!(status, expect(admins_only(200)), "{who} sets a duplicate rule: {body}");
         let (status, body) = send(client, "POST", "/api/classifier/train", None).await;
         assert_eq!(status, expect(admins_only(200)), "{who} trains the classifier: {body}");
 

@@ -8,7 +8,7 @@ use crate::errors::{ErrorBody, WebResult};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::Json;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use shiyu_domain::{can_view, CaseId, CaseState, DuplicateRule};
 use shiyu_store::{CaseQuery, CaseScope};
 use std::collections::HashSet;
@@ -111,4 +111,48 @@ pub async fn duplicates(
     found.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.case.cmp(&b.case)));
     found.truncate(5);
     Ok(Json(found))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DuplicateRuleRequest {
+    /// 10 to 20,000 metres.
+    pub radius_m: u32,
+    /// 1 to 720 hours.
+    pub window_hours: u32,
+}
+
+/// Sets how near in space and time reports of a matter must be to be compared as duplicates (admins).
+#[utoipa::path(put, path = "/api/catalog/matters/{code}/duplicates", tag = "reference data",
+    params(("code" = String, Path)), request_body = DuplicateRuleRequest,
+    responses((status = 200, body = crate::views::MatterView), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn set_rule(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(code): Path<String>,
+    super::JsonBody(request): super::JsonBody<DuplicateRuleRequest>,
+) -> WebResult<Json<crate::views::MatterView>> {
+    super::require(&caller, shiyu_domain::Capability::ManageCatalog)?;
+    if !(10..=20_000).contains(&request.radius_m) || !(1..=720).contains(&request.window_hours) {
+        return Err(crate::errors::WebError::invalid(
+            "radius_m from 10 to 20,000 and window_hours from 1 to 720",
+        ));
+    }
+    let mut matter =
+        state.reference.get().matters.get(&code).cloned().ok_or_else(crate::errors::WebError::not_found)?;
+    matter.duplicates = DuplicateRule { radius_m: request.radius_m, window_hours: request.window_hours };
+    state.store.put_matters(std::slice::from_ref(&matter)).await?;
+    state.reference.reload(state.store.as_ref()).await?;
+    let detail = format!("radius_m={} window_hours={}", request.radius_m, request.window_hours);
+    state
+        .store
+        .audit(vec![caller.audit(
+            state.now(),
+            "duplicate_rule_set",
+            Some(format!("matter:{code}")),
+            Some(detail),
+        )])
+        .await?;
+    Ok(Json(crate::views::MatterView::of(&matter)))
 }

@@ -117,6 +117,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/jurisdictions", get(admin::jurisdictions))
         .route("/api/departments", get(admin::departments))
         .route("/api/catalog", get(admin::catalog))
+        .route("/api/catalog/matters/{code}/duplicates", axum::routing::put(duplicates::set_rule))
         .route("/api/users", get(admin::list_users).post(admin::create_user))
         .route("/api/users/{id}/password", post(admin::reset_password))
         .route("/api/tokens", post(admin::create_token))
