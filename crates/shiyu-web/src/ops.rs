@@ -4,7 +4,7 @@
 use crate::errors::WebError;
 use crate::AppState;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -31,37 +31,34 @@ struct Bucket {
     refilled: Option<Instant>,
 }
 
+/// What is known of one route: requests by method and status, and how long they took.
+#[derive(Debug, Default)]
+struct RouteStats {
+    requests: HashMap<(Method, u16), u64>,
+    latency: Histogram,
+}
+
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Mutex<HashMap<(String, String, u16), u64>>,
-    latency: Mutex<HashMap<String, Histogram>>,
+    routes: Mutex<HashMap<String, RouteStats>>,
     limiter: Mutex<HashMap<IpAddr, Bucket>>,
 }
 
 impl Metrics {
-    fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        // Keys are allocated once per (method, route, status); every later request only looks them up.
-        if let Ok(mut requests) = self.requests.lock() {
-            let key = (method.to_string(), route.to_string(), status);
-            match requests.get_mut(&key) {
-                Some(count) => *count += 1,
-                None => {
-                    requests.insert(key, 1);
-                }
-            }
+    /// One lock and one lookup per request; a route's name is copied only the first time it is seen.
+    fn record(&self, method: &Method, route: &str, status: u16, seconds: f64) {
+        let Ok(mut routes) = self.routes.lock() else { return };
+        if !routes.contains_key(route) {
+            routes.insert(route.to_string(), RouteStats::default());
         }
-        if let Ok(mut latency) = self.latency.lock() {
-            if !latency.contains_key(route) {
-                latency.insert(route.to_string(), Histogram::default());
-            }
-            if let Some(histogram) = latency.get_mut(route) {
-                histogram.count += 1;
-                histogram.sum += seconds;
-                for (slot, bound) in histogram.counts.iter_mut().zip(BUCKETS) {
-                    if seconds <= bound {
-                        *slot += 1;
-                    }
-                }
+        let Some(stats) = routes.get_mut(route) else { return };
+        *stats.requests.entry((method.clone(), status)).or_default() += 1;
+        let histogram = &mut stats.latency;
+        histogram.count += 1;
+        histogram.sum += seconds;
+        for (slot, bound) in histogram.counts.iter_mut().zip(BUCKETS) {
+            if seconds <= bound {
+                *slot += 1;
             }
         }
     }
@@ -91,12 +88,10 @@ impl Metrics {
 /// Counts and times every request, logs it, and limits the public endpoints per address.
 pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().to_string();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
+    let method = request.method().clone();
+    // MatchedPath is shared, so keeping it costs no copy of the route's text.
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let address = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let limited = route.starts_with("/api/public/") || route == "/api/session";
     let per_minute = state.settings.public_requests_per_minute;
@@ -110,7 +105,7 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
                     "Too many requests; try again shortly",
                 )
                 .into_response();
-                state.metrics.record(&method, &route, 429, started.elapsed().as_secs_f64());
+                state.metrics.record(&method, route, 429, started.elapsed().as_secs_f64());
                 return response;
             }
         }
@@ -118,7 +113,7 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     let response = next.run(request).await;
     let seconds = started.elapsed().as_secs_f64();
     let status = response.status().as_u16();
-    state.metrics.record(&method, &route, status, seconds);
+    state.metrics.record(&method, route, status, seconds);
     tracing::debug!(%method, %route, status, ms = seconds * 1000.0, "request");
     response
 }
@@ -150,42 +145,43 @@ async fn metrics(State(state): State<AppState>) -> Response {
     let mut out = String::new();
     out.push_str("# HELP shiyu_http_requests_total HTTP requests by method, route and status.\n");
     out.push_str("# TYPE shiyu_http_requests_total counter\n");
-    if let Ok(requests) = state.metrics.requests.lock() {
-        let mut rows: Vec<_> = requests.iter().collect();
-        rows.sort();
-        for ((method, route, status), count) in rows {
-            let _ = writeln!(out, "shiyu_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {count}");
-        }
-    }
-    out.push_str("# HELP shiyu_http_request_duration_seconds Time to answer, by route.\n");
-    out.push_str("# TYPE shiyu_http_request_duration_seconds histogram\n");
-    if let Ok(latency) = state.metrics.latency.lock() {
-        let mut rows: Vec<_> = latency.iter().collect();
+    let mut durations = String::new();
+    durations.push_str("# HELP shiyu_http_request_duration_seconds Time to answer, by route.\n");
+    durations.push_str("# TYPE shiyu_http_request_duration_seconds histogram\n");
+    if let Ok(routes) = state.metrics.routes.lock() {
+        let mut rows: Vec<_> = routes.iter().collect();
         rows.sort_by(|a, b| a.0.cmp(b.0));
-        for (route, histogram) in rows {
+        for (route, stats) in rows {
+            let mut requests: Vec<_> = stats.requests.iter().collect();
+            requests.sort_by(|a, b| (a.0 .0.as_str(), a.0 .1).cmp(&(b.0 .0.as_str(), b.0 .1)));
+            for ((method, status), count) in requests {
+                let _ = writeln!(out, "shiyu_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {count}");
+            }
+            let histogram = &stats.latency;
             for (bound, count) in BUCKETS.iter().zip(histogram.counts) {
                 let _ = writeln!(
-                    out,
+                    durations,
                     "shiyu_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {count}"
                 );
             }
             let _ = writeln!(
-                out,
+                durations,
                 "shiyu_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
                 histogram.count
             );
             let _ = writeln!(
-                out,
+                durations,
                 "shiyu_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
                 histogram.sum
             );
             let _ = writeln!(
-                out,
+                durations,
                 "shiyu_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
                 histogram.count
             );
         }
     }
+    out.push_str(&durations);
     out.push_str("# HELP shiyu_cases Cases by state.\n# TYPE shiyu_cases gauge\n");
     match state.store.case_counts_by_status().await {
         Ok(counts) => {
