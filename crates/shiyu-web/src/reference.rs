@@ -22,9 +22,9 @@ pub struct Reference {
     /// Grid workers, who verify on the spot.
     pub grid_workers: Vec<User>,
     /// Micro-grids and grids with outlines (a micro-grid wins over the grid it lies in), and the counties.
-    pub map: GridMap,
+    pub map: Arc<GridMap>,
     /// Place names, for addresses without coordinates.
-    pub gazetteer: Gazetteer,
+    pub gazetteer: Arc<Gazetteer>,
 }
 
 impl Reference {
@@ -71,50 +71,30 @@ impl ReferenceCache {
         Ok(cache)
     }
 
+    /// Reloads everything, the map included (after an import).
     pub async fn reload(&self, store: &dyn Store) -> StoreResult<()> {
+        self.load_from(store, true).await
+    }
+
+    /// Reloads the catalog, departments and grid workers and keeps the map as it is: parsing every outline
+    /// again is the costly part and nothing here changes it.
+    pub async fn reload_catalog_and_people(&self, store: &dyn Store) -> StoreResult<()> {
+        self.load_from(store, false).await
+    }
+
+    async fn load_from(&self, store: &dyn Store, with_map: bool) -> StoreResult<()> {
         let jurisdictions: HashMap<_, _> =
             store.jurisdictions().await?.into_iter().map(|j| (j.id, j)).collect();
         let by_code = jurisdictions.values().map(|j| (j.code.clone(), j.id)).collect();
         let mut department_list = store.departments().await?;
         department_list.sort_by_key(|d| d.id);
-        let mut all_outlines: HashMap<JurisdictionId, Shape> = HashMap::new();
-        for (id, geometry) in store.shapes().await? {
-            let shape = geojson::parse_geometry(&geometry).map_err(|e| {
-                StoreError::Other(format!("the stored outline of jurisdiction {}: {e}", id.0))
-            })?;
-            all_outlines.insert(id, shape);
-        }
-        let mut outlines: Vec<(std::cmp::Reverse<Level>, JurisdictionId, Shape)> = all_outlines
-            .iter()
-            .filter_map(|(id, shape)| {
-                let level =
-                    jurisdictions.get(id).map(|j: &Jurisdiction| j.level).filter(|l| *l >= Level::Grid)?;
-                Some((std::cmp::Reverse(level), *id, shape.clone()))
-            })
-            .collect();
-        // Micro-grids before grids: where they overlap, the earlier shape wins.
-        outlines.sort_by_key(|(level, id, _)| (*level, *id));
-        let county_of = |id: JurisdictionId| {
-            let mut next = Some(id);
-            while let Some(j) = next.and_then(|n| jurisdictions.get(&n)) {
-                if j.level == Level::County {
-                    return Some(j.id);
-                }
-                next = j.parent;
-            }
-            None
+        let (map, gazetteer) = if with_map {
+            let (map, gazetteer) = load_map(store, &jurisdictions).await?;
+            (Arc::new(map), Arc::new(gazetteer))
+        } else {
+            let current = self.get();
+            (current.map.clone(), current.gazetteer.clone())
         };
-        let county_outlines: Vec<(Shape, JurisdictionId)> = all_outlines
-            .iter()
-            .filter(|(id, _)| jurisdictions.get(id).is_some_and(|j| j.level == Level::County))
-            .map(|(id, shape)| (shape.clone(), *id))
-            .collect();
-        let all: Vec<Jurisdiction> = jurisdictions.values().cloned().collect();
-        let gazetteer = Gazetteer::new(&all, &all_outlines);
-        let map = GridMap::new(
-            outlines.into_iter().map(|(_, id, shape)| (shape, id, county_of(id))).collect(),
-            county_outlines,
-        );
         let reference = Reference {
             by_code,
             jurisdictions,
@@ -135,4 +115,49 @@ impl ReferenceCache {
     pub fn get(&self) -> Arc<Reference> {
         self.current.read().map(|r| r.clone()).unwrap_or_default()
     }
+}
+
+/// The grids (with the county boundaries) and the gazetteer, from every stored outline.
+async fn load_map(
+    store: &dyn Store,
+    jurisdictions: &HashMap<JurisdictionId, Jurisdiction>,
+) -> StoreResult<(GridMap, Gazetteer)> {
+    let mut all_outlines: HashMap<JurisdictionId, Shape> = HashMap::new();
+    for (id, geometry) in store.shapes().await? {
+        let shape = geojson::parse_geometry(&geometry)
+            .map_err(|e| StoreError::Other(format!("the stored outline of jurisdiction {}: {e}", id.0)))?;
+        all_outlines.insert(id, shape);
+    }
+    let mut outlines: Vec<(std::cmp::Reverse<Level>, JurisdictionId, Shape)> = all_outlines
+        .iter()
+        .filter_map(|(id, shape)| {
+            let level =
+                jurisdictions.get(id).map(|j: &Jurisdiction| j.level).filter(|l| *l >= Level::Grid)?;
+            Some((std::cmp::Reverse(level), *id, shape.clone()))
+        })
+        .collect();
+    // Micro-grids before grids: where they overlap, the earlier shape wins.
+    outlines.sort_by_key(|(level, id, _)| (*level, *id));
+    let county_of = |id: JurisdictionId| {
+        let mut next = Some(id);
+        while let Some(j) = next.and_then(|n| jurisdictions.get(&n)) {
+            if j.level == Level::County {
+                return Some(j.id);
+            }
+            next = j.parent;
+        }
+        None
+    };
+    let county_outlines: Vec<(Shape, JurisdictionId)> = all_outlines
+        .iter()
+        .filter(|(id, _)| jurisdictions.get(id).is_some_and(|j| j.level == Level::County))
+        .map(|(id, shape)| (shape.clone(), *id))
+        .collect();
+    let all: Vec<Jurisdiction> = jurisdictions.values().cloned().collect();
+    let gazetteer = Gazetteer::new(&all, &all_outlines);
+    let map = GridMap::new(
+        outlines.into_iter().map(|(_, id, shape)| (shape, id, county_of(id))).collect(),
+        county_outlines,
+    );
+    Ok((map, gazetteer))
 }

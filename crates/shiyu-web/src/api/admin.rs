@@ -163,7 +163,7 @@ pub async fn create_user(
         .await?;
     if role == Role::GridWorker {
         // Routing names the grid worker who verifies: a new one counts from now on.
-        state.reference.reload(state.store.as_ref()).await?;
+        state.reference.reload_catalog_and_people(state.store.as_ref()).await?;
     }
     state
         .store

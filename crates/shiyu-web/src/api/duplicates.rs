@@ -33,8 +33,18 @@ pub struct DuplicateView {
     pub status: String,
 }
 
-/// How alike two reports are, under `rule`; `None` when they are too far apart in space or time.
-pub fn score(a: &CaseState, b: &CaseState, rule: DuplicateRule) -> Option<(f64, f64, Option<f64>, f64)> {
+fn words(case: &CaseState) -> HashSet<String> {
+    shiyu_text::words(&case.description).into_iter().collect()
+}
+
+/// How alike two reports are, under `rule` (`a_words` are `a`'s, found once for all its comparisons);
+/// `None` when they are too far apart in space or time, which is checked before any text is segmented.
+pub fn score(
+    a: &CaseState,
+    a_words: &HashSet<String>,
+    b: &CaseState,
+    rule: DuplicateRule,
+) -> Option<(f64, f64, Option<f64>, f64)> {
     let hours = (a.received_at.0 - b.received_at.0).abs() as f64 / 3_600_000.0;
     if hours > f64::from(rule.window_hours) {
         return None;
@@ -54,10 +64,10 @@ pub fn score(a: &CaseState, b: &CaseState, rule: DuplicateRule) -> Option<(f64, 
             _ => return None,
         },
     };
-    let words = |c: &CaseState| shiyu_text::words(&c.description).into_iter().collect::<HashSet<_>>();
-    let (x, y) = (words(a), words(b));
-    let union = x.union(&y).count();
-    let similarity = if union == 0 { 0.0 } else { x.intersection(&y).count() as f64 / union as f64 };
+    let b_words = words(b);
+    let union = a_words.union(&b_words).count();
+    let similarity =
+        if union == 0 { 0.0 } else { a_words.intersection(&b_words).count() as f64 / union as f64 };
     let time = 1.0 - hours / f64::from(rule.window_hours.max(1));
     Some((0.5 * similarity + 0.3 * nearness + 0.2 * time, similarity, distance, hours))
 }
@@ -84,6 +94,7 @@ pub async fn duplicates(
         received_after: Some(case.received_at.plus_minutes(-i64::from(rule.window_hours) * 60)),
         limit: 2_000,
     };
+    let own_words = words(&case);
     let mut found: Vec<DuplicateView> = state
         .store
         .list_cases(&query)
@@ -96,7 +107,7 @@ pub async fn duplicates(
                 && case.matter.as_ref().is_none_or(|m| c.matter.as_ref().is_none_or(|n| n.code == m.code))
         })
         .filter_map(|(other, c)| {
-            let (score, similarity, distance_m, hours_apart) = score(&case, &c, rule)?;
+            let (score, similarity, distance_m, hours_apart) = score(&case, &own_words, &c, rule)?;
             (score >= OFFER_FROM && similarity >= WORDS_AT_LEAST).then(|| DuplicateView {
                 case: other.0,
                 score: (score * 1000.0).round() / 1000.0,
@@ -143,7 +154,7 @@ pub async fn set_rule(
         state.reference.get().matters.get(&code).cloned().ok_or_else(crate::errors::WebError::not_found)?;
     matter.duplicates = DuplicateRule { radius_m: request.radius_m, window_hours: request.window_hours };
     state.store.put_matters(std::slice::from_ref(&matter)).await?;
-    state.reference.reload(state.store.as_ref()).await?;
+    state.reference.reload_catalog_and_people(state.store.as_ref()).await?;
     let detail = format!("radius_m={} window_hours={}", request.radius_m, request.window_hours);
     state
         .store
