@@ -260,6 +260,12 @@ impl Status {
     pub fn is_active(self) -> bool {
         self.stage().is_some()
     }
+
+    /// Whether a duplicate may be merged into a case in this state: one still open, or closed (a late
+    /// report of a solved problem joins its record); never one rejected, merged or voided.
+    pub fn accepts_merges(self) -> bool {
+        self.is_active() || self == Status::Closed
+    }
 }
 
 /// How often each exceptional step happened; the evaluation reads these.

@@ -250,8 +250,7 @@ impl Flow<'_, '_> {
         if roll < 8 {
             if let Some((into, _)) = previous.filter(|(_, code)| *code == matter.code) {
                 // Only into a case that still stands: not one rejected, merged or voided meanwhile.
-                let target = self.walker.service.load(into).await?.status;
-                if target.is_active() || target == shiyu_domain::Status::Closed {
+                if self.walker.service.load(into).await?.status.accepts_merges() {
                     self.step(&operator, Action::Merge { into }, note("与在办事件反映同一问题，合并办理"))
                         .await?;
                     return Ok(());

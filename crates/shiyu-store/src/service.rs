@@ -97,7 +97,7 @@ impl CaseService {
         }
         match self.store.load_case(into).await? {
             None => Err(invalid("the target case does not exist").into()),
-            Some(target) if !target.status.is_active() && target.status != shiyu_domain::Status::Closed => {
+            Some(target) if !target.status.accepts_merges() => {
                 Err(invalid("the target case was rejected, merged or voided").into())
             }
             Some(_) => Ok(()),
