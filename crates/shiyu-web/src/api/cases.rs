@@ -190,7 +190,7 @@ pub struct CreatedView {
 /// one (the grid it falls in, or the nearest within the tolerance), else from the jurisdiction code given.
 /// When both are given they must agree. The owner is the lowest command center on the path
 /// (`shiyu_domain::route`).
-pub fn intake_place(
+fn intake_place(
     state: &AppState,
     reference: &Reference,
     code: Option<&str>,
@@ -248,7 +248,7 @@ pub fn intake_place(
 }
 
 /// Checks and seals a phone number and an ID number.
-pub fn sealed_contacts(
+fn sealed_contacts(
     state: &AppState,
     phone: Option<&str>,
     id_number: Option<&str>,
@@ -279,7 +279,7 @@ pub fn sealed_contacts(
     Ok((seal(phone)?, seal(id_number.map(str::to_uppercase).as_deref())?))
 }
 
-pub fn check_location(location: Option<LocationView>) -> WebResult<Option<GeoPoint>> {
+fn check_location(location: Option<LocationView>) -> WebResult<Option<GeoPoint>> {
     match location {
         None => Ok(None),
         Some(LocationView { lon, lat })
@@ -297,6 +297,58 @@ pub fn check_location(location: Option<LocationView>) -> WebResult<Option<GeoPoi
             "The coordinates are outside the area served",
         )),
     }
+}
+
+/// What the staff intake and the citizens' intake share, before it is checked and sealed.
+pub(super) struct Intake<'a> {
+    pub description: String,
+    pub address: Option<String>,
+    pub location: Option<LocationView>,
+    pub jurisdiction: Option<&'a str>,
+    pub phone: Option<&'a str>,
+    pub id_number: Option<&'a str>,
+    pub anonymous: bool,
+    pub attachments: &'a [AttachmentView],
+    pub channel: Channel,
+    pub matter: Option<shiyu_domain::Matter>,
+    pub priority: Option<Priority>,
+    /// The signed-in citizen whose own report this is.
+    pub reporter: Option<shiyu_domain::UserId>,
+}
+
+/// The `receive` command for a new report: its place on the map and its command center, the reporter's
+/// numbers checked and sealed, the attachments known, a fresh tracking code.
+pub(super) async fn intake_command(
+    state: &AppState,
+    caller: &Caller,
+    intake: Intake<'_>,
+) -> WebResult<Command> {
+    let reference = state.reference.get();
+    let location = check_location(intake.location)?;
+    let (path, owner) = intake_place(state, &reference, intake.jurisdiction, location)?;
+    let (contact_sealed, id_number_sealed) = sealed_contacts(state, intake.phone, intake.id_number)?;
+    super::attachments::check_exist(state, intake.attachments).await?;
+    Ok(Command {
+        attachments: attachments(intake.attachments),
+        origin: caller.address.clone(),
+        ..Command::new(Action::Receive(NewCase {
+            channel: intake.channel,
+            description: intake.description,
+            address: intake.address,
+            location,
+            path,
+            owner,
+            reporter: Reporter {
+                user: intake.reporter,
+                anonymous: intake.anonymous,
+                contact_sealed,
+                id_number_sealed,
+                tracking_code: Some(shiyu_auth::tracking_code(i64::from(state.now().to_beijing().0 .0))),
+            },
+            matter: intake.matter,
+            priority: intake.priority,
+        }))
+    })
 }
 
 fn attachments(views: &[AttachmentView]) -> Vec<AttachmentRef> {
@@ -321,42 +373,34 @@ pub async fn create(
     let reference = state.reference.get();
     let channel = parse_name::<Channel>(&request.channel)
         .ok_or_else(|| WebError::invalid(format!("unknown channel `{}`", request.channel)))?;
-    let location = check_location(request.location)?;
-    let (path, owner) = intake_place(&state, &reference, request.jurisdiction.as_deref(), location)?;
     let matter = match &request.matter {
         None => None,
         Some(code) => Some(reference.matters.get(code).cloned().ok_or_else(|| unknown_matter(code))?),
     };
     let priority = parse_priority(request.priority.as_deref())?;
-    let (contact_sealed, id_number_sealed) =
-        sealed_contacts(&state, request.reporter_phone.as_deref(), request.reporter_id_number.as_deref())?;
-    super::attachments::check_exist(&state, &request.attachments).await?;
-    let tracking_code = shiyu_auth::tracking_code(i64::from(state.now().to_beijing().0 .0));
     // A citizen with an account reports for themself, through the app; classifying is the center's job.
     let citizen = caller.user()?.role == shiyu_domain::Role::Citizen;
     let (channel, matter, priority) =
         if citizen { (Channel::App, None, None) } else { (channel, matter, priority) };
-    let command = Command {
-        attachments: attachments(&request.attachments),
-        origin: caller.address.clone(),
-        ..Command::new(Action::Receive(NewCase {
-            channel,
+    let command = intake_command(
+        &state,
+        &caller,
+        Intake {
             description: request.description,
             address: request.address,
-            location,
-            path,
-            owner,
-            reporter: Reporter {
-                user: citizen.then_some(caller.user()?.id),
-                anonymous: request.anonymous,
-                contact_sealed,
-                id_number_sealed,
-                tracking_code: Some(tracking_code),
-            },
+            location: request.location,
+            jurisdiction: request.jurisdiction.as_deref(),
+            phone: request.reporter_phone.as_deref(),
+            id_number: request.reporter_id_number.as_deref(),
+            anonymous: request.anonymous,
+            attachments: &request.attachments,
+            channel,
             matter,
             priority,
-        }))
-    };
+            reporter: citizen.then_some(caller.user()?.id),
+        },
+    )
+    .await?;
     let key = idempotency_key(&headers, &format!("user:{}", caller.user()?.id.0))?;
     let created = state.service.receive(key, &command, &actor, state.now()).await?;
     let status = if created.created { StatusCode::CREATED } else { StatusCode::OK };

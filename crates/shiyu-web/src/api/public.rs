@@ -1,7 +1,7 @@
 //! The citizens' endpoints: report without an account, follow by tracking code, rate once after closure.
 //! Only public progress leaves here: never staff notes, names or anyone else's data.
 
-use super::cases::{check_location, idempotency_key, intake_place, sealed_contacts};
+use super::cases::{idempotency_key, intake_command, Intake};
 use super::JsonBody;
 use crate::auth::Caller;
 use crate::errors::{ErrorBody, WebError, WebResult};
@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use shiyu_domain::{Action, Actor, CaseId, CaseState, Channel, Command, NewCase, Reporter, Status};
+use shiyu_domain::{Action, Actor, CaseId, CaseState, Channel, Command, Status};
 use utoipa::ToSchema;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -54,36 +54,25 @@ pub async fn report(
     headers: HeaderMap,
     JsonBody(request): JsonBody<PublicReport>,
 ) -> WebResult<(StatusCode, Json<PublicReceipt>)> {
-    let reference = state.reference.get();
-    let location = check_location(request.location)?;
-    let (path, owner) = intake_place(&state, &reference, request.jurisdiction.as_deref(), location)?;
-    let (contact_sealed, _) = sealed_contacts(&state, request.phone.as_deref(), None)?;
-    super::attachments::check_exist(&state, &request.attachments).await?;
-    let command = Command {
-        origin: caller.address.clone(),
-        attachments: request
-            .attachments
-            .iter()
-            .map(|a| shiyu_domain::AttachmentRef { sha256: a.sha256.clone(), name: a.name.clone() })
-            .collect(),
-        ..Command::new(Action::Receive(NewCase {
-            channel: Channel::App,
+    let command = intake_command(
+        &state,
+        &caller,
+        Intake {
             description: request.description,
             address: request.address,
-            location,
-            path,
-            owner,
-            reporter: Reporter {
-                user: None,
-                anonymous: request.anonymous,
-                contact_sealed,
-                id_number_sealed: None,
-                tracking_code: Some(shiyu_auth::tracking_code(i64::from(state.now().to_beijing().0 .0))),
-            },
+            location: request.location,
+            jurisdiction: request.jurisdiction.as_deref(),
+            phone: request.phone.as_deref(),
+            id_number: None,
+            anonymous: request.anonymous,
+            attachments: &request.attachments,
+            channel: Channel::App,
             matter: None,
             priority: None,
-        }))
-    };
+            reporter: None,
+        },
+    )
+    .await?;
     let key = idempotency_key(&headers, "public")?;
     let created = state.service.receive(key, &command, &Actor::Reporter, state.now()).await?;
     let case = &created.state;
