@@ -58,8 +58,21 @@ impl Registry {
     }
 }
 
+/// A problem on one line of a division list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LineProblem {
+    pub line: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for LineProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
 /// `level,code,name,parent_code` lines, as in `data/nantong/divisions.csv`. Existing codes keep their ids.
-pub fn plan_divisions(existing: &[Jurisdiction], csv: &str) -> Result<MapPlan, Vec<String>> {
+pub fn plan_divisions(existing: &[Jurisdiction], csv: &str) -> Result<MapPlan, Vec<LineProblem>> {
     let mut problems = Vec::new();
     let mut rows: Vec<(usize, Level, &str, &str, &str)> = Vec::new();
     let mut seen: HashMap<&str, usize> = HashMap::new();
@@ -70,22 +83,28 @@ pub fn plan_divisions(existing: &[Jurisdiction], csv: &str) -> Result<MapPlan, V
             continue;
         }
         let [level, code, name, parent] = fields[..] else {
-            problems.push(format!(
-                "line {number}: expected 4 fields (level,code,name,parent_code), found {}",
-                fields.len()
-            ));
+            problems.push(LineProblem {
+                line: number,
+                message: format!("expected 4 fields (level,code,name,parent_code), found {}", fields.len()),
+            });
             continue;
         };
         let Some(level) = Level::parse(level) else {
-            problems.push(format!("line {number}: unknown level `{level}`"));
+            problems.push(LineProblem { line: number, message: format!("unknown level `{level}`") });
             continue;
         };
         if code.is_empty() || name.is_empty() {
-            problems.push(format!("line {number}: a division needs a code and a name"));
+            problems.push(LineProblem {
+                line: number,
+                message: "a division needs a code and a name".to_string(),
+            });
             continue;
         }
         if let Some(first) = seen.insert(code, number) {
-            problems.push(format!("line {number}: code {code} already appears on line {first}"));
+            problems.push(LineProblem {
+                line: number,
+                message: format!("code {code} already appears on line {first}"),
+            });
             continue;
         }
         rows.push((number, level, code, name, parent));
@@ -98,7 +117,10 @@ pub fn plan_divisions(existing: &[Jurisdiction], csv: &str) -> Result<MapPlan, V
     for (number, level, code, name, parent_code) in rows {
         let parent = if parent_code.is_empty() {
             if level != Level::City {
-                problems.push(format!("line {number}: {code} ({}) needs a parent", level.as_str()));
+                problems.push(LineProblem {
+                    line: number,
+                    message: format!("{code} ({}) needs a parent", level.as_str()),
+                });
                 continue;
             }
             None
@@ -109,17 +131,21 @@ pub fn plan_divisions(existing: &[Jurisdiction], csv: &str) -> Result<MapPlan, V
                 .or_else(|| registry.by_code.get(parent_code).map(|j| j.level));
             match (parent_level, registry.by_code.get(parent_code)) {
                 (None, _) => {
-                    problems.push(format!(
-                        "line {number}: {code}'s parent {parent_code} is neither in the file nor known"
-                    ));
+                    problems.push(LineProblem {
+                        line: number,
+                        message: format!("{code}'s parent {parent_code} is neither in the file nor known"),
+                    });
                     continue;
                 }
                 (Some(parent_level), _) if parent_level >= level => {
-                    problems.push(format!(
-                        "line {number}: {code} ({}) cannot belong to {parent_code} ({})",
-                        level.as_str(),
-                        parent_level.as_str()
-                    ));
+                    problems.push(LineProblem {
+                        line: number,
+                        message: format!(
+                            "{code} ({}) cannot belong to {parent_code} ({})",
+                            level.as_str(),
+                            parent_level.as_str()
+                        ),
+                    });
                     continue;
                 }
                 (Some(_), Some(parent)) => Some(parent.id),
@@ -144,6 +170,7 @@ pub fn plan_divisions(existing: &[Jurisdiction], csv: &str) -> Result<MapPlan, V
     if problems.is_empty() {
         Ok(plan)
     } else {
+        problems.sort_by_key(|p| p.line);
         Err(problems)
     }
 }
@@ -340,7 +367,10 @@ mod tests {
             "line 5: expected 4 fields",
             "line 7: code 6 already",
         ] {
-            assert!(problems.iter().any(|p| p.starts_with(expected)), "{expected}: {problems:#?}");
+            assert!(
+                problems.iter().any(|p| p.to_string().starts_with(expected)),
+                "{expected}: {problems:#?}"
+            );
         }
     }
 

@@ -6,7 +6,6 @@ use shiyu_domain::{
     Basis, Category, Department, DepartmentId, DuplicateRule, Jurisdiction, JurisdictionId, Level, Matter,
     Priority, Responsibility, Role, Scope, StageLimits, TimeLimit, User, UserId,
 };
-use std::collections::HashMap;
 use std::fmt;
 
 /// The division list shipped in `data/nantong` (see `data/SOURCES.md`).
@@ -70,39 +69,16 @@ impl City {
     }
 }
 
-/// Parses a division list (`level,code,name,parent_code`) into a jurisdiction tree. Every parent must come
-/// before its children; ids are assigned from 1 in file order.
+/// Parses a division list (`level,code,name,parent_code`) into a jurisdiction tree, with ids from 1, parents
+/// first — the same checks as `shiyu import divisions` (`shiyu_geo::import::plan_divisions`); the error
+/// names the first line at fault and lists every problem.
 pub fn parse_divisions(csv: &str) -> Result<Vec<Jurisdiction>, DivisionError> {
-    let mut jurisdictions = Vec::new();
-    let mut by_code: HashMap<String, JurisdictionId> = HashMap::new();
-    for (index, line) in csv.lines().enumerate().skip(1) {
-        let err = |message: String| DivisionError { line: index + 1, message };
-        if line.trim().is_empty() {
-            continue;
+    shiyu_geo::import::plan_divisions(&[], csv).map(|plan| plan.jurisdictions).map_err(|problems| {
+        DivisionError {
+            line: problems.first().map_or(0, |p| p.line),
+            message: problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "),
         }
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        let [level, code, name, parent] = fields[..] else {
-            return Err(err(format!("expected 4 fields, found {}", fields.len())));
-        };
-        let level = Level::parse(level).ok_or_else(|| err(format!("unknown level `{level}`")))?;
-        if code.is_empty() || name.is_empty() || !code.chars().all(|c| c.is_ascii_digit()) {
-            return Err(err("a division needs a numeric code and a name".into()));
-        }
-        let parent = if parent.is_empty() {
-            None
-        } else {
-            Some(*by_code.get(parent).ok_or_else(|| err(format!("unknown parent code {parent}")))?)
-        };
-        if (parent.is_none()) != (level == Level::City) {
-            return Err(err("exactly the city has no parent".into()));
-        }
-        let id = JurisdictionId(jurisdictions.len() as i64 + 1);
-        if by_code.insert(code.to_string(), id).is_some() {
-            return Err(err(format!("code {code} appears twice")));
-        }
-        jurisdictions.push(Jurisdiction { id, code: code.into(), name: name.into(), level, parent });
-    }
-    Ok(jurisdictions)
+    })
 }
 
 /// Kinds of department, with the name each takes after its government's name.

@@ -67,7 +67,8 @@ pub async fn import(
     let existing = store.jurisdictions().await?;
     let mut progress = ProgressLine { drawn: None };
     let planned = match kind {
-        ImportKind::Divisions => plan_divisions(&existing, &text),
+        ImportKind::Divisions => plan_divisions(&existing, &text)
+            .map_err(|problems| problems.iter().map(ToString::to_string).collect()),
         ImportKind::Boundaries => plan_boundaries(&existing, &text),
         ImportKind::Grids => {
             let outlines = outlines(store).await?;
