@@ -128,16 +128,9 @@ async fn load_map(
             .map_err(|e| StoreError::Other(format!("the stored outline of jurisdiction {}: {e}", id.0)))?;
         all_outlines.insert(id, shape);
     }
-    let mut outlines: Vec<(std::cmp::Reverse<Level>, JurisdictionId, Shape)> = all_outlines
-        .iter()
-        .filter_map(|(id, shape)| {
-            let level =
-                jurisdictions.get(id).map(|j: &Jurisdiction| j.level).filter(|l| *l >= Level::Grid)?;
-            Some((std::cmp::Reverse(level), *id, shape.clone()))
-        })
-        .collect();
-    // Micro-grids before grids: where they overlap, the earlier shape wins.
-    outlines.sort_by_key(|(level, id, _)| (*level, *id));
+    // The gazetteer keeps only a point per place, so the outlines can then move into the map uncopied.
+    let all: Vec<Jurisdiction> = jurisdictions.values().cloned().collect();
+    let gazetteer = Gazetteer::new(&all, &all_outlines);
     let county_of = |id: JurisdictionId| {
         let mut next = Some(id);
         while let Some(j) = next.and_then(|n| jurisdictions.get(&n)) {
@@ -148,16 +141,19 @@ async fn load_map(
         }
         None
     };
-    let county_outlines: Vec<(Shape, JurisdictionId)> = all_outlines
-        .iter()
-        .filter(|(id, _)| jurisdictions.get(id).is_some_and(|j| j.level == Level::County))
-        .map(|(id, shape)| (shape.clone(), *id))
-        .collect();
-    let all: Vec<Jurisdiction> = jurisdictions.values().cloned().collect();
-    let gazetteer = Gazetteer::new(&all, &all_outlines);
-    let map = GridMap::new(
-        outlines.into_iter().map(|(_, id, shape)| (shape, id, county_of(id))).collect(),
-        county_outlines,
-    );
+    let mut grids: Vec<(std::cmp::Reverse<Level>, JurisdictionId, Shape)> = Vec::new();
+    let mut counties: Vec<(Shape, JurisdictionId)> = Vec::new();
+    for (id, shape) in all_outlines {
+        match jurisdictions.get(&id).map(|j| j.level) {
+            Some(Level::County) => counties.push((shape, id)),
+            Some(level) if level >= Level::Grid => grids.push((std::cmp::Reverse(level), id, shape)),
+            _ => {}
+        }
+    }
+    // Micro-grids before grids: where they overlap, the earlier shape wins.
+    grids.sort_by_key(|(level, id, _)| (*level, *id));
+    counties.sort_by_key(|(_, id)| *id);
+    let map =
+        GridMap::new(grids.into_iter().map(|(_, id, shape)| (shape, id, county_of(id))).collect(), counties);
     Ok((map, gazetteer))
 }
