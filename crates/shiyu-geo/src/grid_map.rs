@@ -37,10 +37,13 @@ impl GridMap {
 
     /// The grid containing `p`, or the nearest grid of `p`'s county within `tolerance_m` metres.
     pub fn locate(&self, p: Point, tolerance_m: f64) -> Located<'_, JurisdictionId> {
+        if let Some((id, _)) = self.grids.locate(p) {
+            return Located::Inside(id);
+        }
+        // Only a point outside every grid needs to know its county.
         let county = self.counties.locate(p).copied();
-        let found =
-            self.grids.locate_or_nearest_where(p, tolerance_m, |(_, of)| county.is_none() || *of == county);
-        match found {
+        match self.grids.locate_or_nearest_where(p, tolerance_m, |(_, of)| county.is_none() || *of == county)
+        {
             Located::Inside((id, _)) => Located::Inside(id),
             Located::Near((id, _), d) => Located::Near(id, d),
             Located::Outside => Located::Outside,

@@ -1,11 +1,12 @@
-//! `shiyu bench geo`: point → grid lookups on the demo city's 10,238 grids, one core; full routing
+//! `shiyu bench geo`: point → grid lookups on the demo city's 10,238 grids (through `GridMap`, as the server
+//! does: inside a grid, or the nearest grid of the point's county), one core; full routing
 //! decisions (lookup, path, catalog, department, verifier); and, with `--database`, the same points against
 //! the same polygons in PostgreSQL with PostGIS (`ST_Contains` over a GiST index) in the same run.
 
 use super::{percentile_ms, ratio, round3, Report};
 use anyhow::Context;
 use shiyu_domain::{route, Directory, Jurisdiction, JurisdictionId};
-use shiyu_geo::{geojson, Point, Shape, ShapeIndex};
+use shiyu_geo::{geojson, GridMap, Located, Point, Shape};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions as _, Executor as _};
 use std::collections::HashMap;
@@ -45,11 +46,23 @@ fn points_in(counties: &[Shape], count: usize) -> Vec<Point> {
 pub async fn run(options: &GeoOptions) -> anyhow::Result<Report> {
     let city = shiyu_sim::city::nantong()?;
     let map = shiyu_sim::map::nantong_map(&city, 2026).map_err(anyhow::Error::msg)?;
-    let counties: Vec<Shape> = geojson::read(shiyu_sim::map::NANTONG_DISTRICTS)
-        .map_err(|p| anyhow::anyhow!(p.join("; ")))?
-        .into_iter()
-        .map(|f| f.shape)
-        .collect();
+    let county_features =
+        geojson::read(shiyu_sim::map::NANTONG_DISTRICTS).map_err(|p| anyhow::anyhow!(p.join("; ")))?;
+    let counties: Vec<Shape> = county_features.iter().map(|f| f.shape.clone()).collect();
+    let mut jurisdictions: HashMap<JurisdictionId, Jurisdiction> =
+        city.jurisdictions.iter().map(|j| (j.id, j.clone())).collect();
+    jurisdictions.extend(map.jurisdictions.iter().map(|j| (j.id, j.clone())));
+    let id_of = |code: &str| city.jurisdictions.iter().find(|j| j.code == code).map(|j| j.id);
+    let county_of = |grid: JurisdictionId| {
+        let mut next = Some(grid);
+        while let Some(j) = next.and_then(|n| jurisdictions.get(&n)) {
+            if j.level == shiyu_domain::Level::County {
+                return Some(j.id);
+            }
+            next = j.parent;
+        }
+        None
+    };
     let grid_ids: std::collections::HashSet<JurisdictionId> =
         map.jurisdictions.iter().map(|j| j.id).collect();
     let grids: Vec<(Shape, JurisdictionId)> = map
@@ -59,8 +72,12 @@ pub async fn run(options: &GeoOptions) -> anyhow::Result<Report> {
         .map(|(id, g)| Ok((geojson::parse_geometry(g).map_err(anyhow::Error::msg)?, *id)))
         .collect::<anyhow::Result<_>>()?;
     let vertices: usize = grids.iter().map(|(s, _)| s.vertex_count()).sum();
+    // What the server looks points up in: the grids, with the county boundaries for points outside them.
     let built = Instant::now();
-    let index = ShapeIndex::new(grids.clone());
+    let index = GridMap::new(
+        grids.iter().map(|(shape, id)| (shape.clone(), *id, county_of(*id))).collect(),
+        county_features.iter().filter_map(|f| Some((f.shape.clone(), id_of(f.text("code")?)?))).collect(),
+    );
     let build_ms = built.elapsed().as_secs_f64() * 1000.0;
     let points = points_in(&counties, options.lookups.max(1));
 
@@ -68,7 +85,7 @@ pub async fn run(options: &GeoOptions) -> anyhow::Result<Report> {
     let started = Instant::now();
     let mut found = 0usize;
     for p in &points {
-        found += usize::from(index.locate(*p).is_some());
+        found += usize::from(matches!(index.locate(*p, 200.0), Located::Inside(_)));
     }
     let lookups_per_s = points.len() as f64 / started.elapsed().as_secs_f64();
     // Latency: each lookup timed on its own (the clock read costs tens of nanoseconds, included).
@@ -76,7 +93,7 @@ pub async fn run(options: &GeoOptions) -> anyhow::Result<Report> {
         .iter()
         .map(|p| {
             let t = Instant::now();
-            std::hint::black_box(index.locate(*p));
+            std::hint::black_box(index.locate(*p, 200.0));
             t.elapsed()
         })
         .collect();
@@ -84,9 +101,6 @@ pub async fn run(options: &GeoOptions) -> anyhow::Result<Report> {
     let lookup_p99_us = round3(latencies[latencies.len() * 99 / 100].as_secs_f64() * 1e6);
 
     // Full routing: lookup (or nearest), the chain up to the city, the catalog, the department, the verifier.
-    let mut jurisdictions: HashMap<JurisdictionId, Jurisdiction> =
-        city.jurisdictions.iter().map(|j| (j.id, j.clone())).collect();
-    jurisdictions.extend(map.jurisdictions.iter().map(|j| (j.id, j.clone())));
     let directory =
         Directory { jurisdictions: &jurisdictions, departments: &city.departments, users: &city.users };
     let path_to = |id: JurisdictionId| {
@@ -104,7 +118,7 @@ pub async fn run(options: &GeoOptions) -> anyhow::Result<Report> {
     for (n, p) in points.iter().cycle().take(options.routes.max(1)).enumerate() {
         let matter = &city.matters[n % city.matters.len()];
         let t = Instant::now();
-        if let Some(grid) = index.locate_or_nearest(*p, 200.0).value() {
+        if let Some(grid) = index.locate(*p, 200.0).value() {
             let path = path_to(*grid);
             routed += usize::from(route(directory, &path, Some(matter)).is_ok_and(|r| r.lead.is_some()));
         }
