@@ -25,5 +25,5 @@ pub use org::{
     Responsibility, Role, Scope, Stage, StageLimits, User, UserId,
 };
 pub use permissions::{authorize, can_view, role_may, Capability};
-pub use routing::{route, Directory, Route};
+pub use routing::{route, route_to_departments, verifier_note, Directory, Route};
 pub use time::{Date, Timestamp};

@@ -79,33 +79,54 @@ pub fn route(
     path: &[JurisdictionId],
     matter: Option<&Matter>,
 ) -> Result<Route, DomainError> {
-    let invalid = || {
-        DomainError::with_detail(
-            ErrorKind::JurisdictionPathInvalid,
-            "the place is not in the jurisdiction tree",
-        )
+    let verifier = directory.verifier(path);
+    let mut route = match matter {
+        Some(matter) => route_to_departments(directory, path, matter)?,
+        None => {
+            let owner = lowest_center(directory, path)?;
+            Route {
+                owner,
+                lead: None,
+                assisting: Vec::new(),
+                verifier: None,
+                basis: format!("属地受理：{}指挥中心", directory.name(owner)),
+            }
+        }
     };
-    let lowest_center = path
-        .iter()
+    route.verifier = verifier.map(|u| u.id);
+    route.basis = format!("{}；{}", route.basis, verifier_note(verifier));
+    Ok(route)
+}
+
+/// The reason recorded for who verifies on the spot.
+pub fn verifier_note(verifier: Option<&User>) -> String {
+    match verifier {
+        Some(user) => format!("核查：{}（{}）", user.display_name, user.username),
+        None => "核查：该处无网格员，由指挥中心核查".to_string(),
+    }
+}
+
+fn invalid_path() -> DomainError {
+    DomainError::with_detail(ErrorKind::JurisdictionPathInvalid, "the place is not in the jurisdiction tree")
+}
+
+fn lowest_center(directory: Directory<'_>, path: &[JurisdictionId]) -> Result<JurisdictionId, DomainError> {
+    path.iter()
         .rev()
         .find(|id| directory.jurisdictions.get(id).is_some_and(|j| j.level.has_command_center()))
         .copied()
-        .ok_or_else(invalid)?;
-    let verifier = directory.verifier(path);
-    let verifier_note = match verifier {
-        Some(user) => format!("核查：{}（{}）", user.display_name, user.username),
-        None => "核查：该处无网格员，由指挥中心核查".to_string(),
-    };
-    let Some(matter) = matter else {
-        return Ok(Route {
-            owner: lowest_center,
-            lead: None,
-            assisting: Vec::new(),
-            verifier: verifier.map(|u| u.id),
-            basis: format!("属地受理：{}指挥中心；{verifier_note}", directory.name(lowest_center)),
-        });
-    };
-    let start = directory.jurisdictions.get(&lowest_center).map(|j| j.level).ok_or_else(invalid)?;
+        .ok_or_else(invalid_path)
+}
+
+/// The departments part of [`route`], without the verifier. It depends only on the lowest command center on
+/// the path and the matter, so callers that route many cases (the simulator) may remember it by those two.
+pub fn route_to_departments(
+    directory: Directory<'_>,
+    path: &[JurisdictionId],
+    matter: &Matter,
+) -> Result<Route, DomainError> {
+    let lowest_center = lowest_center(directory, path)?;
+    let start = directory.jurisdictions.get(&lowest_center).map(|j| j.level).ok_or_else(invalid_path)?;
     let mut reasons = vec![format!("事项「{}」", matter.name)];
     for level in [Level::Township, Level::County, Level::City].into_iter().filter(|l| *l <= start) {
         let Some(&government) = directory.at_level(path, level) else { continue };
@@ -134,12 +155,11 @@ pub fn route(
             reasons.push(format!("{}协办", named.join("、")));
         }
         reasons.push(format!("{}指挥中心派遣", directory.name(government)));
-        reasons.push(verifier_note);
         return Ok(Route {
             owner: government,
             lead: Some(lead.id),
             assisting,
-            verifier: verifier.map(|u| u.id),
+            verifier: None,
             basis: reasons.join("；"),
         });
     }

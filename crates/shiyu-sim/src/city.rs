@@ -2,9 +2,10 @@
 //! communities and villages, from `data/nantong/divisions.csv`), departments at city and county level, a
 //! matter catalog and users for every role.
 
+use crate::catalog::{catalog, COUNTY_KINDS, SERVICE_KINDS, TOWNSHIP_KINDS};
 use shiyu_domain::{
-    Basis, Category, Department, DepartmentId, DuplicateRule, Jurisdiction, JurisdictionId, Level, Matter,
-    Priority, Responsibility, Role, Scope, StageLimits, TimeLimit, User, UserId,
+    Category, Department, DepartmentId, Jurisdiction, JurisdictionId, Level, Matter, Role, Scope, User,
+    UserId,
 };
 use std::fmt;
 
@@ -67,6 +68,20 @@ impl City {
     pub fn user(&self, username: &str) -> Option<&User> {
         self.users.iter().find(|u| u.username == username)
     }
+
+    /// Adds the grids drawn on the map, each with its grid worker (网格员).
+    pub fn add_grids(&mut self, grids: &[Jurisdiction]) {
+        for grid in grids {
+            self.jurisdictions.push(grid.clone());
+            self.users.push(User {
+                id: UserId(self.users.len() as i64 + 1),
+                username: format!("gw{}", grid.code),
+                display_name: format!("{}网格员", grid.name),
+                role: Role::GridWorker,
+                scope: Scope::Jurisdiction(grid.id),
+            });
+        }
+    }
 }
 
 /// Parses a division list (`level,code,name,parent_code`) into a jurisdiction tree, with ids from 1, parents
@@ -81,168 +96,6 @@ pub fn parse_divisions(csv: &str) -> Result<Vec<Jurisdiction>, DivisionError> {
     })
 }
 
-/// Kinds of department, with the name each takes after its government's name.
-pub const DEPARTMENT_KINDS: &[(&str, &str)] = &[
-    ("urban_management", "城市管理局"),
-    ("housing", "住房和城乡建设局"),
-    ("ecology", "生态环境局"),
-    ("market_regulation", "市场监督管理局"),
-    ("public_security", "公安局"),
-    ("emergency", "应急管理局"),
-    ("civil_affairs", "民政局"),
-    ("human_resources", "人力资源和社会保障局"),
-    ("health", "卫生健康委员会"),
-    ("transport", "交通运输局"),
-    ("water", "水务局"),
-    ("natural_resources", "自然资源和规划局"),
-];
-
-/// Public-service companies, which serve the whole city from the city level.
-pub const SERVICE_COMPANIES: &[(&str, &str)] =
-    &[("gas", "燃气公司"), ("power", "供电公司"), ("water_supply", "供水公司")];
-
-fn minutes(register: u32, dispatch: u32, accept: u32, handle: u32, verify: u32, basis: Basis) -> StageLimits {
-    let limit = |m: u32| TimeLimit { minutes: m, basis };
-    StageLimits {
-        register: limit(register),
-        dispatch: limit(dispatch),
-        accept: limit(accept),
-        handle: limit(handle),
-        verify: limit(verify),
-        close: limit(verify),
-    }
-}
-
-/// The demo catalog: (category code, category name, [(matter code, name, lead kind, assisting kinds,
-/// priority, limits)]).
-fn catalog() -> (Vec<Category>, Vec<Matter>) {
-    let ordinary = minutes(60, 60, 120, 3 * 420, 420, Basis::Working);
-    let quick = minutes(30, 30, 60, 420, 240, Basis::Working);
-    let emergency = minutes(10, 10, 20, 240, 120, Basis::Natural);
-    let dispute = minutes(60, 120, 240, 5 * 420, 420, Basis::Working);
-    type Row = (&'static str, &'static str, &'static str, &'static [&'static str], Priority, StageLimits);
-    let groups: Vec<(&str, &str, Vec<Row>)> = vec![
-        (
-            "city_appearance",
-            "市容环境",
-            vec![
-                (
-                    "street_vending",
-                    "占道经营",
-                    "urban_management",
-                    &["market_regulation"],
-                    Priority::Normal,
-                    quick,
-                ),
-                ("exposed_garbage", "暴露垃圾", "urban_management", &[], Priority::Normal, quick),
-                ("illegal_advertising", "违规广告", "urban_management", &[], Priority::Low, ordinary),
-            ],
-        ),
-        (
-            "construction",
-            "城乡建设",
-            vec![
-                (
-                    "illegal_building",
-                    "违章搭建",
-                    "urban_management",
-                    &["housing", "natural_resources"],
-                    Priority::High,
-                    ordinary,
-                ),
-                ("construction_noise", "夜间施工噪音", "housing", &["ecology"], Priority::Normal, quick),
-                ("road_damage", "道路破损", "transport", &[], Priority::Normal, ordinary),
-            ],
-        ),
-        (
-            "environment",
-            "生态环境",
-            vec![
-                ("noise_nuisance", "噪音扰民", "ecology", &["public_security"], Priority::Normal, quick),
-                ("exhaust_pollution", "废气污染", "ecology", &[], Priority::High, ordinary),
-                ("river_pollution", "河道污染", "water", &["ecology"], Priority::High, ordinary),
-            ],
-        ),
-        (
-            "public_utilities",
-            "公用设施",
-            vec![
-                ("gas_leak", "燃气泄漏", "gas", &["emergency"], Priority::Urgent, emergency),
-                ("power_outage", "停电", "power", &[], Priority::High, emergency),
-                ("water_outage", "停水", "water_supply", &[], Priority::High, emergency),
-                ("missing_manhole_cover", "井盖缺失", "urban_management", &[], Priority::Urgent, emergency),
-            ],
-        ),
-        (
-            "safety_hazards",
-            "安全隐患",
-            vec![
-                (
-                    "blocked_fire_lane",
-                    "消防通道堵塞",
-                    "emergency",
-                    &["public_security"],
-                    Priority::High,
-                    quick,
-                ),
-                ("unsafe_building", "房屋安全隐患", "housing", &["emergency"], Priority::High, ordinary),
-            ],
-        ),
-        (
-            "disputes",
-            "矛盾纠纷",
-            vec![
-                ("neighbour_dispute", "邻里纠纷", "civil_affairs", &[], Priority::Normal, dispute),
-                ("wage_arrears", "劳资纠纷", "human_resources", &[], Priority::High, dispute),
-                ("property_management_dispute", "物业纠纷", "housing", &[], Priority::Normal, dispute),
-            ],
-        ),
-        (
-            "livelihood",
-            "民生服务",
-            vec![
-                ("elderly_care", "养老服务", "civil_affairs", &[], Priority::Normal, ordinary),
-                ("medical_service", "医疗卫生", "health", &[], Priority::Normal, ordinary),
-            ],
-        ),
-        (
-            "market_order",
-            "市场监管",
-            vec![
-                ("food_safety", "食品安全", "market_regulation", &["health"], Priority::High, quick),
-                ("price_fraud", "价格欺诈", "market_regulation", &[], Priority::Normal, ordinary),
-            ],
-        ),
-    ];
-    let mut categories = Vec::new();
-    let mut matters = Vec::new();
-    for (code, name, rows) in groups {
-        categories.push(Category { code: code.into(), name: name.into() });
-        for (matter, matter_name, lead, assisting, priority, limits) in rows {
-            let responsibility = |level| Responsibility {
-                level,
-                lead: lead.into(),
-                assisting: assisting.iter().map(|k| k.to_string()).collect(),
-            };
-            matters.push(Matter {
-                code: matter.into(),
-                name: matter_name.into(),
-                category: code.into(),
-                default_priority: priority,
-                responsibilities: vec![responsibility(Level::County), responsibility(Level::City)],
-                limits,
-                // Urgent matters bring many reports of one event within hours; the rest accumulate over days.
-                duplicates: if priority == Priority::Urgent {
-                    DuplicateRule { radius_m: 300, window_hours: 6 }
-                } else {
-                    DuplicateRule::default()
-                },
-            });
-        }
-    }
-    (categories, matters)
-}
-
 /// Builds 南通 from the shipped division list.
 pub fn nantong() -> Result<City, DivisionError> {
     build(parse_divisions(NANTONG_DIVISIONS)?)
@@ -255,10 +108,9 @@ pub fn build(jurisdictions: Vec<Jurisdiction>) -> Result<City, DivisionError> {
         .find(|j| j.level == Level::City)
         .cloned()
         .ok_or(DivisionError { line: 0, message: "the list has no city".into() })?;
-    let governments: Vec<&Jurisdiction> = jurisdictions.iter().filter(|j| j.level <= Level::County).collect();
     let mut departments = Vec::new();
-    for government in &governments {
-        for (kind, suffix) in DEPARTMENT_KINDS {
+    for government in jurisdictions.iter().filter(|j| j.level <= Level::County) {
+        for (kind, suffix) in COUNTY_KINDS {
             // A county's police is a branch of the city's bureau (公安分局).
             let suffix = if *kind == "public_security" && government.level == Level::County {
                 "公安分局"
@@ -274,7 +126,20 @@ pub fn build(jurisdictions: Vec<Jurisdiction>) -> Result<City, DivisionError> {
             });
         }
     }
-    for (kind, suffix) in SERVICE_COMPANIES {
+    // Small matters stay in the township (小事不出镇): its law enforcement, legal aid, police station and social
+    // affairs office take them first.
+    for township in jurisdictions.iter().filter(|j| j.level == Level::Township) {
+        for (kind, suffix) in TOWNSHIP_KINDS {
+            departments.push(Department {
+                id: DepartmentId(departments.len() as i64 + 1),
+                code: format!("{}-{kind}", township.code),
+                name: format!("{}{suffix}", township.name),
+                kind: (*kind).into(),
+                jurisdiction: township.id,
+            });
+        }
+    }
+    for (kind, suffix) in SERVICE_KINDS {
         departments.push(Department {
             id: DepartmentId(departments.len() as i64 + 1),
             code: format!("{}-{kind}", city.code),
@@ -301,10 +166,6 @@ pub fn build(jurisdictions: Vec<Jurisdiction>) -> Result<City, DivisionError> {
     for j in jurisdictions.iter().filter(|j| j.level == Level::County) {
         add(format!("leader{}", j.code), format!("{}领导", j.name), Role::Leader, within(j));
         add(format!("mediator{}", j.code), format!("{}调解员", j.name), Role::Mediator, within(j));
-    }
-    // Until grids are synthesised, each community's grid worker is bound to the community.
-    for j in jurisdictions.iter().filter(|j| j.level == Level::Community) {
-        add(format!("gw{}", j.code), format!("{}网格员", j.name), Role::GridWorker, within(j));
     }
     for d in &departments {
         add(
@@ -342,8 +203,30 @@ mod tests {
 
     #[test]
     fn every_matter_has_a_department_in_every_county_and_every_user_fits_their_role() {
-        let city = nantong().unwrap();
-        assert!(city.matters.len() >= 20);
+        let mut city = nantong().unwrap();
+        assert!(city.matters.len() >= 80);
+        assert!(city.categories.len() >= 12);
+        // The demo draws grids on the map; one stands in for them here, with its grid worker.
+        let community = city.at_level(Level::Community).next().unwrap().clone();
+        let grid = Jurisdiction {
+            id: JurisdictionId(city.jurisdictions.len() as i64 + 1),
+            code: format!("{}01", community.code),
+            name: format!("{}第一网格", community.name),
+            level: Level::Grid,
+            parent: Some(community.id),
+        };
+        city.add_grids(std::slice::from_ref(&grid));
+        assert_eq!(city.jurisdiction(grid.id), Some(&grid));
+        assert_eq!(city.user(&format!("gw{}", grid.code)).unwrap().scope, Scope::Jurisdiction(grid.id));
+        let townships = city.at_level(Level::Township).count();
+        let township_departments = city
+            .departments
+            .iter()
+            .filter(|d| city.jurisdiction(d.jurisdiction).unwrap().level == Level::Township);
+        assert_eq!(township_departments.count(), townships * TOWNSHIP_KINDS.len());
+        for kind in ["gas", "power", "water_supply"] {
+            assert!(city.departments.iter().any(|d| d.kind == kind), "a {kind} company serves the city");
+        }
         for county in city.at_level(Level::County) {
             for matter in &city.matters {
                 let r = matter.responsibility_at(Level::County).unwrap();

@@ -216,13 +216,13 @@ fn hotline_addresses_find_their_community_across_the_city() {
 #[test]
 fn a_point_anywhere_in_nantong_reaches_a_grid_and_a_department() {
     use shiyu_domain::{route, Directory, Jurisdiction, JurisdictionId, Level};
-    let nantong = shiyu_sim::city::nantong().unwrap();
+    let mut nantong = shiyu_sim::city::nantong().unwrap();
     let map = shiyu_sim::map::nantong_map(&nantong, 2026).unwrap();
+    nantong.add_grids(&map.jurisdictions);
     let grid_ids: std::collections::HashSet<JurisdictionId> =
         map.jurisdictions.iter().map(|j| j.id).collect();
-    let mut tree: HashMap<JurisdictionId, Jurisdiction> =
+    let tree: HashMap<JurisdictionId, Jurisdiction> =
         nantong.jurisdictions.iter().map(|j| (j.id, j.clone())).collect();
-    tree.extend(map.jurisdictions.iter().map(|j| (j.id, j.clone())));
     let directory =
         Directory { jurisdictions: &tree, departments: &nantong.departments, users: &nantong.users };
     let counties = &city().counties;

@@ -64,7 +64,8 @@ pub(crate) struct EventRow {
     pub kind: &'static str,
     pub at: i64,
     pub payload: String,
-    pub audit: AuditEntry,
+    /// None for bulk-loaded history, which is audited once for the whole load.
+    pub audit: Option<AuditEntry>,
 }
 
 impl EventRow {
@@ -86,17 +87,92 @@ impl EventRow {
                     address: e.origin.clone(),
                     detail: None,
                 };
-                Ok(EventRow { kind: e.change.kind(), at: e.at.0, payload: serde_json::to_string(e)?, audit })
+                Ok(EventRow {
+                    kind: e.change.kind(),
+                    at: e.at.0,
+                    payload: serde_json::to_string(e)?,
+                    audit: Some(audit),
+                })
+            })
+            .collect()
+    }
+
+    fn unaudited(events: &[Event]) -> StoreResult<Vec<EventRow>> {
+        events
+            .iter()
+            .map(|e| {
+                Ok(EventRow {
+                    kind: e.change.kind(),
+                    at: e.at.0,
+                    payload: serde_json::to_string(e)?,
+                    audit: None,
+                })
             })
             .collect()
     }
 }
 
+/// Whole case histories made ready (serialised) for [`crate::Store::bulk_load`], so that the work happens on
+/// the caller's thread rather than in the writer.
+#[derive(Debug, Default)]
+pub struct BulkCases {
+    pub(crate) rows: Vec<(i64, CaseRow, Vec<EventRow>)>,
+}
+
+impl BulkCases {
+    /// Checks each history's shape (it starts with the report, and the state's version counts its events) and
+    /// serialises it. Ids must follow each other; the store checks that the first follows its last case.
+    pub fn prepare(cases: &[(CaseId, CaseState, Vec<Event>)]) -> StoreResult<BulkCases> {
+        let mut rows = Vec::with_capacity(cases.len());
+        let mut previous: Option<i64> = None;
+        for (id, state, events) in cases {
+            let refuse = |why: &str| Err(StoreError::Conflict(format!("bulk case {}: {why}", id.0)));
+            if previous.is_some_and(|p| p + 1 != id.0) {
+                return refuse("ids must follow each other");
+            }
+            if state.version != events.len() as u64 {
+                return refuse("the state's version is not the number of its events");
+            }
+            if !events.first().is_some_and(|e| matches!(e.change, shiyu_domain::Change::Received { .. })) {
+                return refuse("a history starts with the report");
+            }
+            previous = Some(id.0);
+            rows.push((id.0, CaseRow::of(state)?, EventRow::unaudited(events)?));
+        }
+        Ok(BulkCases { rows })
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
 #[derive(Debug)]
 pub(crate) enum Write {
-    Create { key: Option<String>, now: i64, case: CaseRow, events: Vec<EventRow> },
-    Append { id: i64, expected: u64, case: CaseRow, events: Vec<EventRow> },
-    Audit { entries: Vec<AuditEntry> },
+    Create {
+        key: Option<String>,
+        now: i64,
+        case: CaseRow,
+        events: Vec<EventRow>,
+    },
+    Append {
+        id: i64,
+        expected: u64,
+        case: CaseRow,
+        events: Vec<EventRow>,
+    },
+    Audit {
+        entries: Vec<AuditEntry>,
+    },
+    /// Whole histories of new cases, audited by one entry.
+    Bulk {
+        cases: BulkCases,
+        audit: AuditEntry,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,6 +180,7 @@ pub(crate) enum Written {
     Created(CreateOutcome),
     Appended,
     Audited,
+    Loaded,
 }
 
 /// What the database knows before a batch is planned; read inside the batch's transaction.
@@ -156,6 +233,22 @@ impl<'a> Plan<'a> {
                     plan.audit.extend(entries.iter().map(|e| (None, e)));
                     Ok(Written::Audited)
                 }
+                Write::Bulk { cases, audit } => match cases.rows.first() {
+                    Some((first, _, _)) if *first != lookup.max_id + 1 => Err(StoreError::Conflict(format!(
+                        "bulk load starts at case {first} but the next case is {}: someone else wrote cases meanwhile",
+                        lookup.max_id + 1
+                    ))),
+                    _ => {
+                        for (id, case, events) in &cases.rows {
+                            lookup.max_id = *id;
+                            plan.push_events(&mut lookup.max_seq, *id, 0, events);
+                            lookup.versions.insert(*id, case.version);
+                            plan.cases.insert(*id, case);
+                        }
+                        plan.audit.push((None, audit));
+                        Ok(Written::Loaded)
+                    }
+                },
                 Write::Append { id, expected, case, events } => match lookup.versions.get(id) {
                     None => Err(StoreError::NotFound(format!("case {id}"))),
                     Some(actual) if *actual != *expected as i64 => Err(StoreError::Conflict(format!(
@@ -178,7 +271,9 @@ impl<'a> Plan<'a> {
         for (offset, row) in events.iter().enumerate() {
             *max_seq += 1;
             self.events.push((*max_seq, case_id, from_version + offset as i64 + 1, row));
-            self.audit.push((Some(case_id), &row.audit));
+            if let Some(audit) = &row.audit {
+                self.audit.push((Some(case_id), audit));
+            }
         }
     }
 }

@@ -20,7 +20,7 @@ use shiyu_domain::{
 use std::path::Path;
 use std::sync::Arc;
 
-pub use batch::{CommitMode, GroupCommitStats};
+pub use batch::{BulkCases, CommitMode, GroupCommitStats};
 pub use cache::CREDENTIAL_TTL;
 pub use service::{CaseService, Created, ServiceError};
 
@@ -117,6 +117,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         events: Vec<Event>,
         state: &CaseState,
     ) -> StoreResult<()>;
+
+    /// Writes whole histories of new cases (the simulator's path): in one transaction, with sequence numbers
+    /// like any append, audited by `audit` once instead of once per event. `Conflict`, writing nothing, unless
+    /// the first case follows the last one stored.
+    async fn bulk_load(&self, cases: BulkCases, audit: AuditEntry) -> StoreResult<()>;
 
     async fn load_case(&self, id: CaseId) -> StoreResult<Option<CaseState>>;
     async fn case_history(&self, id: CaseId) -> StoreResult<Vec<StoredEvent>>;

@@ -895,6 +895,13 @@ macro_rules! store_impl {
                 Ok(())
             }
 
+            async fn bulk_load(&self, cases: crate::BulkCases, audit: crate::AuditEntry) -> StoreResult<()> {
+                if cases.is_empty() {
+                    return Ok(());
+                }
+                self.writer.submit(Write::Bulk { cases, audit }).await.map(|_| ())
+            }
+
             async fn load_case(&self, id: CaseId) -> StoreResult<Option<CaseState>> {
                 if let Some(state) = self.cache.case(id) {
                     return Ok(Some(state));

@@ -71,6 +71,9 @@ impl SqliteStore {
         // Checkpoints run beside the writer instead of inside whichever commit crosses the WAL's size limit,
         // so that no acknowledgement waits for the database file to be synced.
         sqlx::query("PRAGMA wal_autocheckpoint = 0").execute(&mut conn).await?;
+        // A large transaction (a bulk load, a burst of reports) would otherwise spill pages to the WAL before
+        // it commits; 64 MiB of cache keeps it in memory and bounds what the writer holds.
+        sqlx::query("PRAGMA cache_size = -65536").execute(&mut conn).await?;
         let mut checkpoint_conn = options(&path).connect().await?;
         let checkpointer = BackgroundTask::spawn(async move {
             loop {

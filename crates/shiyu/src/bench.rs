@@ -7,6 +7,7 @@ use std::time::Duration;
 pub mod geo;
 pub mod http;
 pub mod intake;
+pub mod simulate;
 
 use anyhow::Context;
 use shiyu_store::postgres::PgStore;

@@ -1,12 +1,18 @@
-//! `shiyu demo`: builds 南通 into the data folder (once) and walks simulated reports through the loop.
+//! `shiyu demo`: builds 南通 into an empty data folder (divisions, map, departments, catalog, users, demo
+//! accounts, a simulated history), then serves it and keeps new reports coming and open cases moving.
 
-use crate::clock;
+use crate::config::Config;
+use crate::{clock, serve};
 use anyhow::Context;
-use shiyu_domain::{CaseId, Rules, Status};
-use shiyu_sim::walk::{walk, WalkOptions};
-use shiyu_store::{CaseService, Store};
-use std::collections::BTreeMap;
+use serde::{Deserialize, Serialize};
+use shiyu_domain::{CaseId, Rules, Timestamp};
+use shiyu_sim::history::{Privacy, SimulateOptions, Simulation, Story, World};
+use shiyu_store::{CaseQuery, CaseScope, CaseService, Store};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Prints a line, returning the error instead of panicking when the reader has gone (`shiyu demo | head`).
 macro_rules! say {
@@ -16,83 +22,370 @@ macro_rules! say {
     }};
 }
 
+#[derive(Debug)]
 pub struct DemoOptions {
-    pub cases: usize,
+    pub listen: Option<String>,
+    /// New reports per second while serving.
+    pub rate: f64,
+    pub no_serve: bool,
+    /// Cases of history simulated when the city is built.
+    pub cases: u64,
     pub days: u32,
-    pub seed: Option<u64>,
+    pub seed: u64,
 }
 
-pub async fn run(store: Arc<dyn Store>, rules: Rules, options: DemoOptions) -> anyhow::Result<()> {
-    let city = shiyu_sim::city::nantong().context("reading the 南通 division list")?;
+/// One demo sign-in, as printed and as written to `demo-accounts.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DemoAccount {
+    pub role: String,
+    pub username: String,
+    pub password: String,
+    pub display_name: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub jurisdiction: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub department: Option<String>,
+}
+
+pub const ACCOUNTS_FILE: &str = "demo-accounts.json";
+
+/// The demo city's map is always drawn the same way; `--seed` varies only its history.
+const MAP_SEED: u64 = 2026;
+
+/// The sealer and tracking codes of this deployment, for the simulator.
+pub struct DeploymentPrivacy(pub shiyu_auth::Sealer);
+
+impl Privacy for DeploymentPrivacy {
+    fn seal(&self, plain: &str) -> Option<String> {
+        self.0.seal(plain).ok()
+    }
+
+    fn tracking_code(&self, at: Timestamp) -> String {
+        shiyu_auth::tracking_code(i64::from(at.to_beijing().0 .0))
+    }
+}
+
+pub async fn run(
+    store: Arc<dyn Store>,
+    rules: Rules,
+    config: &Config,
+    options: DemoOptions,
+) -> anyhow::Result<()> {
+    // Before anything is written: a city half built for want of a key would be reused as if complete.
+    serve::sealer(config)?;
+    let accounts_path = config.storage.data_dir.join(ACCOUNTS_FILE);
     if store.jurisdictions().await?.is_empty() {
-        say!(
-            "building the demo city 南通: {} jurisdictions, {} departments, {} matters, {} users",
-            city.jurisdictions.len(),
-            city.departments.len(),
-            city.matters.len(),
-            city.users.len()
-        );
-        store.put_jurisdictions(&city.jurisdictions).await?;
-        store.put_departments(&city.departments).await?;
-        store.put_categories(&city.categories).await?;
-        store.put_matters(&city.matters).await?;
-        store.put_users(&city.users).await?;
+        build(store.clone(), rules.clone(), config, &options, &accounts_path).await?;
     } else {
-        say!("reusing the city already in the data folder");
+        say!("reusing the city already in the data folder ({} cases)", store.count_cases().await?);
     }
-    if store.shapes().await?.is_empty() {
-        let started = std::time::Instant::now();
-        let map = shiyu_sim::map::nantong_map(&city, 2026).map_err(anyhow::Error::msg)?;
-        store.put_map(&map.jurisdictions, &map.shapes).await?;
-        say!(
-            "drew the map: real county boundaries, {} grids synthesised inside them ({:.1} s)",
-            map.added,
-            started.elapsed().as_secs_f64()
-        );
+    let accounts: Vec<DemoAccount> = match std::fs::read_to_string(&accounts_path) {
+        Ok(text) => {
+            serde_json::from_str(&text).with_context(|| format!("reading {}", accounts_path.display()))?
+        }
+        Err(_) => Vec::new(),
+    };
+    if options.no_serve {
+        print_accounts(&accounts, &accounts_path, None)?;
+        return Ok(());
     }
-    let before = store.count_cases().await?;
-    let service = CaseService::new(store.clone(), Arc::new(rules));
-    let seed = options.seed.unwrap_or(before + 2026);
-    let walked = walk(
-        &service,
-        &city,
-        WalkOptions { cases: options.cases, seed, until: clock::now(), days: options.days.max(1) },
+    let service = CaseService::new(store.clone(), Arc::new(rules.clone()));
+    let state = shiyu_web::AppState::new(
+        service.clone(),
+        serve::sealer(config)?,
+        Arc::new(clock::now),
+        serve::web_settings(config),
     )
     .await?;
-    say!("walked {} new reports through the loop ({} commands)", walked.cases, walked.commands);
+    let listen = options.listen.clone().unwrap_or_else(|| config.server.listen.clone());
+    let listener =
+        tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;
+    let address = listener.local_addr()?;
+    print_accounts(&accounts, &accounts_path, Some(&format!("http://{address}")))?;
+    let world = Arc::new(shiyu_sim::simulate::load_world(store.as_ref(), rules, options.seed).await?);
+    let privacy: Arc<dyn Privacy> = Arc::new(DeploymentPrivacy(serve::sealer(config)?));
+    let feed = tokio::spawn(live(service, store, world, privacy, options.rate, options.seed));
+    say!("live: about {} new reports a second, and open cases move on (Ctrl-C stops)", options.rate);
+    shiyu_web::serve(listener, state, serve::shutdown_signal()).await?;
+    feed.abort();
+    say!("shiyu demo stopped");
+    Ok(())
+}
+
+fn print_accounts(accounts: &[DemoAccount], path: &Path, address: Option<&str>) -> anyhow::Result<()> {
+    if let Some(address) = address {
+        say!("\n南通 command center serving on {address}  (API description: {address}/api/openapi.json)");
+    }
+    if accounts.is_empty() {
+        say!("no demo accounts ({} is missing): create users with `shiyu user add`", path.display());
+        return Ok(());
+    }
+    say!("demo accounts (also in {}):", path.display());
+    for a in accounts {
+        let place = a.jurisdiction.as_deref().or(a.department.as_deref()).unwrap_or("");
+        say!("  {:<19} {:<32} {}  {}", a.role, a.username, a.password, place);
+    }
+    if let (Some(address), Some(operator)) = (address, accounts.iter().find(|a| a.role == "operator")) {
+        say!(
+            "sign in:  curl -c cookies.txt -H 'content-type: application/json' -d '{{\"username\":\"{}\",\"password\":\"{}\"}}' {address}/api/session",
+            operator.username,
+            operator.password
+        );
+    }
+    Ok(())
+}
+
+/// Builds the whole city into an empty store, with `options.cases` cases of history.
+async fn build(
+    store: Arc<dyn Store>,
+    rules: Rules,
+    config: &Config,
+    options: &DemoOptions,
+    accounts_path: &Path,
+) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let city = install_city(store.as_ref()).await?;
+    say!(
+        "built 南通: {} jurisdictions ({} grids drawn inside the real county boundaries), {} departments, {} matters in {} categories, {} users ({:.1} s)",
+        city.jurisdictions.len(),
+        city.at_level(shiyu_domain::Level::Grid).count(),
+        city.departments.len(),
+        city.matters.len(),
+        city.categories.len(),
+        city.users.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let accounts = demo_accounts(store.as_ref(), &city).await?;
+    serve::write_private(accounts_path, &serde_json::to_string_pretty(&accounts)?)?;
+
+    let world = Arc::new(shiyu_sim::simulate::load_world(store.as_ref(), rules, options.seed).await?);
+    let privacy: Arc<dyn Privacy> = Arc::new(DeploymentPrivacy(serve::sealer(config)?));
+    let simulate = SimulateOptions {
+        cases: options.cases,
+        days: options.days.max(1),
+        seed: options.seed,
+        until: clock::now(),
+        first_id: store.count_cases().await? as i64 + 1,
+    };
+    let history_started = std::time::Instant::now();
+    let (tally, truth) =
+        shiyu_sim::simulate::simulate(store.clone(), world, privacy, simulate, |_| {}).await?;
+    let truth_path = config.storage.data_dir.join("simulation-truth.json");
+    std::fs::write(&truth_path, serde_json::to_string_pretty(&truth)?)?;
+    say!(
+        "simulated {} days of history: {} cases, {} events ({:.1} s); injected patterns in {}",
+        simulate.days,
+        tally.cases,
+        tally.events,
+        history_started.elapsed().as_secs_f64(),
+        truth_path.display()
+    );
     if let Some((_, evaluation)) = shiyu_web::classifier::retrain(store.as_ref(), clock::now()).await? {
         say!(
-            "trained the matter classifier on {} registered cases: {:.1}% of {} held-out descriptions right first time\n",
+            "trained the matter classifier on {} registered cases: {:.1}% of {} held-out descriptions right first time",
             evaluation.trained_on + evaluation.held_out,
             evaluation.top1 * 100.0,
             evaluation.held_out
         );
     }
+    let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
+    for (status, count) in store.case_counts_by_status().await? {
+        by_status.insert(status, count);
+    }
+    let counts: Vec<String> = by_status.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    say!("cases by state: {}", counts.join(", "));
+    Ok(())
+}
 
-    let total = store.count_cases().await?;
-    let mut by_status: BTreeMap<Status, u64> = BTreeMap::new();
-    let mut busiest: Option<(usize, CaseId)> = None;
-    for id in 1..=total as i64 {
-        if let Some(state) = store.load_case(CaseId(id)).await? {
-            *by_status.entry(state.status).or_default() += 1;
-            if busiest.is_none_or(|(n, _)| state.version as usize > n) {
-                busiest = Some((state.version as usize, CaseId(id)));
+/// Writes 南通 into an empty store: divisions, the map with its synthesised grids, departments, the catalog
+/// and users (a grid worker per grid).
+pub async fn install_city(store: &dyn Store) -> anyhow::Result<shiyu_sim::city::City> {
+    let mut city = shiyu_sim::city::nantong().context("reading the 南通 division list")?;
+    store.put_jurisdictions(&city.jurisdictions).await?;
+    store.put_departments(&city.departments).await?;
+    store.put_categories(&city.categories).await?;
+    store.put_matters(&city.matters).await?;
+    let map = shiyu_sim::map::nantong_map(&city, MAP_SEED).map_err(anyhow::Error::msg)?;
+    store.put_map(&map.jurisdictions, &map.shapes).await?;
+    city.add_grids(&map.jurisdictions);
+    store.put_users(&city.users).await?;
+    Ok(city)
+}
+
+/// One account per role, each with a new random password, stored as an argon2id hash.
+async fn demo_accounts(store: &dyn Store, city: &shiyu_sim::city::City) -> anyhow::Result<Vec<DemoAccount>> {
+    let chongchuan = "320613";
+    let grid_worker = city
+        .users
+        .iter()
+        .find(|u| u.username.starts_with(&format!("gw{chongchuan}")))
+        .map(|u| u.username.clone())
+        .unwrap_or_default();
+    let chosen = [
+        "admin".to_string(),
+        "leader".to_string(),
+        format!("op{chongchuan}"),
+        "hotline1".to_string(),
+        format!("dept{chongchuan}-urban_management"),
+        grid_worker,
+        format!("mediator{chongchuan}"),
+        "citizen1".to_string(),
+    ];
+    let jurisdictions: std::collections::HashMap<_, _> =
+        city.jurisdictions.iter().map(|j| (j.id, j)).collect();
+    let departments: std::collections::HashMap<_, _> = city.departments.iter().map(|d| (d.id, d)).collect();
+    let mut accounts = Vec::new();
+    for username in chosen {
+        let Some(user) = city.user(&username) else { continue };
+        let password = demo_password();
+        store.set_password(user.id, &shiyu_auth::hash_password(&password)?).await?;
+        let (jurisdiction, department) = match user.scope {
+            shiyu_domain::Scope::Jurisdiction(j) => {
+                (jurisdictions.get(&j).map(|j| format!("{} {}", j.code, j.name)), None)
+            }
+            shiyu_domain::Scope::Department(d) => {
+                (None, departments.get(&d).map(|d| format!("{} {}", d.id.0, d.name)))
+            }
+            shiyu_domain::Scope::Unbound => (None, None),
+        };
+        accounts.push(DemoAccount {
+            role: user.role.as_str().to_string(),
+            username: user.username.clone(),
+            password,
+            display_name: user.display_name.clone(),
+            jurisdiction,
+            department,
+        });
+    }
+    Ok(accounts)
+}
+
+fn demo_password() -> String {
+    loop {
+        let candidate: String =
+            shiyu_auth::random_token().chars().filter(char::is_ascii_alphanumeric).take(16).collect();
+        if shiyu_auth::check_password_policy(&candidate).is_ok() {
+            return candidate;
+        }
+    }
+}
+
+/// Keeps the city alive: new reports at about `rate` a second, and every open case it knows takes its next
+/// step within a minute or two (the demo's clock runs faster than a real command center's).
+async fn live(
+    service: CaseService,
+    store: Arc<dyn Store>,
+    world: Arc<World>,
+    privacy: Arc<dyn Privacy>,
+    rate: f64,
+    seed: u64,
+) {
+    let now = clock::now();
+    let options = SimulateOptions { cases: 0, days: 1, seed: seed ^ now.0 as u64, until: now, first_id: 0 };
+    let mut simulation = Simulation::new(&world, privacy.as_ref(), options);
+    let mut due: BinaryHeap<Reverse<(Timestamp, i64)>> = BinaryHeap::new();
+    let mut stories: std::collections::HashMap<i64, Story> = std::collections::HashMap::new();
+    // Carry on the most recent open cases of the history, so that what is on screen moves.
+    let query =
+        CaseQuery { scope: CaseScope::All, status: None, before: None, received_after: None, limit: 300 };
+    if let Ok(cases) = store.list_cases(&query).await {
+        for (id, state) in cases.into_iter().filter(|(_, s)| s.status.is_active()) {
+            if let Some(story) = simulation.story_of(&state) {
+                stories.insert(id.0, story);
+                due.push(Reverse((later(now, rand_within(id.0, 120)), id.0)));
             }
         }
     }
-    say!("{total} cases by state:");
-    for (status, count) in &by_status {
-        say!("  {:<6} {count:>7}", status.label_zh());
-    }
-    if let Some((_, id)) = busiest {
-        say!("\nthe history of case {} (全程留痕):", id.0);
-        let state = store.load_case(id).await?.context("case")?;
-        say!("  {}", state.description);
-        for stored in store.case_history(id).await? {
-            let event = &stored.event;
-            let note = event.note.as_deref().map(|n| format!(" — {n}")).unwrap_or_default();
-            say!("  {}  {}{note}", event.at, event.change.label_zh());
+    let tick = Duration::from_secs_f64(1.0 / rate.max(0.01));
+    let mut interval = tokio::time::interval(tick.min(Duration::from_secs(1)));
+    let mut owed = 0.0;
+    loop {
+        interval.tick().await;
+        let now = clock::now();
+        owed += rate.max(0.0) * interval.period().as_secs_f64();
+        while owed >= 1.0 {
+            owed -= 1.0;
+            let (step, story) = simulation.live_report(now);
+            if let Ok(created) = service.receive(None, &step.command, &step.actor, now).await {
+                due.push(Reverse((later(now, 10 + created.id.0 % 50), created.id.0)));
+                stories.insert(created.id.0, story);
+            }
+        }
+        while let Some(Reverse((at, id))) = due.peek().copied() {
+            if at > now {
+                break;
+            }
+            due.pop();
+            let Some(story) = stories.get(&id).cloned() else { continue };
+            let Ok(state) = service.load(CaseId(id)).await else { continue };
+            match simulation.plan_step(&state, &story) {
+                Some(step) => {
+                    // A step refused because someone else acted first (an operator in the browser) is fine:
+                    // the case is looked at again next time.
+                    let _ =
+                        service.act(CaseId(id), Some(state.version), &step.command, &step.actor, now).await;
+                    due.push(Reverse((later(now, 20 + rand_within(id, 90)), id)));
+                }
+                None => {
+                    stories.remove(&id);
+                }
+            }
         }
     }
+}
+
+/// A spread of waits that differs by case without another random source.
+fn rand_within(id: i64, seconds: i64) -> i64 {
+    (id.wrapping_mul(2_654_435_761) >> 7).rem_euclid(seconds.max(1))
+}
+
+fn later(now: Timestamp, seconds: i64) -> Timestamp {
+    Timestamp(now.0 + seconds * 1000)
+}
+
+/// `shiyu simulate`: a history of `cases` cases over `days` days up to now, after the store's last case,
+/// with a progress bar; the injected anomalies go to `truth_path`.
+pub async fn simulate(
+    store: Arc<dyn Store>,
+    rules: Rules,
+    config: &Config,
+    cases: u64,
+    days: u32,
+    seed: u64,
+    truth_path: &Path,
+) -> anyhow::Result<()> {
+    if store.jurisdictions().await?.is_empty() {
+        anyhow::bail!("the data folder has no city yet: build one with `shiyu demo --no-serve` first");
+    }
+    let world = Arc::new(shiyu_sim::simulate::load_world(store.as_ref(), rules, seed).await?);
+    let privacy: Arc<dyn Privacy> = Arc::new(DeploymentPrivacy(serve::sealer(config)?));
+    let options = SimulateOptions {
+        cases,
+        days,
+        seed,
+        until: clock::now(),
+        first_id: store.count_cases().await? as i64 + 1,
+    };
+    let started = std::time::Instant::now();
+    let mut progress = crate::progress::ProgressLine::default();
+    let (tally, truth) = shiyu_sim::simulate::simulate(store, world, privacy, options, |tally| {
+        let seconds = started.elapsed().as_secs_f64().max(1e-3);
+        let rate = tally.cases as f64 / seconds;
+        let left = cases.saturating_sub(tally.cases) as f64 / rate.max(1.0);
+        let detail = format!("{rate:.0} cases/s, {left:.0} s left");
+        progress.show("simulating", tally.cases as usize, cases as usize, &detail);
+    })
+    .await?;
+    std::fs::write(truth_path, serde_json::to_string_pretty(&truth)?)
+        .with_context(|| format!("writing {}", truth_path.display()))?;
+    say!(
+        "wrote {} cases with {} events in {:.1} s ({:.0} cases/s); {} injected patterns in {}",
+        tally.cases,
+        tally.events,
+        started.elapsed().as_secs_f64(),
+        tally.cases as f64 / started.elapsed().as_secs_f64().max(1e-3),
+        truth.anomalies.len(),
+        truth_path.display()
+    );
     Ok(())
 }

@@ -5,6 +5,7 @@ mod clock;
 mod config;
 mod demo;
 mod map;
+mod progress;
 mod serve;
 
 use anyhow::{bail, Context};
@@ -57,16 +58,39 @@ enum Command {
     },
     /// Prints a new key for sealing personal data, as `id=BASE64`.
     NewKey,
-    /// Builds the demo city 南通 in the data folder (once) and walks simulated reports through the loop.
+    /// Builds the demo city 南通 in an empty data folder (reusing it later), then serves it with live cases.
     Demo {
-        /// How many new reports to simulate.
-        #[arg(long, default_value_t = 500)]
-        cases: usize,
-        /// Reports arrive over this many days before now.
-        #[arg(long, default_value_t = 14)]
-        days: u32,
+        /// Address to listen on (default from the configuration: 127.0.0.1:8080).
         #[arg(long)]
-        seed: Option<u64>,
+        listen: Option<String>,
+        /// New reports per second while serving.
+        #[arg(long, default_value_t = 3.0)]
+        rate: f64,
+        /// Build the city (if the folder is empty) and exit.
+        #[arg(long)]
+        no_serve: bool,
+        /// Cases of history simulated when the city is built.
+        #[arg(long, default_value_t = 50_000)]
+        cases: u64,
+        /// The history covers this many days before now.
+        #[arg(long, default_value_t = 60)]
+        days: u32,
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+    },
+    /// Simulates a history of cases through the loop into the data folder's city (bulk load), with injected
+    /// anomalies written to a ground-truth file.
+    Simulate {
+        #[arg(long)]
+        cases: u64,
+        /// Reports arrive over this many days before now.
+        #[arg(long)]
+        days: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Where the ground truth goes (default: simulation-truth.json in the data folder).
+        #[arg(long)]
+        truth: Option<PathBuf>,
     },
     /// Imports divisions, boundaries or grids; checks the whole file first and changes nothing if any of it
     /// is wrong.
@@ -156,6 +180,19 @@ enum Benchmark {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Simulated histories of the demo city through the bulk path, against step-by-step appends.
+    Simulate {
+        #[arg(long, default_value_t = 1_000_000)]
+        cases: u64,
+        /// Cases for the step-by-step baseline (slower, so fewer by default).
+        #[arg(long, default_value_t = 20_000)]
+        baseline_cases: u64,
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// Folder for the SQLite files (default: the system's temporary folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Concurrent writers creating cases: group commit against one transaction per case.
     Intake {
         #[arg(long, default_value_t = 64)]
@@ -229,9 +266,15 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 .await?;
         }
         Command::NewKey => println!("k{}={}", clock::now().0 / 1000, shiyu_auth::Sealer::generate_key()),
-        Command::Demo { cases, days, seed } => {
+        Command::Demo { listen, rate, no_serve, cases, days, seed } => {
             let store = open_store(&config, false).await?;
-            demo::run(store, rules(&config)?, demo::DemoOptions { cases, days, seed }).await?;
+            let options = demo::DemoOptions { listen, rate, no_serve, cases, days, seed };
+            demo::run(store, rules(&config)?, &config, options).await?;
+        }
+        Command::Simulate { cases, days, seed, truth } => {
+            let store = open_store(&config, false).await?;
+            let truth = truth.unwrap_or_else(|| config.storage.data_dir.join("simulation-truth.json"));
+            demo::simulate(store, rules(&config)?, &config, cases, days.max(1), seed, &truth).await?;
         }
         Command::Import { kind, file, tolerance_m } => {
             let store = open_store(&config, false).await?;
@@ -273,6 +316,16 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 Benchmark::Geo { lookups, routes, postgis_lookups } => {
                     let options = bench::geo::GeoOptions { lookups, routes, postgis_lookups, database };
                     bench::geo::run(&options).await?
+                }
+                Benchmark::Simulate { cases, baseline_cases, days, dir } => {
+                    let options = bench::simulate::SimulateBenchOptions {
+                        cases: cases.max(1),
+                        baseline_cases: baseline_cases.max(1),
+                        days: days.max(1),
+                        database,
+                        dir: dir.unwrap_or_else(std::env::temp_dir),
+                    };
+                    bench::simulate::run(&options).await?
                 }
                 Benchmark::Intake { writers, cases, baseline_cases, dir } => {
                     let options = bench::intake::IntakeOptions {

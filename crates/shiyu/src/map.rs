@@ -2,15 +2,14 @@
 //! import is planned and checked in full first (`shiyu_geo::import`) and then written in one transaction,
 //! so a file with any problem changes nothing.
 
+use crate::progress::ProgressLine;
 use anyhow::{bail, Context};
 use shiyu_domain::JurisdictionId;
 use shiyu_geo::import::{export_grids, plan_boundaries, plan_divisions, plan_grids, MapPlan};
 use shiyu_geo::{geojson, Shape};
 use shiyu_store::Store;
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ImportKind {
@@ -20,29 +19,6 @@ pub enum ImportKind {
     Boundaries,
     /// GeoJSON grids and micro-grids (features with `code`, `name`, `level`, `parent_code`)
     Grids,
-}
-
-/// A progress line on standard error, redrawn at most five times a second.
-struct ProgressLine {
-    drawn: Option<Instant>,
-}
-
-impl ProgressLine {
-    fn show(&mut self, what: &str, done: usize, total: usize) {
-        let finished = done >= total;
-        if !finished && self.drawn.is_some_and(|t| t.elapsed() < Duration::from_millis(200)) {
-            return;
-        }
-        self.drawn = Some(Instant::now());
-        let percent = (done * 100).checked_div(total).unwrap_or(100).min(100);
-        let filled = percent / 5;
-        let mut err = std::io::stderr();
-        let _ =
-            write!(err, "\r{what:<18} [{}{}] {done}/{total}", "#".repeat(filled), " ".repeat(20 - filled));
-        if finished {
-            let _ = writeln!(err);
-        }
-    }
 }
 
 pub async fn outlines(store: &dyn Store) -> anyhow::Result<HashMap<JurisdictionId, Shape>> {
@@ -65,7 +41,7 @@ pub async fn import(
 ) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let existing = store.jurisdictions().await?;
-    let mut progress = ProgressLine { drawn: None };
+    let mut progress = ProgressLine::default();
     let planned = match kind {
         ImportKind::Divisions => plan_divisions(&existing, &text)
             .map_err(|problems| problems.iter().map(ToString::to_string).collect()),
@@ -73,7 +49,7 @@ pub async fn import(
         ImportKind::Grids => {
             let outlines = outlines(store).await?;
             plan_grids(&existing, &outlines, &text, tolerance_m, &mut |what, done, total| {
-                progress.show(what, done, total)
+                progress.show(what, done, total, "")
             })
         }
     };

@@ -80,7 +80,7 @@ pub async fn serve(store: Arc<dyn Store>, rules: Rules, config: &Config, listen:
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let interrupt = async {
         let _ = tokio::signal::ctrl_c().await;
     };

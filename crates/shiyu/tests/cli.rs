@@ -48,17 +48,53 @@ fn a_bad_setting_is_refused_with_its_name() {
 }
 
 #[test]
-fn demo_builds_nantong_then_backup_copies_it_online() {
+fn demo_builds_nantong_once_simulates_more_and_backup_copies_it_online() {
+    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
-    let demo = shiyu(&["--data", "city", "demo", "--cases", "40", "--seed", "7"], dir.path());
+    let demo = shiyu(
+        &["--data", "city", "demo", "--no-serve", "--cases", "3000", "--days", "20", "--seed", "7"],
+        dir.path(),
+    );
     assert!(demo.status.success(), "{}", text(&demo));
     let said = text(&demo);
-    assert!(said.contains("2150 jurisdictions"), "{said}");
-    assert!(said.contains("10238 grids synthesised"), "{said}");
-    assert!(said.contains("40 cases by state"), "{said}");
-    let again = shiyu(&["--data", "city", "demo", "--cases", "10"], dir.path());
-    assert!(text(&again).contains("reusing the city"), "{}", text(&again));
-    assert!(text(&again).contains("50 cases by state"), "{}", text(&again));
+    for expected in ["12388 jurisdictions", "10238 grids", "111 matters in 17 categories", "3000 cases"] {
+        assert!(said.contains(expected), "{expected}: {said}");
+    }
+    let accounts_file = dir.path().join("city/demo-accounts.json");
+    assert_eq!(std::fs::metadata(&accounts_file).unwrap().permissions().mode() & 0o777, 0o600);
+    let accounts: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&accounts_file).unwrap()).unwrap();
+    let roles: std::collections::HashSet<&str> =
+        accounts.iter().map(|a| a["role"].as_str().unwrap()).collect();
+    assert_eq!(roles.len(), 8, "one account per role: {roles:?}");
+    for account in &accounts {
+        let password = account["password"].as_str().unwrap();
+        assert!(password.len() >= 12, "{account}");
+        assert!(said.contains(password), "the password is printed: {account}");
+    }
+    let truth: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("city/simulation-truth.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(truth["anomalies"].as_array().unwrap().len(), 4, "{truth}");
+
+    let more = shiyu(
+        &["--data", "city", "simulate", "--cases", "500", "--days", "3", "--truth", "more.json"],
+        dir.path(),
+    );
+    assert!(more.status.success(), "{}", text(&more));
+    assert!(text(&more).contains("wrote 500 cases"), "{}", text(&more));
+    assert!(dir.path().join("more.json").exists());
+    let again = shiyu(&["--data", "city", "demo", "--no-serve"], dir.path());
+    assert!(
+        text(&again).contains("reusing the city already in the data folder (3500 cases)"),
+        "{}",
+        text(&again)
+    );
+    assert!(text(&again).contains(accounts[0]["password"].as_str().unwrap()), "the same accounts");
+    let empty = shiyu(&["--data", "nothing", "simulate", "--cases", "5", "--days", "1"], dir.path());
+    assert!(!empty.status.success());
+    assert!(text(&empty).contains("no city yet"), "{}", text(&empty));
 
     let backup = shiyu(&["--data", "city", "backup", "--to", "copy.sqlite3"], dir.path());
     assert!(backup.status.success(), "{}", text(&backup));
@@ -66,8 +102,77 @@ fn demo_builds_nantong_then_backup_copies_it_online() {
     assert!(!twice.status.success(), "an existing backup is never overwritten");
     std::fs::create_dir(dir.path().join("restored")).unwrap();
     std::fs::rename(dir.path().join("copy.sqlite3"), dir.path().join("restored/shiyu.sqlite3")).unwrap();
-    let restored = shiyu(&["--data", "restored", "demo", "--cases", "1"], dir.path());
-    assert!(text(&restored).contains("51 cases by state"), "{}", text(&restored));
+    let restored = shiyu(&["--data", "restored", "demo", "--no-serve"], dir.path());
+    assert!(text(&restored).contains("(3500 cases)"), "{}", text(&restored));
+}
+
+/// One HTTP/1.1 exchange on a new connection; returns the status line's code and the body.
+fn http(address: &str, request: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let code = response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (code, body)
+}
+
+fn cases_in(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("shiyu_cases{"))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn the_demo_serves_the_city_with_live_cases_and_its_accounts_sign_in() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shiyu"))
+        .args(["--data", "city", "demo", "--listen", "127.0.0.1:0", "--rate", "20", "--cases", "2000"])
+        .current_dir(dir.path())
+        .env_remove("SHIYU_STORAGE__DATABASE_URL")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let address = loop {
+        let line = lines.next().expect("the demo prints where it serves").unwrap();
+        if let Some(rest) = line.split("serving on http://").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    let metrics = |address: &str| {
+        let (code, body) = http(address, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        assert_eq!(code, 200);
+        cases_in(&body)
+    };
+    let before = metrics(&address);
+    assert!(before >= 2000, "{before}");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let after = metrics(&address);
+    assert!(after > before, "new reports keep arriving: {before} then {after}");
+
+    let accounts: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("city/demo-accounts.json")).unwrap())
+            .unwrap();
+    let operator = accounts.iter().find(|a| a["role"] == "operator").unwrap();
+    let login =
+        serde_json::json!({"username": operator["username"], "password": operator["password"]}).to_string();
+    let (code, body) = http(
+        &address,
+        &format!(
+            "POST /api/session HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{login}",
+            login.len()
+        ),
+    );
+    assert_eq!(code, 200, "{body}");
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 #[test]
@@ -114,9 +219,16 @@ fn postgres_is_migrated_by_command_and_benchmarked_for_real() {
     let migrated = shiyu(&["--database", &url, "migrate"], dir.path());
     assert!(migrated.status.success(), "{}", text(&migrated));
     assert!(text(&migrated).contains("postgres schema is up to date"));
-    let demo = shiyu(&["--database", &url, "demo", "--cases", "20"], dir.path());
+    let without_key = shiyu(&["--database", &url, "demo", "--no-serve"], dir.path());
+    assert!(text(&without_key).contains("SHIYU_SECURITY__PERSONAL_DATA_KEYS"), "{}", text(&without_key));
+    let demo = Command::new(env!("CARGO_BIN_EXE_shiyu"))
+        .args(["--database", &url, "demo", "--no-serve", "--cases", "2500", "--days", "10"])
+        .current_dir(dir.path())
+        .env("SHIYU_SECURITY__PERSONAL_DATA_KEYS", "k1=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+        .output()
+        .unwrap();
     assert!(demo.status.success(), "{}", text(&demo));
-    assert!(text(&demo).contains("20 cases by state"), "{}", text(&demo));
+    assert!(text(&demo).contains("simulated 10 days of history: 2500 cases"), "{}", text(&demo));
     let backup = shiyu(&["--database", &url, "backup", "--to", "x"], dir.path());
     assert!(!backup.status.success());
     assert!(text(&backup).contains("pg_dump"));

@@ -1,0 +1,112 @@
+//! Writes a simulated history into a store through its bulk-load path: one thread makes and serialises
+//! chunks of cases while the store writes the previous chunk, so memory holds at most a few chunks whatever
+//! the number of cases.
+
+use crate::history::{CityData, Privacy, SimError, SimulateOptions, Simulation, Tally, Truth, World};
+use shiyu_domain::{JurisdictionId, Rules, Timestamp};
+use shiyu_geo::{geojson, Shape};
+use shiyu_store::{AuditEntry, BulkCases, Store, StoreError};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Cases per bulk write: large enough that a transaction's fixed cost vanishes, small enough to stay flat.
+pub const CHUNK_CASES: usize = 5_000;
+
+/// Why a simulation could not be written.
+#[derive(Debug)]
+pub enum SimulateError {
+    Sim(SimError),
+    Store(StoreError),
+}
+
+impl std::fmt::Display for SimulateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SimulateError::Sim(error) => error.fmt(f),
+            SimulateError::Store(error) => error.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for SimulateError {}
+
+impl From<StoreError> for SimulateError {
+    fn from(error: StoreError) -> Self {
+        SimulateError::Store(error)
+    }
+}
+
+impl From<SimError> for SimulateError {
+    fn from(error: SimError) -> Self {
+        SimulateError::Sim(error)
+    }
+}
+
+/// The counties whose places report most: the old town and the development zone of the demo city.
+pub const URBAN_COUNTIES: &[&str] = &["320613", "320671"];
+
+/// Reads the city from the store (reference data, users and outlines) into the simulator's view.
+pub async fn load_world(store: &dyn Store, rules: Rules, seed: u64) -> Result<World, SimulateError> {
+    let mut shapes: HashMap<JurisdictionId, Shape> = HashMap::new();
+    for (id, geometry) in store.shapes().await? {
+        let shape = geojson::parse_geometry(&geometry)
+            .map_err(|why| SimError::City(format!("the outline of jurisdiction {}: {why}", id.0)))?;
+        shapes.insert(id, shape);
+    }
+    let city = CityData {
+        jurisdictions: store.jurisdictions().await?,
+        departments: store.departments().await?,
+        matters: store.matters().await?,
+        users: store.users().await?,
+        shapes,
+    };
+    let world = World::new(rules, city, URBAN_COUNTIES, seed)?;
+    Ok(world)
+}
+
+/// Simulates `options.cases` cases after the store's last one and bulk-loads them. `progress` hears the
+/// running tally after every chunk. Returns the tally and the ground truth of the injected anomalies.
+pub async fn simulate(
+    store: Arc<dyn Store>,
+    world: Arc<World>,
+    privacy: Arc<dyn Privacy>,
+    options: SimulateOptions,
+    mut progress: impl FnMut(Tally),
+) -> Result<(Tally, Truth), SimulateError> {
+    let (chunks, mut incoming) = tokio::sync::mpsc::channel::<Result<(BulkCases, Tally), SimulateError>>(2);
+    let maker = tokio::task::spawn_blocking(move || {
+        let mut simulation = Simulation::new(&world, privacy.as_ref(), options);
+        loop {
+            let made = simulation
+                .next_chunk(CHUNK_CASES)
+                .map_err(SimulateError::from)
+                .and_then(|cases| BulkCases::prepare(&cases).map_err(SimulateError::from));
+            let done = matches!(&made, Ok(bulk) if bulk.is_empty()) || made.is_err();
+            if chunks.blocking_send(made.map(|bulk| (bulk, simulation.tally()))).is_err() || done {
+                return simulation.truth().clone();
+            }
+        }
+    });
+    let mut written = Tally::default();
+    while let Some(chunk) = incoming.recv().await {
+        let (bulk, tally) = chunk?;
+        if bulk.is_empty() {
+            break;
+        }
+        let audit = AuditEntry {
+            at: Timestamp(options.until.0),
+            user: None,
+            actor: "system".into(),
+            action: "bulk_load".into(),
+            target: Some(format!("cases:{}", bulk.len())),
+            address: None,
+            detail: Some(format!("shiyu simulate, seed {}", options.seed)),
+        };
+        store.bulk_load(bulk, audit).await?;
+        written = tally;
+        progress(tally);
+    }
+    drop(incoming);
+    let truth = maker.await.map_err(|e| SimError::City(format!("the simulator stopped: {e}")))?;
+    Ok((written, truth))
+}
