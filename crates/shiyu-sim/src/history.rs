@@ -1179,3 +1179,29 @@ impl<'w> Simulation<'w> {
         Some(Step { at, actor, command: Command { note, ..Command::new(action) } })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn communities_are_called_what_people_call_them() {
+        assert_eq!(spoken_name("富新社区居委会"), "富新社区");
+        assert_eq!(spoken_name("三星村委会"), "三星村");
+        assert_eq!(spoken_name("江心沙农场"), "江心沙农场");
+    }
+
+    #[test]
+    fn phone_numbers_look_like_mobiles_and_are_masked_like_the_api_masks_them() {
+        let mut rng = Rng::new(3);
+        for _ in 0..100 {
+            let number = phone(&mut rng);
+            assert_eq!(number.len(), 11, "{number}");
+            assert!(number.starts_with('1') && number.bytes().all(|b| b.is_ascii_digit()), "{number}");
+            let shown = masked(&number);
+            assert_eq!(&shown[..3], &number[..3]);
+            assert_eq!(&shown[3..7], "****");
+            assert_eq!(&shown[7..], &number[7..]);
+        }
+    }
+}
