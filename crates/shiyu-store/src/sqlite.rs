@@ -45,7 +45,13 @@ struct SqliteWriter {
 #[async_trait]
 impl BatchWriter for SqliteWriter {
     async fn write_batch(&mut self, writes: &[&Write]) -> StoreResult<Vec<StoreResult<Written>>> {
-        write_batch(&mut self.conn, writes, None).await
+        let answers = write_batch(&mut self.conn, writes, None).await?;
+        // A bulk load never pauses, so the background checkpointer would never catch up and the WAL would
+        // grow by gigabytes; the writer copies it back itself after each chunk.
+        if writes.iter().any(|w| matches!(w, Write::Bulk { .. })) {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut self.conn).await?;
+        }
+        Ok(answers)
     }
 }
 
