@@ -21,8 +21,8 @@ pub use case::{
 pub use decide::{decide, Action, Command, NewCase, Rules};
 pub use error::{DomainError, ErrorKind};
 pub use org::{
-    Category, Department, DepartmentId, DuplicateRule, Jurisdiction, JurisdictionId, Level, Matter, Priority,
-    Responsibility, Role, Scope, Stage, StageLimits, User, UserId,
+    chain_to, Category, Department, DepartmentId, DuplicateRule, Jurisdiction, JurisdictionId, Level, Matter,
+    Priority, Responsibility, Role, Scope, Stage, StageLimits, User, UserId,
 };
 pub use permissions::{authorize, can_view, role_may, Capability};
 pub use routing::{route, route_to_departments, verifier_note, Directory, Route};

@@ -55,6 +55,26 @@ pub struct Jurisdiction {
     pub parent: Option<JurisdictionId>,
 }
 
+/// The chain of jurisdictions from the top (the city) down to `id`, looked up through `lookup`; `None` when a
+/// link is unknown or the chain is longer than any real tree (a cycle in bad data).
+pub fn chain_to<'a>(
+    id: JurisdictionId,
+    lookup: impl Fn(JurisdictionId) -> Option<&'a Jurisdiction>,
+) -> Option<Vec<JurisdictionId>> {
+    let mut path = Vec::new();
+    let mut next = Some(id);
+    while let Some(current) = next {
+        let jurisdiction = lookup(current)?;
+        path.push(current);
+        next = jurisdiction.parent;
+        if path.len() > 16 {
+            return None;
+        }
+    }
+    path.reverse();
+    Some(path)
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct DepartmentId(pub i64);

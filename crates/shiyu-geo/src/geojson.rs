@@ -4,6 +4,8 @@
 
 use crate::shape::{Point, Polygon, Ring, Shape};
 use serde_json::{json, Map, Value};
+use shiyu_domain::JurisdictionId;
+use std::collections::HashMap;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Feature {
@@ -55,6 +57,21 @@ pub fn read(text: &str) -> Result<Vec<Feature>, Vec<String>> {
     } else {
         Err(problems)
     }
+}
+
+/// Every stored outline (`Store::shapes`) back into shapes by jurisdiction; the error names the first one
+/// that does not parse.
+pub fn parse_outlines(
+    stored: Vec<(JurisdictionId, String)>,
+) -> Result<HashMap<JurisdictionId, Shape>, String> {
+    stored
+        .into_iter()
+        .map(|(id, text)| {
+            let shape =
+                parse_geometry(&text).map_err(|e| format!("the outline of jurisdiction {}: {e}", id.0))?;
+            Ok((id, shape))
+        })
+        .collect()
 }
 
 /// A stored geometry (the `geometry` member of a feature) back into a shape.

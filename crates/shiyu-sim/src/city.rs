@@ -44,14 +44,7 @@ impl City {
 
     /// The chain from the city down to `id`.
     pub fn path_to(&self, id: JurisdictionId) -> Vec<JurisdictionId> {
-        let mut path = Vec::new();
-        let mut next = Some(id);
-        while let Some(current) = next.and_then(|j| self.jurisdiction(j)) {
-            path.push(current.id);
-            next = current.parent;
-        }
-        path.reverse();
-        path
+        shiyu_domain::chain_to(id, |j| self.jurisdiction(j)).unwrap_or_default()
     }
 
     pub fn at_level(&self, level: Level) -> impl Iterator<Item = &Jurisdiction> {

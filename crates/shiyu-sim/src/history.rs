@@ -10,9 +10,9 @@ use crate::catalog::{self, Hotspot, MatterSpec};
 use crate::rng::Rng;
 use serde::Serialize;
 use shiyu_domain::{
-    apply, decide, route_to_departments, verifier_note, Action, Actor, Basis, CaseId, CaseState, Channel,
-    Command, Department, DepartmentId, Directory, DomainError, Event, GeoPoint, Jurisdiction, JurisdictionId,
-    Level, Matter, NewCase, Reporter, Role, Route, Rules, Scope, Status, Timestamp, User,
+    apply, chain_to, decide, route_to_departments, verifier_note, Action, Actor, Basis, CaseId, CaseState,
+    Channel, Command, Department, DepartmentId, Directory, DomainError, Event, GeoPoint, Jurisdiction,
+    JurisdictionId, Level, Matter, NewCase, Reporter, Role, Route, Rules, Scope, Status, Timestamp, User,
 };
 use shiyu_geo::{Point, Shape};
 use std::collections::{HashMap, VecDeque};
@@ -181,22 +181,12 @@ impl World {
         let CityData { jurisdictions, departments, matters, users, mut shapes } = city;
         let by_id: HashMap<JurisdictionId, Jurisdiction> =
             jurisdictions.iter().map(|j| (j.id, j.clone())).collect();
-        let path_of = |id: JurisdictionId| {
-            let mut path = Vec::new();
-            let mut next = Some(id);
-            while let Some(j) = next.and_then(|n| by_id.get(&n)) {
-                path.push(j.id);
-                next = j.parent;
-            }
-            path.reverse();
-            path
-        };
         let has_grids = jurisdictions.iter().any(|j| j.level == Level::Grid);
         let place_level = if has_grids { Level::Grid } else { Level::Community };
         let mut rng = Rng::new(seed ^ 0x5EED_C17E);
         let mut places = Vec::new();
         for j in jurisdictions.iter().filter(|j| j.level == place_level) {
-            let path = path_of(j.id);
+            let Some(path) = chain_to(j.id, |id| by_id.get(&id)) else { continue };
             let at = |level: Level| path.iter().filter_map(|id| by_id.get(id)).find(|p| p.level == level);
             let (Some(county), Some(township), Some(community)) =
                 (at(Level::County), at(Level::Township), at(Level::Community))

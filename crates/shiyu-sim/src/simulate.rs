@@ -3,10 +3,9 @@
 //! the number of cases.
 
 use crate::history::{CityData, Privacy, SimError, SimulateOptions, Simulation, Tally, Truth, World};
-use shiyu_domain::{JurisdictionId, Rules, Timestamp};
-use shiyu_geo::{geojson, Shape};
+use shiyu_domain::Rules;
+use shiyu_geo::geojson;
 use shiyu_store::{AuditEntry, BulkCases, Store, StoreError};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Cases per bulk write: large enough that a transaction's fixed cost vanishes, small enough to stay flat.
@@ -47,12 +46,7 @@ pub const URBAN_COUNTIES: &[&str] = &["320613", "320671"];
 
 /// Reads the city from the store (reference data, users and outlines) into the simulator's view.
 pub async fn load_world(store: &dyn Store, rules: Rules, seed: u64) -> Result<World, SimulateError> {
-    let mut shapes: HashMap<JurisdictionId, Shape> = HashMap::new();
-    for (id, geometry) in store.shapes().await? {
-        let shape = geojson::parse_geometry(&geometry)
-            .map_err(|why| SimError::City(format!("the outline of jurisdiction {}: {why}", id.0)))?;
-        shapes.insert(id, shape);
-    }
+    let shapes = geojson::parse_outlines(store.shapes().await?).map_err(SimError::City)?;
     let city = CityData {
         jurisdictions: store.jurisdictions().await?,
         departments: store.departments().await?,
@@ -94,7 +88,7 @@ pub async fn simulate(
             break;
         }
         let audit = AuditEntry {
-            at: Timestamp(options.until.0),
+            at: options.until,
             user: None,
             actor: "system".into(),
             action: "bulk_load".into(),

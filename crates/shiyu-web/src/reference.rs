@@ -30,18 +30,7 @@ pub struct Reference {
 impl Reference {
     /// The chain from the city down to `id`, or `None` if `id` is unknown.
     pub fn path_to(&self, id: JurisdictionId) -> Option<Vec<JurisdictionId>> {
-        let mut path = Vec::new();
-        let mut next = Some(id);
-        while let Some(current) = next {
-            let jurisdiction = self.jurisdictions.get(&current)?;
-            path.push(current);
-            next = jurisdiction.parent;
-            if path.len() > 16 {
-                return None;
-            }
-        }
-        path.reverse();
-        Some(path)
+        shiyu_domain::chain_to(id, |j| self.jurisdictions.get(&j))
     }
 
     /// What routing reads.
@@ -122,12 +111,7 @@ async fn load_map(
     store: &dyn Store,
     jurisdictions: &HashMap<JurisdictionId, Jurisdiction>,
 ) -> StoreResult<(GridMap, Gazetteer)> {
-    let mut all_outlines: HashMap<JurisdictionId, Shape> = HashMap::new();
-    for (id, geometry) in store.shapes().await? {
-        let shape = geojson::parse_geometry(&geometry)
-            .map_err(|e| StoreError::Other(format!("the stored outline of jurisdiction {}: {e}", id.0)))?;
-        all_outlines.insert(id, shape);
-    }
+    let all_outlines = geojson::parse_outlines(store.shapes().await?).map_err(StoreError::Other)?;
     // The gazetteer keeps only a point per place, so the outlines can then move into the map uncopied.
     let all: Vec<Jurisdiction> = jurisdictions.values().cloned().collect();
     let gazetteer = Gazetteer::new(&all, &all_outlines);

@@ -22,15 +22,7 @@ pub enum ImportKind {
 }
 
 pub async fn outlines(store: &dyn Store) -> anyhow::Result<HashMap<JurisdictionId, Shape>> {
-    store
-        .shapes()
-        .await?
-        .into_iter()
-        .map(|(id, text)| {
-            let shape = geojson::parse_geometry(&text).map_err(anyhow::Error::msg)?;
-            Ok((id, shape))
-        })
-        .collect()
+    geojson::parse_outlines(store.shapes().await?).map_err(anyhow::Error::msg)
 }
 
 pub async fn import(

@@ -103,16 +103,8 @@ pub async fn run(options: &GeoOptions) -> anyhow::Result<Report> {
     // Full routing: lookup (or nearest), the chain up to the city, the catalog, the department, the verifier.
     let directory =
         Directory { jurisdictions: &jurisdictions, departments: &city.departments, users: &city.users };
-    let path_to = |id: JurisdictionId| {
-        let mut path = Vec::new();
-        let mut next = Some(id);
-        while let Some(j) = next.and_then(|n| jurisdictions.get(&n)) {
-            path.push(j.id);
-            next = j.parent;
-        }
-        path.reverse();
-        path
-    };
+    let path_to =
+        |id: JurisdictionId| shiyu_domain::chain_to(id, |j| jurisdictions.get(&j)).unwrap_or_default();
     let mut route_times = Vec::with_capacity(options.routes);
     let mut routed = 0usize;
     for (n, p) in points.iter().cycle().take(options.routes.max(1)).enumerate() {
