@@ -102,6 +102,15 @@ pub fn build(jurisdictions: Vec<Jurisdiction>) -> Result<City, DivisionError> {
         .cloned()
         .ok_or(DivisionError { line: 0, message: "the list has no city".into() })?;
     let mut departments = Vec::new();
+    let mut add = |kind: &str, name: String, at: &Jurisdiction| {
+        departments.push(Department {
+            id: DepartmentId(departments.len() as i64 + 1),
+            code: format!("{}-{kind}", at.code),
+            name,
+            kind: kind.into(),
+            jurisdiction: at.id,
+        });
+    };
     for government in jurisdictions.iter().filter(|j| j.level <= Level::County) {
         for (kind, suffix) in COUNTY_KINDS {
             // A county's police is a branch of the city's bureau (公安分局).
@@ -110,36 +119,18 @@ pub fn build(jurisdictions: Vec<Jurisdiction>) -> Result<City, DivisionError> {
             } else {
                 suffix
             };
-            departments.push(Department {
-                id: DepartmentId(departments.len() as i64 + 1),
-                code: format!("{}-{kind}", government.code),
-                name: format!("{}{suffix}", government.name),
-                kind: (*kind).into(),
-                jurisdiction: government.id,
-            });
+            add(kind, format!("{}{suffix}", government.name), government);
         }
     }
     // Small matters stay in the township (小事不出镇): its law enforcement, legal aid, police station and social
     // affairs office take them first.
     for township in jurisdictions.iter().filter(|j| j.level == Level::Township) {
         for (kind, suffix) in TOWNSHIP_KINDS {
-            departments.push(Department {
-                id: DepartmentId(departments.len() as i64 + 1),
-                code: format!("{}-{kind}", township.code),
-                name: format!("{}{suffix}", township.name),
-                kind: (*kind).into(),
-                jurisdiction: township.id,
-            });
+            add(kind, format!("{}{suffix}", township.name), township);
         }
     }
     for (kind, suffix) in SERVICE_KINDS {
-        departments.push(Department {
-            id: DepartmentId(departments.len() as i64 + 1),
-            code: format!("{}-{kind}", city.code),
-            name: format!("{}{suffix}", city.name.trim_end_matches('市')),
-            kind: (*kind).into(),
-            jurisdiction: city.id,
-        });
+        add(kind, format!("{}{suffix}", city.name.trim_end_matches('市')), &city);
     }
     let (categories, matters) = catalog();
 

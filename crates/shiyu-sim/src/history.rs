@@ -275,12 +275,9 @@ impl World {
     }
 
     /// A matter for a report not yet classified: the first whose name its description mentions, or else
-    /// the commonest.
-    fn matter_index_in(&self, description: &str) -> Option<usize> {
-        self.matters.iter().position(|m| description.contains(&m.name)).or_else(|| {
-            let weights = self.matter_tables.first()?;
-            (0..weights.len()).max_by_key(|&i| weights[i] - if i == 0 { 0 } else { weights[i - 1] })
-        })
+    /// the catalog's first (the operator corrects it at registration, as with a wrong guess on the phone).
+    fn matter_index_in(&self, description: &str) -> usize {
+        self.matters.iter().position(|m| description.contains(&m.name)).unwrap_or(0)
     }
 
     fn directory(&self) -> Directory<'_> {
@@ -458,7 +455,8 @@ impl Arrivals {
         }
     }
 
-    fn next(&mut self, rng: &mut Rng) -> Option<Timestamp> {
+    /// The next arrival, without taking it.
+    fn peek(&mut self, rng: &mut Rng) -> Option<Timestamp> {
         while self.pending.is_empty() {
             if self.hour >= self.hours {
                 return None;
@@ -478,6 +476,11 @@ impl Arrivals {
             times.sort();
             self.pending.extend(times);
         }
+        self.pending.front().copied()
+    }
+
+    fn next(&mut self, rng: &mut Rng) -> Option<Timestamp> {
+        self.peek(rng)?;
         self.pending.pop_front()
     }
 }
@@ -505,16 +508,6 @@ impl fmt::Debug for Simulation<'_> {
 
 fn phone(rng: &mut Rng) -> String {
     format!("1{}{:09}", [3, 5, 7, 8, 9][rng.below(5)], rng.below(1_000_000_000))
-}
-
-fn masked(phone: &str) -> String {
-    let chars: Vec<char> = phone.chars().collect();
-    if chars.len() < 7 {
-        return "*".repeat(chars.len());
-    }
-    let head: String = chars[..3].iter().collect();
-    let tail: String = chars[chars.len() - 4..].iter().collect();
-    format!("{head}****{tail}")
 }
 
 impl<'w> Simulation<'w> {
@@ -595,7 +588,7 @@ impl<'w> Simulation<'w> {
                 county: place_ref.county.clone(),
                 place_code: code,
                 matter: world.matters[matter].code.clone(),
-                phone_masked: phone.map(masked),
+                phone_masked: phone.map(shiyu_auth::mask_phone),
                 cases: Vec::new(),
             });
             sim.truth.anomalies.len() - 1
@@ -760,21 +753,8 @@ impl<'w> Simulation<'w> {
     pub fn next_chunk(&mut self, max: usize) -> Result<Vec<(CaseId, CaseState, Vec<Event>)>, SimError> {
         let mut chunk = Vec::with_capacity(max);
         while chunk.len() < max {
-            let regular_at = self.arrivals.pending.front().copied();
-            let take_injected = match (self.injected.front(), regular_at) {
-                (Some(i), Some(r)) => i.at <= r,
-                (Some(_), None) => {
-                    // Peek the next regular arrival without losing it.
-                    match self.arrivals.next(&mut self.rng) {
-                        Some(r) => {
-                            self.arrivals.pending.push_front(r);
-                            self.injected.front().is_some_and(|i| i.at <= r)
-                        }
-                        None => true,
-                    }
-                }
-                (None, _) => false,
-            };
+            let regular = self.arrivals.peek(&mut self.rng);
+            let take_injected = self.injected.front().is_some_and(|i| regular.is_none_or(|r| i.at <= r));
             let case = if take_injected {
                 let Some(injected) = self.injected.pop_front() else { break };
                 self.injected_case(injected)?
@@ -906,7 +886,7 @@ impl<'w> Simulation<'w> {
         let place = self.world.places.iter().position(|p| state.path.last() == Some(&p.id))?;
         let matter = match &state.matter {
             Some(matter) => self.world.matter_index(&matter.code)?,
-            None => self.world.matter_index_in(&state.description)?,
+            None => self.world.matter_index_in(&state.description),
         };
         let rater = match state.channel {
             Channel::Hotline if !state.reporter.anonymous => self.world.cast.hotline.first().copied(),
@@ -1182,13 +1162,13 @@ mod tests {
     }
 
     #[test]
-    fn phone_numbers_look_like_mobiles_and_are_masked_like_the_api_masks_them() {
+    fn phone_numbers_look_like_mobiles_and_are_masked_in_the_ground_truth_as_on_screen() {
         let mut rng = Rng::new(3);
         for _ in 0..100 {
             let number = phone(&mut rng);
             assert_eq!(number.len(), 11, "{number}");
             assert!(number.starts_with('1') && number.bytes().all(|b| b.is_ascii_digit()), "{number}");
-            let shown = masked(&number);
+            let shown = shiyu_auth::mask_phone(&number);
             assert_eq!(&shown[..3], &number[..3]);
             assert_eq!(&shown[3..7], "****");
             assert_eq!(&shown[7..], &number[7..]);
