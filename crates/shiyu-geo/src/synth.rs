@@ -12,7 +12,10 @@
 //!    areas are denser.
 //! 3. Grid counts follow area: a grid covers about `urban_grid_km2` in urban counties and `rural_grid_km2`
 //!    elsewhere.
-//! 4. Each region's outline is traced along its cells' outer edges, so neighbours share their edges exactly:
+//! 4. In the counties named in `micro_grid_counties`, each grid's cells are shared out again, the same way,
+//!    among three to five micro-grids (微网格); a grid of fewer than three cells is one micro-grid. Their
+//!    draws come from a generator of their own, so adding micro-grids leaves every grid as it was.
+//! 5. Each region's outline is traced along its cells' outer edges, so neighbours share their edges exactly:
 //!    no overlap and no gap, by construction.
 //!
 //! Everything is a function of the inputs and the seed.
@@ -39,6 +42,8 @@ pub struct Options {
     /// Counties without a published boundary, each carved out of the named host county's cells (the part
     /// furthest south-east, in proportion to its communities).
     pub carved: Vec<(String, String)>,
+    /// Counties whose grids are divided into micro-grids (微网格), three to five each.
+    pub micro_grid_counties: Vec<String>,
     pub seed: u64,
 }
 
@@ -57,6 +62,8 @@ pub struct Synthesised {
     pub townships: Vec<Region>,
     pub communities: Vec<Region>,
     pub grids: Vec<Region>,
+    /// Micro-grids, in the order of their grids; the parent is the grid.
+    pub micro_grids: Vec<Region>,
 }
 
 /// The lattice: cell (i, j) spans [lon(i), lon(i + 1)] × [lat(j), lat(j + 1)].
@@ -132,7 +139,7 @@ impl Mix {
     }
 }
 
-/// Builds townships, communities and grids inside `counties` (code and real boundary).
+/// Builds townships, communities, grids and micro-grids inside `counties` (code and real boundary).
 pub fn synthesise(
     counties: &[(String, Shape)],
     townships: &[Division],
@@ -142,6 +149,8 @@ pub fn synthesise(
     let bbox = counties.iter().fold(BBox::EMPTY, |b, (_, s)| b.union(s.bbox()));
     let lattice = Lattice::over(bbox, options.cell_m);
     let mut rng = Mix(options.seed);
+    // Micro-grids draw from their own stream, so that the grids do not depend on which counties have them.
+    let mut micro_rng = Mix(options.seed ^ 0x6D69_6372_6F67_7269);
     let mut county_cells = county_cells(&lattice, counties);
     let children = |parent: &str, list: &[Division]| -> Vec<Division> {
         let mut found: Vec<Division> = list.iter().filter(|d| d.parent_code == parent).cloned().collect();
@@ -177,6 +186,7 @@ pub fn synthesise(
     for county in codes {
         let cells = &county_cells[county];
         let urban = options.urban_counties.contains(county);
+        let micro = options.micro_grid_counties.contains(county);
         let towns = children(county, townships);
         // Streets (街道) are the built-up part of a county: their regions grow slower, so they come out smaller.
         let speeds: Vec<f64> =
@@ -200,11 +210,36 @@ pub fn synthesise(
                         parent_code: village.code.clone(),
                     };
                     out.grids.push(region(&grid, &lattice, grid_cells));
+                    if micro {
+                        out.micro_grids.extend(micro_grids(&lattice, &grid, grid_cells, &mut micro_rng));
+                    }
                 }
             }
         }
     }
     out
+}
+
+/// A grid's cells shared out among three to five micro-grids (no more than it has cells), or one micro-grid
+/// the same as the grid when it has fewer than three. Codes add two digits to the grid's.
+fn micro_grids(lattice: &Lattice, grid: &Division, cells: &[usize], rng: &mut Mix) -> Vec<Region> {
+    let parts = match cells.len() {
+        0 => Vec::new(),
+        1 | 2 => vec![cells.to_vec()],
+        n => split(lattice, cells, &vec![1.0; (3 + rng.below(3)).min(n)], rng),
+    };
+    parts
+        .iter()
+        .enumerate()
+        .map(|(n, micro_cells)| {
+            let micro = Division {
+                code: format!("{}{:02}", grid.code, n + 1),
+                name: format!("{}第{}微网格", grid.name, n + 1),
+                parent_code: grid.code.clone(),
+            };
+            region(&micro, lattice, micro_cells)
+        })
+        .collect()
 }
 
 fn region(division: &Division, lattice: &Lattice, cells: &[usize]) -> Region {
@@ -519,5 +554,102 @@ mod tests {
         assert!((cells_km2 - 9.0).abs() < 0.05, "nine cells of a square kilometre: {cells_km2}");
         assert!(!shape.contains(lattice.centre(c(1, 1))), "the hole is outside");
         assert!(shape.contains(lattice.centre(c(3, 3))));
+    }
+
+    /// A square county of about `km` kilometres a side, south-west corner at (`lon`, 32°N).
+    fn square_county(code: &str, lon: f64, km: f64) -> (String, Shape) {
+        let dlat = km * 1000.0 / METRES_PER_DEGREE;
+        let dlon = dlat / 32.0_f64.to_radians().cos();
+        let corners = [(lon, 32.0), (lon + dlon, 32.0), (lon + dlon, 32.0 + dlat), (lon, 32.0 + dlat)];
+        let ring = Ring(corners.iter().map(|&(lon, lat)| Point::new(lon, lat)).collect());
+        (code.to_string(), Shape(vec![Polygon { exterior: ring, holes: vec![] }]))
+    }
+
+    fn division(code: &str, name: &str, parent_code: &str) -> Division {
+        Division { code: code.into(), name: name.into(), parent_code: parent_code.into() }
+    }
+
+    #[test]
+    fn grids_of_the_counties_named_split_into_three_to_five_micro_grids_that_tile_them() {
+        let counties = [square_county("320613", 120.0, 1.5), square_county("320612", 120.1, 1.5)];
+        let townships =
+            [division("320613001", "和平桥街道", "320613"), division("320612001", "金沙街道", "320612")];
+        let communities = [
+            division("320613001001", "桃坞路社区", "320613001"),
+            division("320612001001", "南苑社区", "320612001"),
+        ];
+        let options = Options {
+            cell_m: 100.0,
+            urban_grid_km2: 0.15,
+            rural_grid_km2: 0.15,
+            urban_counties: vec!["320613".into(), "320612".into()],
+            carved: Vec::new(),
+            micro_grid_counties: vec!["320613".into()],
+            seed: 11,
+        };
+        let made = synthesise(&counties, &townships, &communities, &options);
+        let ours: Vec<&Region> = made.grids.iter().filter(|g| g.code.starts_with("320613")).collect();
+        assert!(ours.len() >= 5, "{} grids in 320613", ours.len());
+        assert!(made.micro_grids.iter().all(|m| m.code.starts_with("320613")), "only the county named");
+        for grid in &ours {
+            let micro: Vec<&Region> =
+                made.micro_grids.iter().filter(|m| m.parent_code == grid.code).collect();
+            let cells = (grid.shape.area_m2() / 1e4).round() as usize;
+            let expected = if cells < 3 { 1..=1 } else { 3..=5.min(cells) };
+            assert!(
+                expected.contains(&micro.len()),
+                "{}: {} cells, {} micro-grids",
+                grid.code,
+                cells,
+                micro.len()
+            );
+            for (n, m) in micro.iter().enumerate() {
+                assert_eq!(m.code, format!("{}{:02}", grid.code, n + 1));
+                assert_eq!(m.name, format!("{}第{}微网格", grid.name, n + 1));
+                assert!(validate::shape_problems(&m.shape).is_empty(), "{}", m.code);
+                assert!(m.shape.area_m2() > 0.0, "{} has land", m.code);
+            }
+            let total: f64 = micro.iter().map(|m| m.shape.area_m2()).sum();
+            let own = grid.shape.area_m2();
+            assert!(
+                (total - own).abs() <= own * 1e-9,
+                "{}: micro-grids {total} m², grid {own} m²",
+                grid.code
+            );
+            let labelled: Vec<(String, Shape)> =
+                micro.iter().map(|m| (m.code.clone(), m.shape.clone())).collect();
+            assert!(validate::overlaps(&labelled, 0.01).is_empty(), "{}", grid.code);
+            assert!(validate::outside_parent(&grid.shape, &labelled, 0.001).is_empty(), "{}", grid.code);
+        }
+        // Deterministic, and the grids are the same as without micro-grids.
+        let again = synthesise(&counties, &townships, &communities, &options);
+        assert_eq!(again.micro_grids, made.micro_grids);
+        let without = synthesise(
+            &counties,
+            &townships,
+            &communities,
+            &Options { micro_grid_counties: Vec::new(), ..options.clone() },
+        );
+        assert!(without.micro_grids.is_empty());
+        assert_eq!(without.grids, made.grids);
+    }
+
+    #[test]
+    fn a_grid_too_small_to_split_is_one_micro_grid_and_small_ones_keep_a_cell_each() {
+        let lattice = lattice();
+        let grid = division("320613001001001", "桃坞路社区第1网格", "320613001001");
+        let mut rng = Mix(3);
+        for cells in [vec![0], vec![0, 1]] {
+            let micro = micro_grids(&lattice, &grid, &cells, &mut rng);
+            assert_eq!(micro.len(), 1);
+            assert_eq!(micro[0].shape, trace(&lattice, &cells), "the same land as the grid");
+            assert_eq!(micro[0].code, "32061300100100101");
+            assert_eq!(micro[0].name, "桃坞路社区第1网格第1微网格");
+            assert_eq!(micro[0].parent_code, grid.code);
+        }
+        let micro = micro_grids(&lattice, &grid, &[0, 1, 2], &mut rng);
+        assert_eq!(micro.len(), 3, "three cells, three micro-grids of one cell");
+        assert!(micro.iter().all(|m| (m.shape.area_m2() / 1e6 - 1.0).abs() < 0.05));
+        assert!(micro_grids(&lattice, &grid, &[], &mut rng).is_empty(), "no land, no micro-grids");
     }
 }

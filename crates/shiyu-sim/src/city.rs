@@ -62,10 +62,14 @@ impl City {
         self.users.iter().find(|u| u.username == username)
     }
 
-    /// Adds the grids drawn on the map, each with its grid worker (网格员).
+    /// Adds the grids and micro-grids drawn on the map, each grid with its grid worker (网格员). Micro-grids
+    /// get none: routing walks up to the grid's worker.
     pub fn add_grids(&mut self, grids: &[Jurisdiction]) {
         for grid in grids {
             self.jurisdictions.push(grid.clone());
+            if grid.level != Level::Grid {
+                continue;
+            }
             self.users.push(User {
                 id: UserId(self.users.len() as i64 + 1),
                 username: format!("gw{}", grid.code),
@@ -190,18 +194,31 @@ mod tests {
         let mut city = nantong().unwrap();
         assert!(city.matters.len() >= 80);
         assert!(city.categories.len() >= 12);
-        // The demo draws grids on the map; one stands in for them here, with its grid worker.
+        // The demo draws grids and micro-grids on the map; one of each stands in for them here, the grid
+        // with its grid worker, the micro-grid without.
         let community = city.at_level(Level::Community).next().unwrap().clone();
         let grid = Jurisdiction {
             id: JurisdictionId(city.jurisdictions.len() as i64 + 1),
-            code: format!("{}01", community.code),
-            name: format!("{}第一网格", community.name),
+            code: format!("{}001", community.code),
+            name: format!("{}第1网格", community.name),
             level: Level::Grid,
             parent: Some(community.id),
         };
-        city.add_grids(std::slice::from_ref(&grid));
+        let micro_grid = Jurisdiction {
+            id: JurisdictionId(grid.id.0 + 1),
+            code: format!("{}01", grid.code),
+            name: format!("{}第1微网格", grid.name),
+            level: Level::MicroGrid,
+            parent: Some(grid.id),
+        };
+        city.add_grids(&[grid.clone(), micro_grid.clone()]);
         assert_eq!(city.jurisdiction(grid.id), Some(&grid));
+        assert_eq!(city.jurisdiction(micro_grid.id), Some(&micro_grid));
         assert_eq!(city.user(&format!("gw{}", grid.code)).unwrap().scope, Scope::Jurisdiction(grid.id));
+        assert!(
+            city.users.iter().all(|u| u.scope != Scope::Jurisdiction(micro_grid.id)),
+            "a micro-grid has no worker of its own"
+        );
         let townships = city.at_level(Level::Township).count();
         let township_departments = city
             .departments

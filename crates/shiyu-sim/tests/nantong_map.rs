@@ -1,5 +1,6 @@
 //! Grid synthesis (`shiyu_geo::synth`) on the real 南通 data, with the demo's options: every grid inside the real boundaries, none overlapping, none
-//! missing, the city covered, denser in the city district, and the same every time.
+//! missing, the city covered, denser in the city district, 崇川区's grids tiled by micro-grids, and the same
+//! every time.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use shiyu_geo::synth::{synthesise, Division, Options, Synthesised};
@@ -44,7 +45,12 @@ fn city() -> &'static City {
         }
         let started = std::time::Instant::now();
         let made = synthesise(&counties, &townships, &communities, &options());
-        eprintln!("synthesised {} grids in {:?}", made.grids.len(), started.elapsed());
+        eprintln!(
+            "synthesised {} grids and {} micro-grids in {:?}",
+            made.grids.len(),
+            made.micro_grids.len(),
+            started.elapsed()
+        );
         City { counties, townships, communities, made }
     })
 }
@@ -160,6 +166,53 @@ fn the_city_district_is_denser_and_the_result_is_the_same_every_time() {
     let again = synthesise(&city.counties, &city.townships, &city.communities, &options());
     assert_eq!(again.grids.len(), city.made.grids.len());
     assert!(again.grids.iter().zip(&city.made.grids).all(|(a, b)| a == b), "same seed, same grids");
+    assert!(again.micro_grids == city.made.micro_grids, "same seed, same micro-grids");
+}
+
+#[test]
+fn micro_grids_tile_each_grid_of_chongchuan_and_nowhere_else() {
+    let city = city();
+    let mut siblings: HashMap<&str, Vec<(String, Shape)>> = HashMap::new();
+    for micro in &city.made.micro_grids {
+        // 崇川区 only: not even the development zone carved out of it.
+        assert!(micro.code.starts_with("320613"), "{} is outside 崇川区", micro.code);
+        assert!(micro.code.starts_with(&micro.parent_code) && micro.code.len() == 17, "{}", micro.code);
+        assert!(
+            validate::shape_problems(&micro.shape).is_empty(),
+            "{}: {:?}",
+            micro.code,
+            validate::shape_problems(&micro.shape)
+        );
+        siblings
+            .entry(micro.parent_code.as_str())
+            .or_default()
+            .push((micro.code.clone(), micro.shape.clone()));
+    }
+    let (mut split, mut whole) = (0, 0);
+    for grid in &city.made.grids {
+        let Some(micro) = siblings.remove(grid.code.as_str()) else {
+            assert!(!grid.code.starts_with("320613"), "{} has no micro-grids", grid.code);
+            continue;
+        };
+        // Three to five each, but a grid of fewer than three 100 m cells is one micro-grid.
+        let cells = (grid.shape.area_m2() / 1e4).round() as usize;
+        if cells < 3 {
+            assert_eq!(micro.len(), 1, "{}: {cells} cells", grid.code);
+            whole += 1;
+        } else {
+            assert!((3..=5.min(cells)).contains(&micro.len()), "{}: {} micro-grids", grid.code, micro.len());
+            split += 1;
+        }
+        let inside = validate::outside_parent(&grid.shape, &micro, 0.001);
+        assert!(inside.is_empty(), "{}: {}", grid.code, inside[0]);
+        let sum: f64 = micro.iter().map(|(_, shape)| shape.area_m2()).sum();
+        let own = grid.shape.area_m2();
+        assert!((sum - own).abs() <= own * 1e-9, "{}: micro-grids {sum} m², grid {own} m²", grid.code);
+        let overlapping = validate::overlaps(&micro, 1.0);
+        assert!(overlapping.is_empty(), "{}: {}", grid.code, overlapping[0]);
+    }
+    assert!(siblings.is_empty(), "micro-grids of no grid: {:?}", siblings.keys().collect::<Vec<_>>());
+    assert!(split > 500 && whole * 100 < split, "{split} grids split, {whole} too small to split");
 }
 
 #[test]
@@ -219,8 +272,11 @@ fn a_point_anywhere_in_nantong_reaches_a_grid_and_a_department() {
     let mut nantong = shiyu_sim::city::nantong().unwrap();
     let map = shiyu_sim::map::nantong_map(&nantong, 2026).unwrap();
     nantong.add_grids(&map.jurisdictions);
-    let grid_ids: std::collections::HashSet<JurisdictionId> =
-        map.jurisdictions.iter().map(|j| j.id).collect();
+    // As the server loads them (`shiyu_web::reference`): micro-grids before grids, so a point finds the
+    // smallest unit it lies in.
+    let mut units: Vec<&Jurisdiction> = map.jurisdictions.iter().collect();
+    units.sort_by_key(|j| (std::cmp::Reverse(j.level), j.id));
+    let outlines: HashMap<JurisdictionId, &String> = map.shapes.iter().map(|(id, g)| (*id, g)).collect();
     let tree: HashMap<JurisdictionId, Jurisdiction> =
         nantong.jurisdictions.iter().map(|j| (j.id, j.clone())).collect();
     let directory =
@@ -234,26 +290,31 @@ fn a_point_anywhere_in_nantong_reaches_a_grid_and_a_department() {
     };
     let county_id = |code: &str| nantong.jurisdictions.iter().find(|j| j.code == code).unwrap().id;
     let index = shiyu_geo::GridMap::new(
-        map.shapes
+        units
             .iter()
-            .filter(|(id, _)| grid_ids.contains(id))
-            .map(|(id, g)| (geojson::parse_geometry(g).unwrap(), *id, Some(county_of(*id))))
+            .map(|j| (geojson::parse_geometry(outlines[&j.id]).unwrap(), j.id, Some(county_of(j.id))))
             .collect(),
         counties.iter().map(|(code, shape)| (shape.clone(), county_id(code))).collect(),
     );
     let mut state = 99_u64;
-    let mut routed = 0;
+    let (mut routed, mut in_micro_grids) = (0, 0);
     while routed < 2_000 {
         let p = next_point(&mut state);
         let Some((county_code, _)) = counties.iter().find(|(_, s)| s.contains(p)) else { continue };
-        let grid =
+        let found =
             *index.locate(p, 300.0).value().expect("every point of the city reaches a grid in its county");
-        let mut path = vec![grid];
+        let mut path = vec![found];
         while let Some(parent) = tree[path.last().unwrap()].parent {
             path.push(parent);
         }
         path.reverse();
-        assert_eq!(tree[&grid].level, Level::Grid);
+        let grid = *path.iter().find(|id| tree[id].level == Level::Grid).expect("the place is in a grid");
+        if tree[&found].level == Level::MicroGrid {
+            assert_eq!(tree[&found].parent, Some(grid));
+            in_micro_grids += 1;
+        } else {
+            assert_eq!(found, grid);
+        }
         // The grid lies in the county whose boundary holds the point (the development zone is carved out of 崇川区).
         let county = &tree[&path[1]].code;
         assert!(
@@ -271,7 +332,9 @@ fn a_point_anywhere_in_nantong_reaches_a_grid_and_a_department() {
             lead.name,
             lead.jurisdiction
         );
-        assert!(decided.verifier.is_some(), "a grid worker verifies");
+        let verifier = nantong.users.iter().find(|u| Some(u.id) == decided.verifier).expect("a verifier");
+        assert_eq!(verifier.scope, shiyu_domain::Scope::Jurisdiction(grid), "the grid's worker verifies");
         routed += 1;
     }
+    assert!(in_micro_grids > 0, "points in 崇川区 find their micro-grid");
 }

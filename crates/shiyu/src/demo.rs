@@ -146,9 +146,10 @@ async fn build(
     let started = std::time::Instant::now();
     let city = install_city(store.as_ref()).await?;
     say!(
-        "built 南通: {} jurisdictions ({} grids drawn inside the real county boundaries), {} departments, {} matters in {} categories, {} users ({:.1} s)",
+        "built 南通: {} jurisdictions ({} grids and {} micro-grids drawn inside the real county boundaries), {} departments, {} matters in {} categories, {} users ({:.1} s)",
         city.jurisdictions.len(),
         city.at_level(shiyu_domain::Level::Grid).count(),
+        city.at_level(shiyu_domain::Level::MicroGrid).count(),
         city.departments.len(),
         city.matters.len(),
         city.categories.len(),
@@ -197,8 +198,8 @@ async fn build(
     Ok(())
 }
 
-/// Writes 南通 into an empty store: divisions, the map with its synthesised grids, departments, the catalog
-/// and users (a grid worker per grid).
+/// Writes 南通 into an empty store: divisions, the map with its synthesised grids and micro-grids,
+/// departments, the catalog and users (a grid worker per grid).
 pub async fn install_city(store: &dyn Store) -> anyhow::Result<shiyu_sim::city::City> {
     let mut city = shiyu_sim::city::nantong().context("reading the 南通 division list")?;
     store.put_jurisdictions(&city.jurisdictions).await?;

@@ -57,7 +57,13 @@ fn demo_builds_nantong_once_simulates_more_and_backup_copies_it_online() {
     );
     assert!(demo.status.success(), "{}", text(&demo));
     let said = text(&demo);
-    for expected in ["12388 jurisdictions", "10238 grids", "111 matters in 17 categories", "3000 cases"] {
+    for expected in [
+        "22171 jurisdictions",
+        "10238 grids",
+        "9783 micro-grids",
+        "111 matters in 17 categories",
+        "3000 cases",
+    ] {
         assert!(said.contains(expected), "{expected}: {said}");
     }
     let accounts_file = dir.path().join("city/demo-accounts.json");
