@@ -165,6 +165,41 @@ pub struct Supervision {
     pub issued_at: Timestamp,
     pub by: Actor,
     pub due: Timestamp,
+    /// The stage the case was in when the order came: leaving it answers the order.
+    #[serde(default)]
+    pub stage: Option<Stage>,
+    /// Answered (the case left `stage` or ended) or lapsed; a settled order raises no alarm.
+    #[serde(default)]
+    pub settled: bool,
+}
+
+/// How far the current deadline's warnings have gone: each is announced once, in order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Signal {
+    #[default]
+    None,
+    /// 临期 announced.
+    Yellow,
+    /// 超期 announced.
+    Red,
+}
+
+impl Signal {
+    fn of(light: Light) -> Signal {
+        match light {
+            Light::Yellow => Signal::Yellow,
+            Light::Red => Signal::Red,
+            Light::Green | Light::Paused | Light::Off => Signal::None,
+        }
+    }
+}
+
+/// An automatic escalation planned when a case turned red: the rule that will fire, and when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedEscalation {
+    pub at: Timestamp,
+    pub rule: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -270,6 +305,7 @@ impl Status {
 
 /// How often each exceptional step happened; the evaluation reads these.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Counts {
     pub returns: u32,
     pub reworks: u32,
@@ -278,6 +314,8 @@ pub struct Counts {
     pub supervisions: u32,
     pub reopenings: u32,
     pub instructions: u32,
+    /// Stage deadlines that ran out (超期).
+    pub overdues: u32,
 }
 
 /// What one event changed.
@@ -356,6 +394,9 @@ pub enum Change {
         from: JurisdictionId,
         to: JurisdictionId,
         deadline: Deadline,
+        /// The escalation rule that fired, when the platform escalated by itself.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rule: Option<String>,
     },
     Merged {
         into: CaseId,
@@ -371,6 +412,26 @@ pub enum Change {
         deadline: Deadline,
     },
     Instructed,
+    /// 临期: the stage's deadline is near (the platform's clock).
+    Warned {
+        stage: Stage,
+        due: Timestamp,
+    },
+    /// 超期: the stage's deadline has passed, with the escalation a rule plans for it.
+    Overdue {
+        stage: Stage,
+        due: Timestamp,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        escalation: Option<PlannedEscalation>,
+    },
+    /// A supervision order (督办) passed its own deadline unanswered.
+    SupervisionLapsed {
+        issued_at: Timestamp,
+    },
+    /// The deadline was counted again, e.g. after the working calendar changed; the note says why.
+    Rescheduled {
+        deadline: Deadline,
+    },
 }
 
 impl Change {
@@ -400,6 +461,10 @@ impl Change {
             Change::Voided => "voided",
             Change::Reopened { .. } => "reopened",
             Change::Instructed => "instructed",
+            Change::Warned { .. } => "warned",
+            Change::Overdue { .. } => "overdue",
+            Change::SupervisionLapsed { .. } => "supervision_lapsed",
+            Change::Rescheduled { .. } => "rescheduled",
         }
     }
 }
@@ -431,6 +496,10 @@ impl Change {
             Change::Voided => "作废",
             Change::Reopened { .. } => "重新打开",
             Change::Instructed => "领导批示",
+            Change::Warned { .. } => "临期预警",
+            Change::Overdue { .. } => "超期",
+            Change::SupervisionLapsed { .. } => "督办逾期",
+            Change::Rescheduled { .. } => "期限重算",
         }
     }
 }
@@ -482,6 +551,12 @@ pub struct CaseState {
     pub rating: Option<Rating>,
     pub merged_into: Option<CaseId>,
     pub counts: Counts,
+    /// The warnings already announced for `deadline`.
+    #[serde(default)]
+    pub signalled: Signal,
+    /// Set while the case is red and a rule will escalate it.
+    #[serde(default)]
+    pub escalation: Option<PlannedEscalation>,
     pub received_at: Timestamp,
     pub updated_at: Timestamp,
     pub ended_at: Option<Timestamp>,
@@ -569,6 +644,7 @@ pub fn apply(state: Option<CaseState>, event: &Event) -> Result<CaseState, Domai
     case.version += 1;
     case.updated_at = at;
     let handler = event.actor.user_id();
+    let (deadline_before, stage_before) = (case.deadline, case.status.stage());
     match &event.change {
         Change::Received { .. } => {}
         Change::Registered { matter, priority, limits, deadline } => {
@@ -653,7 +729,13 @@ pub fn apply(state: Option<CaseState>, event: &Event) -> Result<CaseState, Domai
         Change::ExtensionDenied => case.pending_extension = None,
         Change::Supervised { due } => {
             case.counts.supervisions += 1;
-            case.supervisions.push(Supervision { issued_at: at, by: event.actor, due: *due });
+            case.supervisions.push(Supervision {
+                issued_at: at,
+                by: event.actor,
+                due: *due,
+                stage: case.status.stage(),
+                settled: false,
+            });
         }
         Change::Escalated { to, deadline, .. } => {
             case.counts.escalations += 1;
@@ -687,8 +769,43 @@ pub fn apply(state: Option<CaseState>, event: &Event) -> Result<CaseState, Domai
             case.deadline = Some(*deadline);
         }
         Change::Instructed => case.counts.instructions += 1,
+        Change::Warned { .. } => case.signalled = Signal::Yellow,
+        Change::Overdue { escalation, .. } => {
+            case.signalled = Signal::Red;
+            case.counts.overdues += 1;
+            case.escalation = escalation.clone();
+        }
+        Change::SupervisionLapsed { issued_at } => {
+            for order in case.supervisions.iter_mut().filter(|s| s.issued_at == *issued_at) {
+                order.settled = true;
+            }
+        }
+        Change::Rescheduled { deadline } => case.deadline = Some(*deadline),
+    }
+    follow_deadline(&mut case, deadline_before, at);
+    if case.status.stage() != stage_before {
+        for order in &mut case.supervisions {
+            order.settled = true;
+        }
     }
     Ok(case)
+}
+
+/// Keeps the announced warnings true to the deadline now running: a new stage starts unannounced; a moved
+/// deadline of the same stage (extension, new calendar) keeps only the warnings that still hold.
+fn follow_deadline(case: &mut CaseState, before: Option<Deadline>, at: Timestamp) {
+    if case.deadline == before {
+        return;
+    }
+    case.signalled = match (before, case.deadline) {
+        (Some(old), Some(new)) if old.stage == new.stage && old.started == new.started => {
+            case.signalled.min(Signal::of(new.light(at)))
+        }
+        _ => Signal::None,
+    };
+    if case.signalled != Signal::Red {
+        case.escalation = None;
+    }
 }
 
 /// Replays a whole history.
@@ -742,6 +859,8 @@ fn first_state(event: &Event) -> Option<CaseState> {
         rating: None,
         merged_into: None,
         counts: Counts::default(),
+        signalled: Signal::None,
+        escalation: None,
         received_at: event.at,
         updated_at: event.at,
         ended_at: None,

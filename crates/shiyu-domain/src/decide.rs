@@ -186,11 +186,18 @@ pub struct Rules {
     pub intake_limits: StageLimits,
     /// A stage turns yellow (临期) when this share of its time, in thousandths, is left.
     pub yellow_permille: u32,
+    /// What the platform does by itself when a case runs late.
+    pub escalation: crate::sla::EscalationRules,
 }
 
 impl Default for Rules {
     fn default() -> Self {
-        Rules { calendar: WorkCalendar::china(), intake_limits: StageLimits::default(), yellow_permille: 200 }
+        Rules {
+            calendar: WorkCalendar::china(),
+            intake_limits: StageLimits::default(),
+            yellow_permille: 200,
+            escalation: crate::sla::EscalationRules::default(),
+        }
     }
 }
 
@@ -446,12 +453,7 @@ fn change_for(
             }
             Change::Supervised { due: *due }
         }
-        Action::Escalate => {
-            let depth = case.depth_of(case.owner).ok_or(ErrorKind::JurisdictionPathInvalid)?;
-            let to = *depth.checked_sub(1).and_then(|d| case.path.get(d)).ok_or(ErrorKind::NoLevelAbove)?;
-            let stage = if case.status == Status::Received { Stage::Register } else { Stage::Dispatch };
-            Change::Escalated { from: case.owner, to, deadline: stage_deadline(stage)? }
-        }
+        Action::Escalate => escalation(case, now, rules, None)?,
         Action::Merge { into } => Change::Merged { into: *into },
         Action::Suspend => {
             let deadline = case.deadline.ok_or(ErrorKind::StateForbidsAction)?;
@@ -482,6 +484,26 @@ fn change_for(
         Action::Reopen => Change::Reopened { deadline: stage_deadline(Stage::Dispatch)? },
         Action::Instruct => Change::Instructed,
     })
+}
+
+/// 上报 to the command center one level above the owner; `rule` names the escalation rule when the platform
+/// escalates by itself.
+pub(crate) fn escalation(
+    case: &CaseState,
+    now: Timestamp,
+    rules: &Rules,
+    rule: Option<String>,
+) -> Result<Change, DomainError> {
+    let to = center_above(case).ok_or(ErrorKind::NoLevelAbove)?;
+    let stage = if case.status == Status::Received { Stage::Register } else { Stage::Dispatch };
+    let deadline = rules.deadline(stage, now, case.limits.of(stage))?;
+    Ok(Change::Escalated { from: case.owner, to, deadline, rule })
+}
+
+/// The jurisdiction one level above the case's owner, if any.
+pub(crate) fn center_above(case: &CaseState) -> Option<JurisdictionId> {
+    let depth = case.depth_of(case.owner)?;
+    depth.checked_sub(1).and_then(|d| case.path.get(d)).copied()
 }
 
 fn matter_ref(matter: &Matter) -> MatterRef {

@@ -44,6 +44,8 @@ error_kinds! {
     NoResponsibleDepartment => "NO_RESPONSIBLE_DEPARTMENT", "权责清单中没有可承办该事项的部门", "No department holds this matter at any level of the case's place";
     JurisdictionPathInvalid => "JURISDICTION_PATH_INVALID", "事件的辖区层级链无效", "The case's chain of jurisdictions is invalid";
     NoWorkingTime => "NO_WORKING_TIME", "工作日历中没有可用的工作时间", "The working calendar has no working time to count a deadline on";
+    AlarmNotDue => "ALARM_NOT_DUE", "该事件当前没有到期的时限提醒", "No deadline alarm of the case is due now";
+    EscalationRuleInvalid => "ESCALATION_RULE_INVALID", "自动升级规则无效", "An escalation rule is invalid";
     EventOutOfOrder => "EVENT_OUT_OF_ORDER", "事件记录顺序错误", "An event does not fit the case's history";
 }
 

@@ -11,12 +11,13 @@ pub mod error;
 pub mod org;
 pub mod permissions;
 pub mod routing;
+pub mod sla;
 pub mod time;
 
 pub use calendar::{Basis, TimeLimit, WorkCalendar};
 pub use case::{
     apply, replay, Actor, AttachmentRef, CaseId, CaseState, Change, Channel, Deadline, Event, GeoPoint,
-    Light, MatterRef, Reporter, Status,
+    Light, MatterRef, PlannedEscalation, Reporter, Signal, Status,
 };
 pub use decide::{decide, Action, Command, NewCase, Rules};
 pub use error::{DomainError, ErrorKind};
@@ -26,4 +27,5 @@ pub use org::{
 };
 pub use permissions::{authorize, can_view, role_may, Capability};
 pub use routing::{route, route_to_departments, verifier_note, Directory, Route};
+pub use sla::{next_alarm, Alarm, AlarmKind, Audience, EscalationRule, EscalationRules, Notice, Trigger};
 pub use time::{Date, Timestamp};

@@ -594,8 +594,16 @@ fn the_tables_allow_and_refuse_every_action_and_reach_every_refusal() {
         rows.iter().filter_map(|r| if let No(kind) = r.3 { Some(kind) } else { None }).collect();
     // Tested on their own below: a calendar without working time, and events applied out of order. The domain
     // cannot see other cases, so whether a merge target is valid is for the store to judge. Routing, not
-    // `decide`, finds that no department holds a matter (tested in `routing.rs`).
-    let elsewhere = [E::NoWorkingTime, E::EventOutOfOrder, E::MergeTargetInvalid, E::NoResponsibleDepartment];
+    // `decide`, finds that no department holds a matter (tested in `routing.rs`). Deadline alarms and
+    // escalation rules are the deadline engine's, tested in `deadlines.rs`.
+    let elsewhere = [
+        E::NoWorkingTime,
+        E::EventOutOfOrder,
+        E::MergeTargetInvalid,
+        E::NoResponsibleDepartment,
+        E::AlarmNotDue,
+        E::EscalationRuleInvalid,
+    ];
     for kind in E::ALL {
         assert!(kinds.contains(kind) || elsewhere.contains(kind), "no row expects {}", kind.code());
     }

@@ -34,6 +34,8 @@ pub(crate) struct CaseRow {
     /// The chain below the city, by depth (county, township, community, grid, micro-grid), for scoped lists.
     pub chain: [Option<i64>; 5],
     pub departments: Vec<i64>,
+    /// When the case's next deadline alarm is due; `None` once nothing more can fire.
+    pub alarm_at: Option<i64>,
 }
 
 impl CaseRow {
@@ -47,6 +49,7 @@ impl CaseRow {
             reporter_id: state.reporter.user.map(|u| u.0),
             chain,
             departments: state.involved.iter().map(|d| d.0).collect(),
+            alarm_at: shiyu_domain::next_alarm(state).map(|alarm| alarm.at.0),
             version: state.version as i64,
             status: state.status.as_str(),
             owner_id: state.owner.0,
@@ -173,6 +176,13 @@ pub(crate) enum Write {
         cases: BulkCases,
         audit: AuditEntry,
     },
+    /// What a follower of the log made of the events up to `seq`, written with its new position.
+    Follow {
+        follower: String,
+        seq: i64,
+        notifications: Vec<crate::NewNotification>,
+        deliveries: Vec<crate::NewDelivery>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,6 +191,7 @@ pub(crate) enum Written {
     Appended,
     Audited,
     Loaded,
+    Followed,
 }
 
 /// What the database knows before a batch is planned; read inside the batch's transaction.
@@ -203,6 +214,10 @@ pub(crate) struct Plan<'a> {
     pub keys: Vec<(&'a str, i64, i64)>,
     /// (case id or none, entry): every case event is audited in the transaction that appends it.
     pub audit: Vec<(Option<i64>, &'a AuditEntry)>,
+    pub notifications: Vec<&'a crate::NewNotification>,
+    pub deliveries: Vec<&'a crate::NewDelivery>,
+    /// (follower, position)
+    pub followers: Vec<(&'a str, i64)>,
     pub answers: Vec<StoreResult<Written>>,
 }
 
@@ -232,6 +247,12 @@ impl<'a> Plan<'a> {
                 Write::Audit { entries } => {
                     plan.audit.extend(entries.iter().map(|e| (None, e)));
                     Ok(Written::Audited)
+                }
+                Write::Follow { follower, seq, notifications, deliveries } => {
+                    plan.notifications.extend(notifications);
+                    plan.deliveries.extend(deliveries);
+                    plan.followers.push((follower, *seq));
+                    Ok(Written::Followed)
                 }
                 Write::Bulk { cases, audit } => match cases.rows.first() {
                     Some((first, _, _)) if *first != lookup.max_id + 1 => Err(StoreError::Conflict(format!(

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 pub use batch::{BulkCases, CommitMode, GroupCommitStats};
 pub use cache::CREDENTIAL_TTL;
-pub use service::{CaseService, Created, ServiceError};
+pub use service::{CaseService, Clock, Created, ServiceError};
 
 /// Errors of the storage layer.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -185,9 +185,78 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn find_api_token(&self, token_hash: &str) -> StoreResult<Option<(ApiToken, User)>>;
     async fn revoke_api_token(&self, id: i64, at: Timestamp) -> StoreResult<()>;
 
+    /// Every case with a deadline alarm ahead, and when it is due: what the deadline engine starts from.
+    async fn alarms(&self) -> StoreResult<Vec<(CaseId, Timestamp)>>;
+    /// Named settings edited at run time (escalation rules, the working calendar), as JSON.
+    async fn put_setting(&self, name: &str, body: &str, at: Timestamp) -> StoreResult<()>;
+    async fn setting(&self, name: &str) -> StoreResult<Option<String>>;
+    /// The last event a follower of the log (the notifier) has dealt with; 0 before its first.
+    async fn follower_seq(&self, name: &str) -> StoreResult<i64>;
+    /// What a follower made of the events up to `seq`, written in one transaction with its new position, so
+    /// that after a crash it resumes where its output ends: nothing lost, nothing twice.
+    async fn follow(
+        &self,
+        follower: &str,
+        seq: i64,
+        notifications: Vec<NewNotification>,
+        deliveries: Vec<NewDelivery>,
+    ) -> StoreResult<()>;
+    /// `(webhook, department)` of every webhook not disabled.
+    async fn active_webhooks(&self) -> StoreResult<Vec<(i64, i64)>>;
+    /// A user's notifications, newest first, below the id `before`.
+    async fn notifications(
+        &self,
+        user: UserId,
+        unread_only: bool,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<Notification>>;
+    async fn unread_notifications(&self, user: UserId) -> StoreResult<u64>;
+    /// Marks the user's notifications read (those listed, or all); returns how many changed.
+    async fn mark_notifications_read(
+        &self,
+        user: UserId,
+        ids: Option<&[i64]>,
+        at: Timestamp,
+    ) -> StoreResult<u64>;
+
     /// Stores a file by its content hash; storing the same content again changes nothing.
     async fn put_attachment(&self, meta: &AttachmentMeta, content: &[u8]) -> StoreResult<()>;
     async fn attachment(&self, sha256: &str) -> StoreResult<Option<(AttachmentMeta, Vec<u8>)>>;
+}
+
+/// An in-app notification to store: one user, one event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewNotification {
+    pub user: UserId,
+    pub seq: i64,
+    pub case_id: CaseId,
+    pub kind: String,
+    pub title: String,
+    pub urgent: bool,
+    pub at: Timestamp,
+}
+
+/// A stored notification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notification {
+    pub id: i64,
+    pub seq: i64,
+    pub case_id: CaseId,
+    pub kind: String,
+    pub title: String,
+    pub urgent: bool,
+    pub at: Timestamp,
+    pub read_at: Option<Timestamp>,
+}
+
+/// A webhook call to make: the event `seq` for the webhook, first tried at `at`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewDelivery {
+    pub webhook: i64,
+    pub seq: i64,
+    pub body: String,
+    pub at: Timestamp,
 }
 
 /// One line of the audit log: who did what to what, when, from where.

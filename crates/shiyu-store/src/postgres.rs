@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "map", include_str!("../migrations/postgres/0003_map.sql")),
     (4, "models", include_str!("../migrations/postgres/0004_models.sql")),
     (5, "duplicates", include_str!("../migrations/postgres/0005_duplicates.sql")),
+    (6, "sla", include_str!("../migrations/postgres/0006_sla.sql")),
 ];
 /// One lock id for "the event log's writer" across all nodes.
 const WRITER_LOCK: &str = "SELECT pg_advisory_xact_lock(7345012026)";

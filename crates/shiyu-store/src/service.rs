@@ -5,7 +5,10 @@ use crate::{Store, StoreError};
 use shiyu_domain::{
     apply, decide, Action, Actor, CaseId, CaseState, Command, DomainError, ErrorKind, Event, Rules, Timestamp,
 };
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+
+/// Where a component reads the time: the binary passes the system clock, tests a clock they move.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -27,20 +30,77 @@ pub struct Created {
 #[derive(Clone, Debug)]
 pub struct CaseService {
     store: Arc<dyn Store>,
-    rules: Arc<Rules>,
+    /// Swapped whole when an admin edits the escalation rules or the working calendar; each command decides
+    /// on one consistent snapshot.
+    rules: Arc<RwLock<Arc<Rules>>>,
 }
 
 impl CaseService {
     pub fn new(store: Arc<dyn Store>, rules: Arc<Rules>) -> CaseService {
-        CaseService { store, rules }
+        CaseService { store, rules: Arc::new(RwLock::new(rules)) }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 
-    pub fn rules(&self) -> &Rules {
-        &self.rules
+    pub fn rules(&self) -> Arc<Rules> {
+        match self.rules.read() {
+            Ok(rules) => rules.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the rules for every later command (all clones of this service share them).
+    pub fn set_rules(&self, rules: Rules) {
+        let rules = Arc::new(rules);
+        match self.rules.write() {
+            Ok(mut slot) => *slot = rules,
+            Err(poisoned) => *poisoned.into_inner() = rules,
+        }
+    }
+
+    /// Fires the case's deadline alarm if one is due at `now`: appends what `sla::fire` decides and returns
+    /// the new state with the events. `None` when nothing is due (already fired, or the case moved on).
+    pub async fn fire_alarm(
+        &self,
+        id: CaseId,
+        now: Timestamp,
+    ) -> Result<Option<(CaseState, Vec<Event>)>, ServiceError> {
+        let current = self.load(id).await?;
+        let Some(alarm) = shiyu_domain::next_alarm(&current).filter(|alarm| alarm.at <= now) else {
+            return Ok(None);
+        };
+        let events = shiyu_domain::sla::fire(&current, alarm, now, &self.rules())?;
+        self.append_decided(id, current, events).await.map(Some)
+    }
+
+    /// Counts the case's deadline again after the working calendar changed from `old`; `None` when nothing
+    /// moved.
+    pub async fn reschedule(
+        &self,
+        id: CaseId,
+        old: &shiyu_domain::WorkCalendar,
+        now: Timestamp,
+        reason: &str,
+    ) -> Result<Option<(CaseState, Vec<Event>)>, ServiceError> {
+        let current = self.load(id).await?;
+        let Some(event) = shiyu_domain::sla::reschedule(&current, old, &self.rules(), now, reason) else {
+            return Ok(None);
+        };
+        self.append_decided(id, current, vec![event]).await.map(Some)
+    }
+
+    async fn append_decided(
+        &self,
+        id: CaseId,
+        current: CaseState,
+        events: Vec<Event>,
+    ) -> Result<(CaseState, Vec<Event>), ServiceError> {
+        let version = current.version;
+        let next = fold(Some(current), &events)?;
+        self.store.append(id, version, events.clone(), &next).await?;
+        Ok((next, events))
     }
 
     /// Takes in a new report. The same idempotency key always yields the same case.
@@ -51,7 +111,7 @@ impl CaseService {
         actor: &Actor,
         now: Timestamp,
     ) -> Result<Created, ServiceError> {
-        let events = decide(None, command, actor, now, &self.rules)?;
+        let events = decide(None, command, actor, now, &self.rules())?;
         let state = fold(None, &events)?;
         let outcome = self.store.create_case(idempotency_key, events, &state, now).await?;
         let state = if outcome.created { state } else { self.load(outcome.id).await? };
@@ -79,7 +139,7 @@ impl CaseService {
         if let Action::Merge { into } = &command.action {
             self.check_merge_target(id, *into).await?;
         }
-        let events = decide(Some(&current), command, actor, now, &self.rules)?;
+        let events = decide(Some(&current), command, actor, now, &self.rules())?;
         let version = current.version;
         let next = fold(Some(current), &events)?;
         self.store.append(id, version, events, &next).await?;

@@ -90,7 +90,7 @@ macro_rules! shared_sql {
                 let mut query = QueryBuilder::<$db>::new(
                     "INSERT INTO cases (id, version, status, owner_id, place_id, matter_code, received_at, \
                      updated_at, state, tracking_code, reporter_id, county_id, township_id, community_id, grid_id, \
-                     micro_grid_id) ",
+                     micro_grid_id, alarm_at) ",
                 );
                 query.push_values(chunk, |mut row, (id, case)| {
                     row.push_bind(**id)
@@ -107,11 +107,12 @@ macro_rules! shared_sql {
                     for depth in case.chain {
                         row.push_bind(depth);
                     }
+                    row.push_bind(case.alarm_at);
                 });
                 query.push(
                     " ON CONFLICT (id) DO UPDATE SET version = excluded.version, status = excluded.status, \
                      owner_id = excluded.owner_id, matter_code = excluded.matter_code, \
-                     updated_at = excluded.updated_at, state = excluded.state",
+                     updated_at = excluded.updated_at, state = excluded.state, alarm_at = excluded.alarm_at",
                 );
                 query.build().execute(&mut *conn).await?;
             }
@@ -147,6 +148,41 @@ macro_rules! shared_sql {
                 });
                 query.push(" ON CONFLICT (case_id, department_id) DO NOTHING");
                 query.build().execute(&mut *conn).await?;
+            }
+            for chunk in plan.notifications.chunks(CHUNK_ROWS) {
+                let mut query = QueryBuilder::<$db>::new(
+                    "INSERT INTO notifications (user_id, seq, case_id, kind, title, urgent, at) ",
+                );
+                query.push_values(chunk, |mut row, n| {
+                    row.push_bind(n.user.0)
+                        .push_bind(n.seq)
+                        .push_bind(n.case_id.0)
+                        .push_bind(n.kind.as_str())
+                        .push_bind(n.title.as_str())
+                        .push_bind(n.urgent)
+                        .push_bind(n.at.0);
+                });
+                query.push(" ON CONFLICT (user_id, seq) DO NOTHING");
+                query.build().execute(&mut *conn).await?;
+            }
+            for chunk in plan.deliveries.chunks(CHUNK_ROWS) {
+                let mut query =
+                    QueryBuilder::<$db>::new("INSERT INTO deliveries (webhook_id, seq, body, state, next_at) ");
+                query.push_values(chunk, |mut row, d| {
+                    row.push_bind(d.webhook).push_bind(d.seq).push_bind(d.body.as_str()).push_bind("pending").push_bind(d.at.0);
+                });
+                query.push(" ON CONFLICT (webhook_id, seq) DO NOTHING");
+                query.build().execute(&mut *conn).await?;
+            }
+            for (follower, seq) in &plan.followers {
+                sqlx::query(
+                    "INSERT INTO followers (name, seq) VALUES ($1, $2) \
+                     ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
+                )
+                .bind(*follower)
+                .bind(*seq)
+                .execute(&mut *conn)
+                .await?;
             }
             for chunk in plan.audit.chunks(CHUNK_ROWS) {
                 let mut query = QueryBuilder::<$db>::new(
@@ -261,6 +297,109 @@ macro_rules! shared_sql {
             let row: Option<(String,)> =
                 sqlx::query_as("SELECT body FROM models WHERE name = $1").bind(name).fetch_optional(pool).await?;
             Ok(row.map(|(body,)| body))
+        }
+
+        pub(crate) async fn alarms(pool: &Pool) -> StoreResult<Vec<(CaseId, shiyu_domain::Timestamp)>> {
+            let rows: Vec<(i64, i64)> =
+                sqlx::query_as("SELECT id, alarm_at FROM cases WHERE alarm_at IS NOT NULL").fetch_all(pool).await?;
+            Ok(rows.into_iter().map(|(id, at)| (CaseId(id), shiyu_domain::Timestamp(at))).collect())
+        }
+
+        pub(crate) async fn put_setting(pool: &Pool, name: &str, body: &str, at: i64) -> StoreResult<()> {
+            sqlx::query(
+                "INSERT INTO settings (name, body, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+            )
+            .bind(name)
+            .bind(body)
+            .bind(at)
+            .execute(pool)
+            .await?;
+            Ok(())
+        }
+
+        pub(crate) async fn setting(pool: &Pool, name: &str) -> StoreResult<Option<String>> {
+            let row: Option<(String,)> =
+                sqlx::query_as("SELECT body FROM settings WHERE name = $1").bind(name).fetch_optional(pool).await?;
+            Ok(row.map(|(body,)| body))
+        }
+
+        pub(crate) async fn follower_seq(pool: &Pool, name: &str) -> StoreResult<i64> {
+            let row: Option<(i64,)> =
+                sqlx::query_as("SELECT seq FROM followers WHERE name = $1").bind(name).fetch_optional(pool).await?;
+            Ok(row.map_or(0, |(seq,)| seq))
+        }
+
+        pub(crate) async fn notifications(
+            pool: &Pool,
+            user: UserId,
+            unread_only: bool,
+            before: Option<i64>,
+            limit: u32,
+        ) -> StoreResult<Vec<crate::Notification>> {
+            type Row = (i64, i64, i64, String, String, bool, i64, Option<i64>);
+            let rows: Vec<Row> = sqlx::query_as(
+                "SELECT id, seq, case_id, kind, title, urgent, at, read_at FROM notifications \
+                 WHERE user_id = $1 AND id < $2 AND ($3 = 0 OR read_at IS NULL) ORDER BY id DESC LIMIT $4",
+            )
+            .bind(user.0)
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(i64::from(unread_only))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?;
+            Ok(rows
+                .into_iter()
+                .map(|(id, seq, case_id, kind, title, urgent, at, read_at)| crate::Notification {
+                    id,
+                    seq,
+                    case_id: CaseId(case_id),
+                    kind,
+                    title,
+                    urgent,
+                    at: shiyu_domain::Timestamp(at),
+                    read_at: read_at.map(shiyu_domain::Timestamp),
+                })
+                .collect())
+        }
+
+        pub(crate) async fn active_webhooks(pool: &Pool) -> StoreResult<Vec<(i64, i64)>> {
+            Ok(sqlx::query_as("SELECT id, department_id FROM webhooks WHERE disabled_at IS NULL ORDER BY id")
+                .fetch_all(pool)
+                .await?)
+        }
+
+        pub(crate) async fn unread_notifications(pool: &Pool, user: UserId) -> StoreResult<u64> {
+            let (count,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL")
+                    .bind(user.0)
+                    .fetch_one(pool)
+                    .await?;
+            Ok(count as u64)
+        }
+
+        /// Marks the user's notifications read: those listed, or all when `ids` is `None`.
+        pub(crate) async fn mark_notifications_read(
+            pool: &Pool,
+            user: UserId,
+            ids: Option<&[i64]>,
+            at: i64,
+        ) -> StoreResult<u64> {
+            let mut query =
+                QueryBuilder::<$db>::new("UPDATE notifications SET read_at = ");
+            query.push_bind(at).push(" WHERE read_at IS NULL AND user_id = ").push_bind(user.0);
+            if let Some(ids) = ids {
+                if ids.is_empty() {
+                    return Ok(0);
+                }
+                query.push(" AND id IN (");
+                let mut list = query.separated(", ");
+                for id in ids.iter().take(CHUNK_ROWS) {
+                    list.push_bind(*id);
+                }
+                query.push(")");
+            }
+            Ok(query.build().execute(pool).await?.rows_affected())
         }
 
         pub(crate) async fn last_seq(pool: &Pool) -> StoreResult<i64> {
@@ -997,6 +1136,56 @@ macro_rules! store_impl {
             }
             async fn audit_log(&self, after: i64, limit: u32) -> StoreResult<Vec<crate::AuditRecord>> {
                 audit_log(self.read_pool(), after, limit).await
+            }
+            async fn alarms(&self) -> StoreResult<Vec<(CaseId, shiyu_domain::Timestamp)>> {
+                alarms(self.read_pool()).await
+            }
+            async fn put_setting(
+                &self,
+                name: &str,
+                body: &str,
+                at: shiyu_domain::Timestamp,
+            ) -> StoreResult<()> {
+                put_setting(&self.reference_pool().await?, name, body, at.0).await
+            }
+            async fn setting(&self, name: &str) -> StoreResult<Option<String>> {
+                setting(self.read_pool(), name).await
+            }
+            async fn follower_seq(&self, name: &str) -> StoreResult<i64> {
+                follower_seq(self.read_pool(), name).await
+            }
+            async fn follow(
+                &self,
+                follower: &str,
+                seq: i64,
+                notifications: Vec<crate::NewNotification>,
+                deliveries: Vec<crate::NewDelivery>,
+            ) -> StoreResult<()> {
+                let write = Write::Follow { follower: follower.to_string(), seq, notifications, deliveries };
+                self.writer.submit(write).await.map(|_| ())
+            }
+            async fn notifications(
+                &self,
+                user: UserId,
+                unread_only: bool,
+                before: Option<i64>,
+                limit: u32,
+            ) -> StoreResult<Vec<crate::Notification>> {
+                notifications(self.read_pool(), user, unread_only, before, limit).await
+            }
+            async fn active_webhooks(&self) -> StoreResult<Vec<(i64, i64)>> {
+                active_webhooks(self.read_pool()).await
+            }
+            async fn unread_notifications(&self, user: UserId) -> StoreResult<u64> {
+                unread_notifications(self.read_pool(), user).await
+            }
+            async fn mark_notifications_read(
+                &self,
+                user: UserId,
+                ids: Option<&[i64]>,
+                at: shiyu_domain::Timestamp,
+            ) -> StoreResult<u64> {
+                mark_notifications_read(&self.reference_pool().await?, user, ids, at.0).await
             }
             async fn add_user(&self, user: &crate::NewUser) -> StoreResult<User> {
                 add_user(&self.reference_pool().await?, user).await

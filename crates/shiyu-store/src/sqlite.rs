@@ -23,6 +23,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "map", include_str!("../migrations/sqlite/0003_map.sql")),
     (4, "models", include_str!("../migrations/sqlite/0004_models.sql")),
     (5, "duplicates", include_str!("../migrations/sqlite/0005_duplicates.sql")),
+    (6, "sla", include_str!("../migrations/sqlite/0006_sla.sql")),
 ];
 
 #[derive(Debug)]

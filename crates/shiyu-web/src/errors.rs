@@ -130,7 +130,7 @@ fn domain_status(kind: ErrorKind) -> StatusCode {
         | NotReporter
         | VerifierIsHandler => StatusCode::FORBIDDEN,
         StateForbidsAction | CaseSuspended | CaseAlreadyExists | AlreadyRated | AlreadyAccepted
-        | ExtensionPending | NoExtensionPending | NoLevelAbove => StatusCode::CONFLICT,
+        | ExtensionPending | NoExtensionPending | NoLevelAbove | AlarmNotDue => StatusCode::CONFLICT,
         ReasonRequired
         | TextTooLong
         | DescriptionEmpty
@@ -140,6 +140,7 @@ fn domain_status(kind: ErrorKind) -> StatusCode {
         | DeadlineNotInFuture
         | MergeTargetInvalid
         | JurisdictionPathInvalid
+        | EscalationRuleInvalid
         | NoResponsibleDepartment => StatusCode::UNPROCESSABLE_ENTITY,
         CaseNotReceived => StatusCode::NOT_FOUND,
         NoWorkingTime | EventOutOfOrder => StatusCode::INTERNAL_SERVER_ERROR,

@@ -21,8 +21,7 @@ use std::sync::Arc;
 
 pub use errors::{WebError, WebResult};
 
-/// Where the server reads the time; tests pass a clock they can move.
-pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+pub use shiyu_store::Clock;
 
 /// Settings of the HTTP layer.
 #[derive(Clone, Debug)]
