@@ -109,15 +109,15 @@ impl Notifier {
         }
         let mut made = Vec::new();
         let mut deliveries = Vec::new();
-        let mut states = HashMap::new();
+        // Each event is judged by the case as it stood right after it (the owner then, the lead then), not
+        // as it stands now: a case escalated since still tells the county about its own red.
+        let mut histories: HashMap<shiyu_domain::CaseId, Vec<shiyu_domain::CaseState>> = HashMap::new();
         for stored in &events {
-            let state = match states.get(&stored.case_id) {
-                Some(state) => state,
-                None => {
-                    let Some(state) = self.store.load_case(stored.case_id).await? else { continue };
-                    states.entry(stored.case_id).or_insert(state)
-                }
-            };
+            if !histories.contains_key(&stored.case_id) {
+                let history = self.store.case_history(stored.case_id).await?;
+                histories.insert(stored.case_id, states_after_each(&history));
+            }
+            let Some(state) = histories[&stored.case_id].get(stored.version as usize - 1) else { continue };
             let mut told: Vec<UserId> = Vec::new();
             let mut departments: Vec<i64> = Vec::new();
             for notice in notices(&stored.event, state, stored.case_id.0) {
@@ -174,4 +174,16 @@ impl Notifier {
             tokio::time::sleep(poll).await;
         }
     }
+}
+
+/// The case's state after each of its events, in order.
+fn states_after_each(history: &[shiyu_store::StoredEvent]) -> Vec<shiyu_domain::CaseState> {
+    let mut states: Vec<shiyu_domain::CaseState> = Vec::with_capacity(history.len());
+    for stored in history {
+        match shiyu_domain::apply(states.last().cloned(), &stored.event) {
+            Ok(state) => states.push(state),
+            Err(_) => break,
+        }
+    }
+    states
 }
