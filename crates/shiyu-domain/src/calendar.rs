@@ -217,6 +217,45 @@ impl WorkCalendar {
     }
 }
 
+/// The days of one year that differ from the ordinary week: holidays on weekdays' place and 调休 workdays.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct YearDays {
+    pub holidays: Vec<(Date, String)>,
+    pub workdays: Vec<(Date, String)>,
+}
+
+impl WorkCalendar {
+    /// The holidays and adjusted working days configured for `year`.
+    pub fn year(&self, year: i32) -> YearDays {
+        let of = |days: &BTreeMap<Date, String>| {
+            days.iter().filter(|(d, _)| d.ymd().0 == year).map(|(d, n)| (*d, n.clone())).collect()
+        };
+        YearDays { holidays: of(&self.holidays), workdays: of(&self.workdays) }
+    }
+
+    /// This calendar with `year`'s special days replaced by `days`. Refuses a day outside the year or a day
+    /// that is both a holiday and a workday, changing nothing.
+    pub fn with_year(&self, year: i32, days: &YearDays) -> Result<WorkCalendar, CalendarError> {
+        let err = |message: String| CalendarError { line: 0, message };
+        let mut next = self.clone();
+        next.holidays.retain(|d, _| d.ymd().0 != year);
+        next.workdays.retain(|d, _| d.ymd().0 != year);
+        for (date, name) in &days.holidays {
+            if date.ymd().0 != year {
+                return Err(err(format!("{date} is not in {year}")));
+            }
+            next.holidays.insert(*date, name.clone());
+        }
+        for (date, name) in &days.workdays {
+            if date.ymd().0 != year || next.holidays.contains_key(date) {
+                return Err(err(format!("{date} is not in {year}, or is also a holiday")));
+            }
+            next.workdays.insert(*date, name.clone());
+        }
+        Ok(next)
+    }
+}
+
 fn parse_window(text: &str) -> Option<Window> {
     let (start, end) = text.split_once('-')?;
     let (start, end) = (parse_clock(start)?, parse_clock(end)?);

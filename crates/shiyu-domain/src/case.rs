@@ -158,6 +158,12 @@ pub struct ExtensionRequest {
     pub requested_at: Timestamp,
     pub department: DepartmentId,
     pub minutes: u32,
+    /// The center's own time limit for deciding.
+    #[serde(default)]
+    pub decide_by: Option<Timestamp>,
+    /// The decision is late (announced once).
+    #[serde(default)]
+    pub late: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -382,6 +388,8 @@ pub enum Change {
     ExtensionRequested {
         department: DepartmentId,
         minutes: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        decide_by: Option<Timestamp>,
     },
     ExtensionApproved {
         deadline: Deadline,
@@ -432,6 +440,10 @@ pub enum Change {
     Rescheduled {
         deadline: Deadline,
     },
+    /// An extension request was not decided within the center's own time limit.
+    ExtensionUndecided {
+        requested_at: Timestamp,
+    },
 }
 
 impl Change {
@@ -465,6 +477,7 @@ impl Change {
             Change::Overdue { .. } => "overdue",
             Change::SupervisionLapsed { .. } => "supervision_lapsed",
             Change::Rescheduled { .. } => "rescheduled",
+            Change::ExtensionUndecided { .. } => "extension_undecided",
         }
     }
 }
@@ -500,6 +513,7 @@ impl Change {
             Change::Overdue { .. } => "超期",
             Change::SupervisionLapsed { .. } => "督办逾期",
             Change::Rescheduled { .. } => "期限重算",
+            Change::ExtensionUndecided { .. } => "延期审批超时",
         }
     }
 }
@@ -717,9 +731,14 @@ pub fn apply(state: Option<CaseState>, event: &Event) -> Result<CaseState, Domai
             case.status = Status::Registered;
             case.deadline = Some(*deadline);
         }
-        Change::ExtensionRequested { department, minutes } => {
-            case.pending_extension =
-                Some(ExtensionRequest { requested_at: at, department: *department, minutes: *minutes });
+        Change::ExtensionRequested { department, minutes, decide_by } => {
+            case.pending_extension = Some(ExtensionRequest {
+                requested_at: at,
+                department: *department,
+                minutes: *minutes,
+                decide_by: *decide_by,
+                late: false,
+            });
         }
         Change::ExtensionApproved { deadline } => {
             case.pending_extension = None;
@@ -781,6 +800,12 @@ pub fn apply(state: Option<CaseState>, event: &Event) -> Result<CaseState, Domai
             }
         }
         Change::Rescheduled { deadline } => case.deadline = Some(*deadline),
+        Change::ExtensionUndecided { requested_at } => {
+            if let Some(request) = case.pending_extension.as_mut().filter(|r| r.requested_at == *requested_at)
+            {
+                request.late = true;
+            }
+        }
     }
     follow_deadline(&mut case, deadline_before, at);
     if case.status.stage() != stage_before {

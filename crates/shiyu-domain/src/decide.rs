@@ -188,6 +188,8 @@ pub struct Rules {
     pub yellow_permille: u32,
     /// What the platform does by itself when a case runs late.
     pub escalation: crate::sla::EscalationRules,
+    /// Working minutes the center has to decide an extension request (default one working day).
+    pub extension_decision_minutes: u32,
 }
 
 impl Default for Rules {
@@ -197,6 +199,7 @@ impl Default for Rules {
             intake_limits: StageLimits::default(),
             yellow_permille: 200,
             escalation: crate::sla::EscalationRules::default(),
+            extension_decision_minutes: 7 * 60,
         }
     }
 }
@@ -425,6 +428,12 @@ fn change_for(
             Change::ExtensionRequested {
                 department: case.lead.ok_or(ErrorKind::DepartmentNotAssigned)?,
                 minutes: *minutes,
+                decide_by: Some(
+                    rules
+                        .calendar
+                        .add_minutes(now, i64::from(rules.extension_decision_minutes), Basis::Working)
+                        .ok_or(ErrorKind::NoWorkingTime)?,
+                ),
             }
         }
         Action::DecideExtension { approve } => {

@@ -46,6 +46,7 @@ error_kinds! {
     NoWorkingTime => "NO_WORKING_TIME", "工作日历中没有可用的工作时间", "The working calendar has no working time to count a deadline on";
     AlarmNotDue => "ALARM_NOT_DUE", "该事件当前没有到期的时限提醒", "No deadline alarm of the case is due now";
     EscalationRuleInvalid => "ESCALATION_RULE_INVALID", "自动升级规则无效", "An escalation rule is invalid";
+    CalendarInvalid => "CALENDAR_INVALID", "工作日历无效：日期须在该年内，且不能既是节假日又是调休工作日", "Invalid calendar: every day must fall in the year and cannot be both a holiday and a workday";
     EventOutOfOrder => "EVENT_OUT_OF_ORDER", "事件记录顺序错误", "An event does not fit the case's history";
 }
 

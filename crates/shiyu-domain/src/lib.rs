@@ -14,7 +14,7 @@ pub mod routing;
 pub mod sla;
 pub mod time;
 
-pub use calendar::{Basis, TimeLimit, WorkCalendar};
+pub use calendar::{Basis, TimeLimit, WorkCalendar, YearDays};
 pub use case::{
     apply, replay, Actor, AttachmentRef, CaseId, CaseState, Change, Channel, Deadline, Event, GeoPoint,
     Light, MatterRef, PlannedEscalation, Reporter, Signal, Status,

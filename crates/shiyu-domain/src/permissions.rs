@@ -24,6 +24,8 @@ pub enum Capability {
     TrainModels,
     /// Change the matter catalog's settings (duplicate rules, …).
     ManageCatalog,
+    /// Edit the escalation rules and the working calendar that every deadline runs on.
+    ManageDeadlines,
 }
 
 /// Whether `role` has `capability`. Case actions and case reads are decided by [`authorize`] and
@@ -31,7 +33,9 @@ pub enum Capability {
 pub fn role_may(role: Role, capability: Capability) -> bool {
     use Capability::*;
     match capability {
-        ManageUsers | ReadAudit | ListUsers | TrainModels | ManageCatalog => role == Role::Admin,
+        ManageUsers | ReadAudit | ListUsers | TrainModels | ManageCatalog | ManageDeadlines => {
+            role == Role::Admin
+        }
         // Whoever takes reports in or registers them; not citizens, departments or leaders.
         Classify => matches!(role, Role::HotlineAgent | Role::GridWorker | Role::Operator | Role::Mediator),
         // Call-backs and on-the-spot contact need the number; nobody else does.

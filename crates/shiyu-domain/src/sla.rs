@@ -32,6 +32,8 @@ pub enum AlarmKind {
     Escalate,
     /// The supervision order issued at this moment reaches its own deadline.
     SupervisionDue(Timestamp),
+    /// The extension request made at this moment has waited for a decision past the center's time limit.
+    ExtensionDecisionDue(Timestamp),
 }
 
 /// The earliest alarm the case is waiting for; `None` for a case that ended or is suspended.
@@ -52,7 +54,10 @@ pub fn next_alarm(case: &CaseState) -> Option<Alarm> {
         .filter(|order| !order.settled && order.stage.is_some())
         .map(|order| Alarm { at: order.due, kind: AlarmKind::SupervisionDue(order.issued_at) })
         .min();
-    deadline_alarm.into_iter().chain(supervision_alarm).min()
+    let extension_alarm = case.pending_extension.filter(|request| !request.late).and_then(|request| {
+        request.decide_by.map(|at| Alarm { at, kind: AlarmKind::ExtensionDecisionDue(request.requested_at) })
+    });
+    deadline_alarm.into_iter().chain(supervision_alarm).chain(extension_alarm).min()
 }
 
 /// The events the platform appends for `alarm`, which must be the case's next alarm and due at `now`.
@@ -100,6 +105,9 @@ pub fn fire(
                 events.push(event(escalation(case, now, rules, Some(rule.code.clone()))?, note));
             }
             events
+        }
+        AlarmKind::ExtensionDecisionDue(requested_at) => {
+            vec![event(Change::ExtensionUndecided { requested_at }, None)]
         }
     })
 }
@@ -325,6 +333,11 @@ pub fn notices(event: &Event, case: &CaseState, case_id: i64) -> Vec<Notice> {
         }
         Change::ExtensionRequested { .. } => {
             tell(Audience::Center(owner, Role::Operator), format!("事件 #{case_id} 申请延期，待审批"), false)
+        }
+        Change::ExtensionUndecided { .. } => {
+            let title = format!("事件 #{case_id} 延期申请超过审批时限");
+            tell(Audience::Center(owner, Role::Operator), title.clone(), true);
+            tell(Audience::Center(owner, Role::Leader), title, true);
         }
         Change::ExtensionApproved { .. } | Change::ExtensionDenied => {
             if let Some(lead) = case.lead {

@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
-use shiyu_domain::{apply, decide, replay, Action, CaseState, Command, Event, Timestamp};
+use shiyu_domain::{apply, decide, next_alarm, replay, sla, Action, CaseState, Command, Event, Timestamp};
 
 /// How many command templates `command` knows.
 const COMMANDS: usize = 31;
@@ -123,6 +123,27 @@ fn play(steps: &[Step]) -> Result<(Vec<Event>, CaseState), TestCaseError> {
                     .map_err(|e| TestCaseError::fail(format!("apply refused {event:?}: {e}")))?;
                 events.push(event);
             }
+        }
+        // The deadline engine's turn: every alarm due now fires, through the domain, exactly once.
+        let mut fired = 0;
+        while let Some(alarm) = next_alarm(&state).filter(|alarm| alarm.at <= now) {
+            let new_events = sla::fire(&state, alarm, now, &rules)
+                .map_err(|e| TestCaseError::fail(format!("a due alarm {alarm:?} was refused: {e}")))?;
+            for event in new_events {
+                prop_assert_eq!(event.actor, shiyu_domain::Actor::System);
+                state = apply(Some(state), &event)
+                    .map_err(|e| TestCaseError::fail(format!("apply refused {event:?}: {e}")))?;
+                events.push(event);
+            }
+            prop_assert!(sla::fire(&state, alarm, now, &rules).is_err(), "{:?} fires only once", alarm);
+            fired += 1;
+            prop_assert!(fired < 20, "alarms keep coming: {:?}", next_alarm(&state));
+        }
+        if let Some(ahead) = next_alarm(&state) {
+            prop_assert!(
+                sla::fire(&state, ahead, now, &rules).is_err(),
+                "an alarm ahead does not fire early"
+            );
         }
         if let Err(rule) = state.check_invariants() {
             let history: Vec<_> = events.iter().map(|e| (e.change.kind(), actor_name(&e.actor))).collect();

@@ -1,6 +1,6 @@
 //! The notifier: follows the log from its stored position and tells the right users about each event, in
-//! the app (stored, unread until read), live (a broadcast the server's event stream listens to), by SMS
-//! for urgent notices, and by webhook to the departments concerned.
+//! the app (stored, unread until read; the server's event stream shows them as they come), by SMS for
+//! urgent notices, and by webhook to the departments concerned.
 
 use crate::sms::SmsSender;
 use shiyu_domain::sla::{notices, Audience};
@@ -9,7 +9,7 @@ use shiyu_store::{NewDelivery, NewNotification, Store, StoreResult};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{broadcast, Mutex};
+use tokio::sync::Mutex;
 
 /// The notifier's name in the store's table of log followers.
 pub const FOLLOWER: &str = "notifier";
@@ -59,20 +59,12 @@ impl Directory {
     }
 }
 
-/// A notification as pushed live to a signed-in user's event stream.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LiveNotice {
-    pub user: UserId,
-    pub notification: NewNotification,
-}
-
 #[derive(Clone)]
 pub struct Notifier {
     store: Arc<dyn Store>,
     sms: Arc<dyn SmsSender>,
     clock: shiyu_store::Clock,
     directory: Arc<Mutex<Directory>>,
-    live: broadcast::Sender<LiveNotice>,
 }
 
 impl std::fmt::Debug for Notifier {
@@ -83,13 +75,7 @@ impl std::fmt::Debug for Notifier {
 
 impl Notifier {
     pub fn new(store: Arc<dyn Store>, sms: Arc<dyn SmsSender>, clock: shiyu_store::Clock) -> Notifier {
-        let (live, _) = broadcast::channel(1024);
-        Notifier { store, sms, clock, directory: Arc::new(Mutex::new(Directory::default())), live }
-    }
-
-    /// Notifications as they are made, for live streams.
-    pub fn subscribe(&self) -> broadcast::Receiver<LiveNotice> {
-        self.live.subscribe()
+        Notifier { store, sms, clock, directory: Arc::new(Mutex::new(Directory::default())) }
     }
 
     /// Forget the cached users and webhooks (after an admin changed them).
@@ -113,11 +99,13 @@ impl Notifier {
         // as it stands now: a case escalated since still tells the county about its own red.
         let mut histories: HashMap<shiyu_domain::CaseId, Vec<shiyu_domain::CaseState>> = HashMap::new();
         for stored in &events {
-            if !histories.contains_key(&stored.case_id) {
-                let history = self.store.case_history(stored.case_id).await?;
-                histories.insert(stored.case_id, states_after_each(&history));
-            }
-            let Some(state) = histories[&stored.case_id].get(stored.version as usize - 1) else { continue };
+            let states = match histories.entry(stored.case_id) {
+                std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(states_after_each(&self.store.case_history(stored.case_id).await?))
+                }
+            };
+            let Some(state) = states.get((stored.version as usize).saturating_sub(1)) else { continue };
             let mut told: Vec<UserId> = Vec::new();
             let mut departments: Vec<i64> = Vec::new();
             for notice in notices(&stored.event, state, stored.case_id.0) {
@@ -149,16 +137,16 @@ impl Notifier {
                 }
             }
         }
-        self.store.follow(FOLLOWER, last, made.clone(), deliveries).await?;
-        for notification in made {
-            if notification.urgent {
-                if let Some(user) = directory.users.get(&notification.user) {
-                    if let Err(error) = self.sms.send(now, user, &notification.title) {
-                        tracing::warn!(%error, user = %user.username, "sms not sent");
-                    }
+        let texts: Vec<(UserId, String)> =
+            made.iter().filter(|n| n.urgent).map(|n| (n.user, n.title.clone())).collect();
+        self.store.follow(FOLLOWER, last, made, deliveries).await?;
+        // After the commit: a crash in between loses the text message, never the stored notification.
+        for (user, text) in texts {
+            if let Some(user) = directory.users.get(&user) {
+                if let Err(error) = self.sms.send(now, user, &text) {
+                    tracing::warn!(%error, user = %user.username, "sms not sent");
                 }
             }
-            let _ = self.live.send(LiveNotice { user: notification.user, notification });
         }
         Ok(events.len())
     }

@@ -2,16 +2,17 @@
 //! yellow, red and automatic escalation across 国庆 and a weekend; a supervision order that lapses; alarms
 //! that fire once however many engines try; a restart that picks up where the last one stopped; a calendar
 //! change that moves open deadlines; notifications in the inbox and the SMS log.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
 
 use shiyu_domain::{
     Action, Actor, CaseId, Change, Command, Date, Event, JurisdictionId, Matter, Priority, Rules, Timestamp,
     UserId,
 };
 use shiyu_sla::{Deadlines, LogSms, Notifier};
-use shiyu_store::postgres::PgStore;
-use shiyu_store::sqlite::SqliteStore;
 use shiyu_store::testing::{PgCluster, SampleWorld};
-use shiyu_store::{CaseService, Clock, Store, WriteOptions};
+use shiyu_store::{CaseService, Clock, Store};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
@@ -32,15 +33,7 @@ struct World {
 impl World {
     async fn new(postgres: bool) -> World {
         let folder = tempfile::tempdir().unwrap();
-        let (store, cluster): (Arc<dyn Store>, _) = if postgres {
-            let cluster = PgCluster::start(false).unwrap();
-            let options = cluster.create_database("shiyu").await.unwrap();
-            (Arc::new(PgStore::connect_with(options, WriteOptions::default(), true).await.unwrap()), Some(cluster))
-        } else {
-            (Arc::new(SqliteStore::open(folder.path(), WriteOptions::default()).await.unwrap()), None)
-        };
-        let sample = SampleWorld::new();
-        sample.install(store.as_ref()).await.unwrap();
+        let (store, sample, cluster) = common::sample_store(postgres, folder.path()).await;
         let time = Arc::new(AtomicI64::new(beijing(2026, 9, 30, 16, 0).0));
         let reading = time.clone();
         let clock: Clock = Arc::new(move || Timestamp(reading.load(Ordering::SeqCst)));
@@ -144,7 +137,10 @@ async fn yellow_red_and_escalation_across_a_holiday_and_a_weekend(postgres: bool
     assert!(inbox.iter().any(|n| n.kind == "escalated" && n.case_id == id && n.urgent), "{inbox:?}");
     assert_eq!(world.store.unread_notifications(leader).await.unwrap(), inbox.len() as u64);
     let log = std::fs::read_to_string(&sms).unwrap();
-    assert!(log.lines().any(|line| line.contains("\tleader\t") && line.contains(&format!("#{}", id.0))), "{log}");
+    assert!(
+        log.lines().any(|line| line.contains("\tleader\t") && line.contains(&format!("#{}", id.0))),
+        "{log}"
+    );
     // The county's operator heard of the yellow and the red of the registration stage.
     let operator = world.store.notifications(UserId(4), false, None, 50).await.unwrap();
     let kinds: Vec<&str> = operator.iter().map(|n| n.kind.as_str()).collect();
@@ -169,7 +165,9 @@ async fn a_supervision_order_that_lapses_escalates_and_one_answered_does_not(pos
     for id in [ignored, answered] {
         world.act(id, "operator", register.clone(), "").await;
         world.act(id, "operator", dispatch(SampleWorld::LEAD_DEPARTMENT), "").await;
-        world.act(id, "leader", Action::Supervise { due: beijing(2026, 11, 23, 12, 0) }, "周一中午前签收").await;
+        world
+            .act(id, "leader", Action::Supervise { due: beijing(2026, 11, 23, 12, 0) }, "周一中午前签收")
+            .await;
     }
     // The department accepts one of them before the order's deadline: that answers it.
     world.act(answered, "handler", Action::Accept, "").await;
@@ -180,7 +178,10 @@ async fn a_supervision_order_that_lapses_escalates_and_one_answered_does_not(pos
     assert_eq!(count(&kinds, "supervision_lapsed"), 1, "{kinds:?}");
     let history = world.history(ignored).await;
     let Change::Escalated { rule, to, .. } = &history.last().unwrap().change else { panic!("{kinds:?}") };
-    assert_eq!((rule.as_deref(), *to), (Some("county_supervision_lapsed"), JurisdictionId(SampleWorld::CITY)));
+    assert_eq!(
+        (rule.as_deref(), *to),
+        (Some("county_supervision_lapsed"), JurisdictionId(SampleWorld::CITY))
+    );
     assert_eq!(count(&world.kinds(answered).await, "supervision_lapsed"), 0);
     assert_eq!(engine.pass().await.unwrap().fired, 0);
 }
@@ -208,7 +209,11 @@ async fn alarms_fire_once_across_engines_and_restarts(postgres: bool) {
     assert_eq!(restarted.armed().await, 3);
     assert_eq!(restarted.pass().await.unwrap().fired, 0);
     world.set(beijing(2026, 10, 8, 9, 31));
-    assert_eq!(restarted.pass().await.unwrap().fired, 2, "the two cases still waiting to be registered turn red");
+    assert_eq!(
+        restarted.pass().await.unwrap().fired,
+        2,
+        "the two cases still waiting to be registered turn red"
+    );
     for id in &ids[1..] {
         let kinds = world.kinds(*id).await;
         assert_eq!((count(&kinds, "warned"), count(&kinds, "overdue")), (1, 1), "{kinds:?}");
@@ -226,7 +231,8 @@ async fn a_calendar_change_moves_open_deadlines_and_says_why(postgres: bool) {
     let mut calendar = old.clone();
     calendar.load("holiday 2026-11-25 防汛停工").unwrap();
     world.service.set_rules(Rules { calendar, ..(*world.service.rules()).clone() });
-    let moved = world.service.reschedule(id, &old, world.now(), "工作日历调整：2026-11-25 休息").await.unwrap();
+    let moved =
+        world.service.reschedule(id, &old, world.now(), "工作日历调整：2026-11-25 休息").await.unwrap();
     let (state, events) = moved.unwrap();
     assert_eq!(state.deadline.unwrap().due, beijing(2026, 11, 26, 9, 30));
     assert_eq!(events[0].note.as_deref(), Some("工作日历调整：2026-11-25 休息"));
@@ -252,4 +258,40 @@ on_both_backends!(
     a_supervision_order_that_lapses_escalates_and_one_answered_does_not,
     alarms_fire_once_across_engines_and_restarts,
     a_calendar_change_moves_open_deadlines_and_says_why,
+    an_extension_request_left_undecided_tells_the_center_once,
 );
+
+async fn an_extension_request_left_undecided_tells_the_center_once(postgres: bool) {
+    let world = World::new(postgres).await;
+    world.set(beijing(2026, 11, 23, 10, 0)); // Monday
+    let id = world.report().await;
+    world.act(id, "operator", Action::Register { matter: world.matter(), priority: None }, "").await;
+    let dispatch = Action::Dispatch {
+        lead: shiyu_domain::DepartmentId(SampleWorld::LEAD_DEPARTMENT),
+        assisting: vec![],
+        basis: None,
+    };
+    world.act(id, "operator", dispatch, "").await;
+    world.act(id, "handler", Action::Accept, "").await;
+    world.act(id, "handler", Action::RequestExtension { minutes: 600 }, "需要协调供电公司").await;
+    let request = world.service.load(id).await.unwrap().pending_extension.unwrap();
+    // One working day to decide: Monday 10:00 to Tuesday 10:00.
+    assert_eq!(request.decide_by, Some(beijing(2026, 11, 24, 10, 0)));
+    let engine = Deadlines::start(world.service.clone(), world.clock.clone()).await.unwrap();
+    world.set(beijing(2026, 11, 24, 10, 1));
+    engine.pass().await.unwrap();
+    engine.pass().await.unwrap();
+    let kinds = world.kinds(id).await;
+    assert_eq!(count(&kinds, "extension_undecided"), 1, "{kinds:?}");
+    // Deciding late still works, and the clock follows the outcome: the handling deadline moves by 600
+    // working minutes.
+    let before = world.service.load(id).await.unwrap().deadline.unwrap();
+    world.act(id, "operator", Action::DecideExtension { approve: true }, "").await;
+    let after = world.service.load(id).await.unwrap();
+    assert!(after.pending_extension.is_none());
+    let calendar = &world.service.rules().calendar;
+    assert_eq!(
+        calendar.minutes_between(before.due, after.deadline.unwrap().due, shiyu_domain::Basis::Working),
+        600
+    );
+}

@@ -183,15 +183,26 @@ pub(crate) enum Write {
         notifications: Vec<crate::NewNotification>,
         deliveries: Vec<crate::NewDelivery>,
     },
+    /// How an attempt at a webhook delivery went.
+    Attempt(crate::DeliveryAttempt),
+    /// Claims the webhook deliveries due at `now` until `lease_until` (see `Store::take_deliveries`).
+    Claim {
+        now: i64,
+        lease_until: i64,
+        limit: u32,
+    },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Written {
     Created(CreateOutcome),
     Appended,
     Audited,
     Loaded,
     Followed,
+    Attempted,
+    /// Filled in by the backend once the claim has run in the batch's transaction.
+    Claimed(Vec<crate::DueDelivery>),
 }
 
 /// What the database knows before a batch is planned; read inside the batch's transaction.
@@ -218,6 +229,9 @@ pub(crate) struct Plan<'a> {
     pub deliveries: Vec<&'a crate::NewDelivery>,
     /// (follower, position)
     pub followers: Vec<(&'a str, i64)>,
+    pub attempts: Vec<&'a crate::DeliveryAttempt>,
+    /// (answer index, now, lease until, limit): run after everything else the batch writes.
+    pub claims: Vec<(usize, i64, i64, u32)>,
     pub answers: Vec<StoreResult<Written>>,
 }
 
@@ -253,6 +267,14 @@ impl<'a> Plan<'a> {
                     plan.deliveries.extend(deliveries);
                     plan.followers.push((follower, *seq));
                     Ok(Written::Followed)
+                }
+                Write::Attempt(attempt) => {
+                    plan.attempts.push(attempt);
+                    Ok(Written::Attempted)
+                }
+                Write::Claim { now, lease_until, limit } => {
+                    plan.claims.push((plan.answers.len(), *now, *lease_until, *limit));
+                    Ok(Written::Claimed(Vec::new()))
                 }
                 Write::Bulk { cases, audit } => match cases.rows.first() {
                     Some((first, _, _)) if *first != lookup.max_id + 1 => Err(StoreError::Conflict(format!(

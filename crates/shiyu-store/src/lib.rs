@@ -220,6 +220,31 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         at: Timestamp,
     ) -> StoreResult<u64>;
 
+    /// Stores a new outgoing webhook of a department and returns its id.
+    async fn create_webhook(&self, webhook: &NewWebhook) -> StoreResult<i64>;
+    /// Webhooks in id order, disabled ones too; of one department, or all.
+    async fn webhooks(&self, department: Option<DepartmentId>) -> StoreResult<Vec<Webhook>>;
+    /// Disables a webhook: the notifier makes nothing new for it, and what was still waiting for it becomes
+    /// a dead letter (`webhook disabled`). Disabling it again changes nothing; `NotFound` if there is none.
+    async fn disable_webhook(&self, id: i64, at: Timestamp) -> StoreResult<()>;
+    /// Claims the deliveries due at `now` (pending, `next_at <= now`, of a webhook still active), oldest first,
+    /// at most `limit`: each is moved to `lease_until`, so that no other worker (another node, the next pass)
+    /// takes it meanwhile, and comes back by itself if its worker dies before recording the attempt.
+    async fn take_deliveries(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<DueDelivery>>;
+    /// Records how an attempt went (through the group committer, with whatever else is being written).
+    /// Changes nothing unless the delivery is still pending.
+    async fn record_delivery(&self, attempt: DeliveryAttempt) -> StoreResult<()>;
+    /// The dead letters: deliveries that gave up, oldest first, with ids above `after`, at most `limit`.
+    async fn dead_deliveries(&self, after: i64, limit: u32) -> StoreResult<Vec<DeadDelivery>>;
+    /// Sends a dead letter again: pending, no attempts, due at `now`. `NotFound` if there is no such
+    /// delivery, `Conflict` if it is not dead or its webhook is disabled.
+    async fn retry_delivery(&self, id: i64, now: Timestamp) -> StoreResult<()>;
+
     /// Stores a file by its content hash; storing the same content again changes nothing.
     async fn put_attachment(&self, meta: &AttachmentMeta, content: &[u8]) -> StoreResult<()>;
     async fn attachment(&self, sha256: &str) -> StoreResult<Option<(AttachmentMeta, Vec<u8>)>>;
@@ -257,6 +282,70 @@ pub struct NewDelivery {
     pub seq: i64,
     pub body: String,
     pub at: Timestamp,
+}
+
+/// A department's outgoing webhook, as an admin creates it. The secret is sealed (`shiyu_auth::Sealer`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewWebhook {
+    pub department: DepartmentId,
+    pub url: String,
+    pub secret_sealed: String,
+    pub at: Timestamp,
+}
+
+/// A stored webhook.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Webhook {
+    pub id: i64,
+    pub department: DepartmentId,
+    pub url: String,
+    pub secret_sealed: String,
+    pub created_at: Timestamp,
+    pub disabled_at: Option<Timestamp>,
+}
+
+/// A delivery claimed for sending, with what sending needs from its webhook.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DueDelivery {
+    pub id: i64,
+    pub webhook: i64,
+    /// The event's sequence number: with the webhook, the delivery's idempotency id.
+    pub seq: i64,
+    pub body: String,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    pub url: String,
+    pub secret_sealed: String,
+}
+
+/// How one attempt at a delivery went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryAttempt {
+    pub delivery: i64,
+    pub at: Timestamp,
+    pub outcome: AttemptOutcome,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// The receiver answered 2xx.
+    Delivered,
+    /// Anything else; tried again at `retry_at`, or, when that is `None`, given up (a dead letter).
+    Failed { error: String, retry_at: Option<Timestamp> },
+}
+
+/// A delivery that gave up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadDelivery {
+    pub id: i64,
+    pub webhook: i64,
+    pub department: DepartmentId,
+    pub seq: i64,
+    pub body: String,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    /// When it gave up.
+    pub dead_at: Option<Timestamp>,
 }
 
 /// One line of the audit log: who did what to what, when, from where.

@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "models", include_str!("../migrations/postgres/0004_models.sql")),
     (5, "duplicates", include_str!("../migrations/postgres/0005_duplicates.sql")),
     (6, "sla", include_str!("../migrations/postgres/0006_sla.sql")),
+    (7, "webhooks", include_str!("../migrations/postgres/0007_webhooks.sql")),
 ];
 /// One lock id for "the event log's writer" across all nodes.
 const WRITER_LOCK: &str = "SELECT pg_advisory_xact_lock(7345012026)";
@@ -40,7 +41,7 @@ struct PgWriter {
 #[async_trait]
 impl BatchWriter for PgWriter {
     async fn write_batch(&mut self, writes: &[&Write]) -> StoreResult<Vec<StoreResult<Written>>> {
-        write_batch(&mut self.conn, writes, Some(WRITER_LOCK)).await
+        write_batch(&mut self.conn, writes, "BEGIN", Some(WRITER_LOCK)).await
     }
 }
 

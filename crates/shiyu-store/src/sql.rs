@@ -18,20 +18,27 @@ macro_rules! shared_sql {
         type Conn = <$db as sqlx::Database>::Connection;
         type Pool = sqlx::Pool<$db>;
 
-        /// Runs one batch in one transaction. `lock` serialises writers of several nodes (PostgreSQL), so that
-        /// sequence numbers are handed out in commit order.
+        /// Runs one batch in one transaction, opened with `begin`. `lock` serialises writers of several nodes
+        /// (PostgreSQL), so that sequence numbers are handed out in commit order.
         pub(crate) async fn write_batch(
             conn: &mut Conn,
             writes: &[&Write],
+            begin: &'static str,
             lock: Option<&'static str>,
         ) -> StoreResult<Vec<StoreResult<Written>>> {
-            let mut tx = conn.begin().await?;
+            let mut tx = conn.begin_with(begin).await?;
             if let Some(lock) = lock {
                 sqlx::query(lock).execute(&mut *tx).await?;
             }
             let lookup = lookup(&mut tx, writes).await?;
-            let plan = Plan::new(writes, lookup);
+            let mut plan = Plan::new(writes, lookup);
             write_plan(&mut tx, &plan).await?;
+            for (answer, now, lease_until, limit) in std::mem::take(&mut plan.claims) {
+                let claimed = claim_deliveries(&mut tx, now, lease_until, limit).await?;
+                if let Some(slot) = plan.answers.get_mut(answer) {
+                    *slot = Ok(Written::Claimed(claimed));
+                }
+            }
             tx.commit().await?;
             Ok(plan.answers)
         }
@@ -181,6 +188,30 @@ macro_rules! shared_sql {
                 )
                 .bind(*follower)
                 .bind(*seq)
+                .execute(&mut *conn)
+                .await?;
+            }
+            for attempt in &plan.attempts {
+                let at = attempt.at.0;
+                let (state, error, retry_at, done_at) = match &attempt.outcome {
+                    crate::AttemptOutcome::Delivered => ("delivered", None, None, Some(at)),
+                    crate::AttemptOutcome::Failed { error, retry_at: Some(retry) } => {
+                        ("pending", Some(error.as_str()), Some(retry.0), None)
+                    }
+                    crate::AttemptOutcome::Failed { error, retry_at: None } => {
+                        ("dead", Some(error.as_str()), None, Some(at))
+                    }
+                };
+                sqlx::query(
+                    "UPDATE deliveries SET state = $1, attempts = attempts + 1, \
+                     last_error = COALESCE($2, last_error), next_at = COALESCE($3, next_at), done_at = $4 \
+                     WHERE id = $5 AND state = 'pending'",
+                )
+                .bind(state)
+                .bind(error)
+                .bind(retry_at)
+                .bind(done_at)
+                .bind(attempt.delivery)
                 .execute(&mut *conn)
                 .await?;
             }
@@ -367,6 +398,199 @@ macro_rules! shared_sql {
             Ok(sqlx::query_as("SELECT id, department_id FROM webhooks WHERE disabled_at IS NULL ORDER BY id")
                 .fetch_all(pool)
                 .await?)
+        }
+
+        pub(crate) async fn create_webhook(pool: &Pool, webhook: &crate::NewWebhook) -> StoreResult<i64> {
+            let (id,): (i64,) = sqlx::query_as(
+                "INSERT INTO webhooks (department_id, url, secret_sealed, created_at) VALUES ($1, $2, $3, $4) \
+                 RETURNING id",
+            )
+            .bind(webhook.department.0)
+            .bind(&webhook.url)
+            .bind(&webhook.secret_sealed)
+            .bind(webhook.at.0)
+            .fetch_one(pool)
+            .await?;
+            Ok(id)
+        }
+
+        pub(crate) async fn webhooks(pool: &Pool, department: Option<DepartmentId>) -> StoreResult<Vec<crate::Webhook>> {
+            let mut query = QueryBuilder::<$db>::new(
+                "SELECT id, department_id, url, secret_sealed, created_at, disabled_at FROM webhooks",
+            );
+            if let Some(department) = department {
+                query.push(" WHERE department_id = ").push_bind(department.0);
+            }
+            query.push(" ORDER BY id");
+            let rows: Vec<(i64, i64, String, String, i64, Option<i64>)> =
+                query.build_query_as().fetch_all(pool).await?;
+            Ok(rows
+                .into_iter()
+                .map(|(id, department, url, secret_sealed, created_at, disabled_at)| crate::Webhook {
+                    id,
+                    department: DepartmentId(department),
+                    url,
+                    secret_sealed,
+                    created_at: shiyu_domain::Timestamp(created_at),
+                    disabled_at: disabled_at.map(shiyu_domain::Timestamp),
+                })
+                .collect())
+        }
+
+        /// What a delivery's `last_error` says when its webhook was disabled before it went out.
+        const WEBHOOK_DISABLED: &str = "webhook disabled";
+
+        pub(crate) async fn disable_webhook(pool: &Pool, id: i64, at: i64) -> StoreResult<()> {
+            let mut tx = pool.begin().await?;
+            let done = sqlx::query("UPDATE webhooks SET disabled_at = $1 WHERE id = $2 AND disabled_at IS NULL")
+                .bind(at)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                let found: Option<(i64,)> =
+                    sqlx::query_as("SELECT id FROM webhooks WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
+                return match found {
+                    Some(_) => Ok(()),
+                    None => Err(StoreError::NotFound(format!("webhook {id}"))),
+                };
+            }
+            sqlx::query(
+                "UPDATE deliveries SET state = 'dead', last_error = $1, done_at = $2 \
+                 WHERE webhook_id = $3 AND state = 'pending'",
+            )
+            .bind(WEBHOOK_DISABLED)
+            .bind(at)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        /// Whether anything is due, read without taking the write lock: an idle worker's every poll.
+        pub(crate) async fn deliveries_due(pool: &Pool, now: i64) -> StoreResult<bool> {
+            let row: Option<(i64,)> =
+                sqlx::query_as("SELECT id FROM deliveries WHERE state = 'pending' AND next_at <= $1 LIMIT 1")
+                    .bind(now)
+                    .fetch_optional(pool)
+                    .await?;
+            Ok(row.is_some())
+        }
+
+        /// Claims due deliveries inside a batch's transaction: on SQLite the writer is then the only
+        /// connection that writes them, however often workers poll.
+        async fn claim_deliveries(
+            tx: &mut Conn,
+            now: i64,
+            lease_until: i64,
+            limit: u32,
+        ) -> StoreResult<Vec<crate::DueDelivery>> {
+            // What the notifier made for a webhook in the moments before it learnt that it was disabled.
+            sqlx::query(
+                "UPDATE deliveries SET state = 'dead', last_error = $1, done_at = $2 \
+                 WHERE state = 'pending' AND next_at <= $2 \
+                 AND webhook_id IN (SELECT id FROM webhooks WHERE disabled_at IS NOT NULL)",
+            )
+            .bind(WEBHOOK_DISABLED)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            // The outer conditions are checked again on the row itself, so that of two nodes claiming at once
+            // (PostgreSQL) only one gets each delivery.
+            let claimed: Vec<(i64,)> = sqlx::query_as(
+                "UPDATE deliveries SET next_at = $1 WHERE id IN (SELECT id FROM deliveries \
+                 WHERE state = 'pending' AND next_at <= $2 ORDER BY next_at, id LIMIT $3) \
+                 AND state = 'pending' AND next_at <= $2 RETURNING id",
+            )
+            .bind(lease_until)
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+            if claimed.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut query = QueryBuilder::<$db>::new(
+                "SELECT d.id, d.webhook_id, d.seq, d.body, d.attempts, w.url, w.secret_sealed \
+                 FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id WHERE d.id IN (",
+            );
+            let mut list = query.separated(", ");
+            for (id,) in &claimed {
+                list.push_bind(*id);
+            }
+            query.push(") ORDER BY d.id");
+            let rows: Vec<(i64, i64, i64, String, i32, String, String)> =
+                query.build_query_as().fetch_all(&mut *tx).await?;
+            Ok(rows
+                .into_iter()
+                .map(|(id, webhook, seq, body, attempts, url, secret_sealed)| crate::DueDelivery {
+                    id,
+                    webhook,
+                    seq,
+                    body,
+                    attempts: attempts.max(0) as u32,
+                    url,
+                    secret_sealed,
+                })
+                .collect())
+        }
+
+        pub(crate) async fn dead_deliveries(pool: &Pool, after: i64, limit: u32) -> StoreResult<Vec<crate::DeadDelivery>> {
+            type Row = (i64, i64, i64, i64, String, i32, Option<String>, Option<i64>);
+            let rows: Vec<Row> = sqlx::query_as(
+                "SELECT d.id, d.webhook_id, w.department_id, d.seq, d.body, d.attempts, d.last_error, d.done_at \
+                 FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+                 WHERE d.state = 'dead' AND d.id > $1 ORDER BY d.id LIMIT $2",
+            )
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?;
+            Ok(rows
+                .into_iter()
+                .map(|(id, webhook, department, seq, body, attempts, last_error, done_at)| crate::DeadDelivery {
+                    id,
+                    webhook,
+                    department: DepartmentId(department),
+                    seq,
+                    body,
+                    attempts: attempts.max(0) as u32,
+                    last_error,
+                    dead_at: done_at.map(shiyu_domain::Timestamp),
+                })
+                .collect())
+        }
+
+        pub(crate) async fn retry_delivery(pool: &Pool, id: i64, now: i64) -> StoreResult<()> {
+            let mut tx = pool.begin().await?;
+            let done = sqlx::query(
+                "UPDATE deliveries SET state = 'pending', attempts = 0, next_at = $1, done_at = NULL \
+                 WHERE id = $2 AND state = 'dead' \
+                 AND webhook_id IN (SELECT id FROM webhooks WHERE disabled_at IS NULL)",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                let found: Option<(String, i64, Option<i64>)> = sqlx::query_as(
+                    "SELECT d.state, d.webhook_id, w.disabled_at FROM deliveries d \
+                     JOIN webhooks w ON w.id = d.webhook_id WHERE d.id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                return Err(match found {
+                    None => StoreError::NotFound(format!("delivery {id}")),
+                    Some((state, _, _)) if state != "dead" => {
+                        StoreError::Conflict(format!("delivery {id} is {state}, not dead"))
+                    }
+                    Some((_, webhook, _)) => StoreError::Conflict(format!("webhook {webhook} is disabled")),
+                });
+            }
+            tx.commit().await?;
+            Ok(())
         }
 
         pub(crate) async fn unread_notifications(pool: &Pool, user: UserId) -> StoreResult<u64> {
@@ -1175,6 +1399,40 @@ macro_rules! store_impl {
             }
             async fn active_webhooks(&self) -> StoreResult<Vec<(i64, i64)>> {
                 active_webhooks(self.read_pool()).await
+            }
+            async fn create_webhook(&self, webhook: &crate::NewWebhook) -> StoreResult<i64> {
+                create_webhook(&self.reference_pool().await?, webhook).await
+            }
+            async fn webhooks(&self, department: Option<DepartmentId>) -> StoreResult<Vec<crate::Webhook>> {
+                webhooks(self.read_pool(), department).await
+            }
+            async fn disable_webhook(&self, id: i64, at: shiyu_domain::Timestamp) -> StoreResult<()> {
+                disable_webhook(&self.reference_pool().await?, id, at.0).await
+            }
+            async fn take_deliveries(
+                &self,
+                now: shiyu_domain::Timestamp,
+                lease_until: shiyu_domain::Timestamp,
+                limit: u32,
+            ) -> StoreResult<Vec<crate::DueDelivery>> {
+                // Polled every second or so: only a poll that finds work takes a write connection.
+                if !deliveries_due(self.read_pool(), now.0).await? {
+                    return Ok(Vec::new());
+                }
+                let claim = Write::Claim { now: now.0, lease_until: lease_until.0, limit };
+                match self.writer.submit(claim).await? {
+                    Written::Claimed(due) => Ok(due),
+                    _ => Err(StoreError::Other("unexpected answer to a claim".into())),
+                }
+            }
+            async fn record_delivery(&self, attempt: crate::DeliveryAttempt) -> StoreResult<()> {
+                self.writer.submit(Write::Attempt(attempt)).await.map(|_| ())
+            }
+            async fn dead_deliveries(&self, after: i64, limit: u32) -> StoreResult<Vec<crate::DeadDelivery>> {
+                dead_deliveries(self.read_pool(), after, limit).await
+            }
+            async fn retry_delivery(&self, id: i64, now: shiyu_domain::Timestamp) -> StoreResult<()> {
+                retry_delivery(&self.reference_pool().await?, id, now.0).await
             }
             async fn unread_notifications(&self, user: UserId) -> StoreResult<u64> {
                 unread_notifications(self.read_pool(), user).await

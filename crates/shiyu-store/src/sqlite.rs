@@ -24,6 +24,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "models", include_str!("../migrations/sqlite/0004_models.sql")),
     (5, "duplicates", include_str!("../migrations/sqlite/0005_duplicates.sql")),
     (6, "sla", include_str!("../migrations/sqlite/0006_sla.sql")),
+    (7, "webhooks", include_str!("../migrations/sqlite/0007_webhooks.sql")),
 ];
 
 #[derive(Debug)]
@@ -46,7 +47,11 @@ struct SqliteWriter {
 #[async_trait]
 impl BatchWriter for SqliteWriter {
     async fn write_batch(&mut self, writes: &[&Write]) -> StoreResult<Vec<StoreResult<Written>>> {
-        let answers = write_batch(&mut self.conn, writes, None).await?;
+        // IMMEDIATE: the batch reads (idempotency keys, versions) before it writes. A deferred transaction
+        // whose snapshot another connection's write (sign-ins, reference data, an admin's change, a second
+        // process) overtook cannot upgrade and fails at once with SQLITE_BUSY; taking the write lock first
+        // makes it wait its turn (busy timeout) instead.
+        let answers = write_batch(&mut self.conn, writes, "BEGIN IMMEDIATE", None).await?;
         // A bulk load never pauses, so the background checkpointer would never catch up and the WAL would
         // grow by gigabytes; the writer copies it back itself after each chunk.
         if writes.iter().any(|w| matches!(w, Write::Bulk { .. })) {

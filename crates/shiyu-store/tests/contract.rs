@@ -7,8 +7,8 @@ use shiyu_store::postgres::PgStore;
 use shiyu_store::sqlite::SqliteStore;
 use shiyu_store::testing::{PgCluster, SampleWorld};
 use shiyu_store::{
-    ApiToken, AttachmentMeta, AuditEntry, CaseQuery, CaseScope, CaseService, NewUser, ServiceError, Session,
-    Store, StoreError, WriteOptions,
+    ApiToken, AttachmentMeta, AttemptOutcome, AuditEntry, CaseQuery, CaseScope, CaseService, DeliveryAttempt,
+    NewDelivery, NewUser, NewWebhook, ServiceError, Session, Store, StoreError, WriteOptions,
 };
 use std::future::Future;
 use std::pin::Pin;
@@ -40,6 +40,7 @@ fn all_stories() -> Vec<Story> {
         attachments_are_kept_by_content_hash,
         the_map_lands_whole_or_not_at_all,
         registered_matters_are_labels_and_models_are_kept,
+        webhook_deliveries_are_claimed_retried_and_dead_lettered,
     ]
 }
 
@@ -465,6 +466,164 @@ async fn registered_matters_are_labels_and_models_are_kept(store: Arc<dyn Store>
     store.put_model("matter", "{\"v\":1}", NOW).await.unwrap();
     store.put_model("matter", "{\"v\":2}", NOW).await.unwrap();
     assert_eq!(store.model("matter").await.unwrap().as_deref(), Some("{\"v\":2}"));
+}
+
+fn webhook(department: i64, url: &str) -> NewWebhook {
+    NewWebhook {
+        department: DepartmentId(department),
+        url: url.into(),
+        secret_sealed: format!("v1.test.{department}"),
+        at: NOW,
+    }
+}
+
+fn delivery(webhook: i64, seq: i64) -> NewDelivery {
+    NewDelivery { webhook, seq, body: format!(r#"{{"seq":{seq}}}"#), at: NOW }
+}
+
+fn later(ms: i64) -> Timestamp {
+    Timestamp(NOW.0 + ms)
+}
+
+fn failed(delivery: i64, error: &str, retry_at: Option<Timestamp>) -> DeliveryAttempt {
+    DeliveryAttempt { delivery, at: NOW, outcome: AttemptOutcome::Failed { error: error.into(), retry_at } }
+}
+
+async fn webhook_deliveries_are_claimed_retried_and_dead_lettered(store: Arc<dyn Store>) {
+    installed(&store).await;
+    let (lead, assisting) = (SampleWorld::LEAD_DEPARTMENT, SampleWorld::ASSISTING_DEPARTMENT);
+    let first = store.create_webhook(&webhook(lead, "http://a.example/hook")).await.unwrap();
+    let second = store.create_webhook(&webhook(assisting, "https://b.example/hook")).await.unwrap();
+    assert_ne!(first, second);
+    let all = store.webhooks(None).await.unwrap();
+    assert_eq!(all.iter().map(|w| w.id).collect::<Vec<_>>(), [first, second]);
+    let mine = store.webhooks(Some(DepartmentId(lead))).await.unwrap();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(
+        (mine[0].id, mine[0].url.as_str(), mine[0].secret_sealed.as_str()),
+        (first, "http://a.example/hook", "v1.test.101")
+    );
+    assert_eq!((mine[0].created_at, mine[0].disabled_at), (NOW, None));
+    assert_eq!(store.active_webhooks().await.unwrap(), [(first, lead), (second, assisting)]);
+
+    // The notifier's output, written twice (a restart): each delivery exists once.
+    let made = vec![delivery(first, 1), delivery(first, 2), delivery(second, 3)];
+    store.follow("test", 3, vec![], made).await.unwrap();
+    store.follow("test", 3, vec![], vec![delivery(first, 1)]).await.unwrap();
+
+    let lease = later(60_000);
+    assert!(store.take_deliveries(later(-1), lease, 10).await.unwrap().is_empty(), "nothing due yet");
+    let taken = store.take_deliveries(NOW, lease, 2).await.unwrap();
+    assert_eq!(taken.iter().map(|d| (d.webhook, d.seq)).collect::<Vec<_>>(), [(first, 1), (first, 2)]);
+    assert_eq!(
+        (taken[0].url.as_str(), taken[0].secret_sealed.as_str()),
+        ("http://a.example/hook", "v1.test.101")
+    );
+    assert_eq!((taken[0].body.as_str(), taken[0].attempts), (r#"{"seq":1}"#, 0));
+    let rest = store.take_deliveries(NOW, lease, 10).await.unwrap();
+    assert_eq!(rest.iter().map(|d| d.seq).collect::<Vec<_>>(), [3], "what is taken is leased to its taker");
+    assert!(store.take_deliveries(NOW, lease, 10).await.unwrap().is_empty());
+
+    store
+        .record_delivery(DeliveryAttempt {
+            delivery: taken[0].id,
+            at: NOW,
+            outcome: AttemptOutcome::Delivered,
+        })
+        .await
+        .unwrap();
+    store.record_delivery(failed(taken[1].id, "HTTP 500", Some(later(10_000)))).await.unwrap();
+    store.record_delivery(failed(rest[0].id, "no answer within 10 s", None)).await.unwrap();
+    // A late second answer about a delivered one changes nothing.
+    store.record_delivery(failed(taken[0].id, "HTTP 502", None)).await.unwrap();
+
+    assert!(store.take_deliveries(later(9_999), later(70_000), 10).await.unwrap().is_empty(), "backing off");
+    let again = store.take_deliveries(later(10_000), later(70_000), 10).await.unwrap();
+    assert_eq!(again.iter().map(|d| (d.seq, d.attempts)).collect::<Vec<_>>(), [(2, 1)]);
+
+    let dead = store.dead_deliveries(0, 10).await.unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(
+        (dead[0].id, dead[0].webhook, dead[0].department, dead[0].seq),
+        (rest[0].id, second, DepartmentId(assisting), 3)
+    );
+    assert_eq!(
+        (dead[0].attempts, dead[0].last_error.as_deref(), dead[0].dead_at),
+        (1, Some("no answer within 10 s"), Some(NOW))
+    );
+    assert_eq!(dead[0].body, r#"{"seq":3}"#);
+    assert!(store.dead_deliveries(dead[0].id, 10).await.unwrap().is_empty(), "a cursor past the last");
+
+    // Only a dead letter can be retried; it starts over.
+    assert!(matches!(store.retry_delivery(taken[0].id, NOW).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(store.retry_delivery(999_999, NOW).await, Err(StoreError::NotFound(_))));
+    store.retry_delivery(rest[0].id, later(20_000)).await.unwrap();
+    assert!(matches!(store.retry_delivery(rest[0].id, later(20_000)).await, Err(StoreError::Conflict(_))));
+    assert!(store.dead_deliveries(0, 10).await.unwrap().is_empty());
+    let retried = store.take_deliveries(later(20_000), later(80_000), 10).await.unwrap();
+    assert_eq!(retried.iter().map(|d| (d.id, d.attempts)).collect::<Vec<_>>(), [(rest[0].id, 0)]);
+
+    // Disabling stops a webhook: what still waited for it (seq 2, leased) becomes a dead letter, and so does
+    // what the notifier made for it before it heard; neither is sent, nor can be retried.
+    store.disable_webhook(first, later(30_000)).await.unwrap();
+    store.disable_webhook(first, later(40_000)).await.unwrap();
+    assert!(matches!(store.disable_webhook(999_999, NOW).await, Err(StoreError::NotFound(_))));
+    assert_eq!(store.active_webhooks().await.unwrap(), [(second, assisting)]);
+    assert_eq!(store.webhooks(Some(DepartmentId(lead))).await.unwrap()[0].disabled_at, Some(later(30_000)));
+    store.follow("test", 4, vec![], vec![delivery(first, 4)]).await.unwrap();
+    assert!(store
+        .take_deliveries(later(100_000), later(160_000), 10)
+        .await
+        .unwrap()
+        .iter()
+        .all(|d| d.webhook != first));
+    let dead = store.dead_deliveries(0, 10).await.unwrap();
+    assert_eq!(dead.iter().map(|d| d.seq).collect::<Vec<_>>(), [2, 4]);
+    assert!(dead.iter().all(|d| d.last_error.as_deref() == Some("webhook disabled")));
+    assert!(matches!(store.retry_delivery(dead[0].id, later(100_000)).await, Err(StoreError::Conflict(_))));
+    assert_eq!(store.dead_deliveries(0, 1).await.unwrap().len(), 1, "paged");
+}
+
+/// Two workers taking deliveries at once (two nodes, or a node and a tool) never get the same one.
+async fn two_workers_never_take_the_same_delivery(first: Arc<dyn Store>, second: Arc<dyn Store>) {
+    installed(&first).await;
+    let hook =
+        first.create_webhook(&webhook(SampleWorld::LEAD_DEPARTMENT, "http://a.example/")).await.unwrap();
+    first.follow("test", 200, vec![], (1..=200).map(|seq| delivery(hook, seq)).collect()).await.unwrap();
+    let worker = |store: Arc<dyn Store>| {
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let taken = store.take_deliveries(NOW, later(60_000), 7).await.unwrap();
+                if taken.is_empty() {
+                    return mine;
+                }
+                mine.extend(taken.into_iter().map(|d| d.seq));
+            }
+        })
+    };
+    let (a, b) = (worker(first.clone()), worker(second.clone()));
+    let (a, b) = (a.await.unwrap(), b.await.unwrap());
+    let mut all: Vec<i64> = a.iter().chain(&b).copied().collect();
+    all.sort();
+    assert_eq!(all, (1..=200).collect::<Vec<_>>(), "each taken exactly once ({} and {})", a.len(), b.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_workers_never_take_the_same_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let first: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(dir.path(), WriteOptions::default()).await.unwrap());
+    let second: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(dir.path(), WriteOptions::default()).await.unwrap());
+    two_workers_never_take_the_same_delivery(first, second).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_nodes_never_take_the_same_delivery() {
+    let cluster = PgCluster::start(false).unwrap();
+    let (first, second) = two_nodes(&cluster, "deliveries").await;
+    two_workers_never_take_the_same_delivery(first, second).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

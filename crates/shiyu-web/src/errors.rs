@@ -141,6 +141,7 @@ fn domain_status(kind: ErrorKind) -> StatusCode {
         | MergeTargetInvalid
         | JurisdictionPathInvalid
         | EscalationRuleInvalid
+        | CalendarInvalid
         | NoResponsibleDepartment => StatusCode::UNPROCESSABLE_ENTITY,
         CaseNotReceived => StatusCode::NOT_FOUND,
         NoWorkingTime | EventOutOfOrder => StatusCode::INTERNAL_SERVER_ERROR,

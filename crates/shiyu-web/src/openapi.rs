@@ -45,6 +45,18 @@ use utoipa::OpenApi;
         crate::api::admin::revoke_token,
         crate::api::admin::audit,
         crate::stream::stream,
+        crate::api::deadlines::list,
+        crate::api::deadlines::unread,
+        crate::api::deadlines::mark_read,
+        crate::api::deadlines::rules,
+        crate::api::deadlines::set_rules,
+        crate::api::deadlines::calendar,
+        crate::api::deadlines::set_calendar,
+        crate::api::webhooks::create,
+        crate::api::webhooks::list,
+        crate::api::webhooks::disable,
+        crate::api::webhooks::dead_letters,
+        crate::api::webhooks::retry,
     ),
     tags(
         (name = "sign-in", description = "Sessions for people"),
@@ -52,6 +64,9 @@ use utoipa::OpenApi;
         (name = "citizens", description = "Reporting without an account, following and rating by tracking code"),
         (name = "reference data", description = "Jurisdictions, departments and the matter catalog"),
         (name = "users", description = "Users, API tokens and the audit log (admins)"),
+        (name = "notifications", description = "The signed-in user's in-app notifications (also streamed live)"),
+        (name = "deadlines", description = "Escalation rules and the working calendar every deadline runs on"),
+        (name = "webhooks", description = "Outgoing webhooks per department and their dead letters (admins)"),
     )
 )]
 #[derive(Debug)]

@@ -2,6 +2,7 @@
 //! resumable with `Last-Event-ID` (the log's sequence number). Every node tails the shared log, so a
 //! stream served by one node shows changes made through another.
 
+use crate::api::deadlines::NotificationView;
 use crate::auth::Caller;
 use crate::errors::{ErrorBody, WebResult};
 use crate::AppState;
@@ -44,11 +45,22 @@ struct Tail {
     actor: Actor,
     after: i64,
     ready: VecDeque<StreamedEvent>,
+    /// The newest notification already streamed; notifications live in the store, so every node sees them.
+    notified: i64,
+    /// The caller's notifications not yet streamed, as SSE events named `notification`.
+    notices: VecDeque<NotificationView>,
 }
 
 impl Tail {
     async fn next(mut self) -> Option<(Result<SseEvent, Infallible>, Tail)> {
         loop {
+            if let Some(notice) = self.notices.pop_front() {
+                let sse = SseEvent::default()
+                    .event("notification")
+                    .json_data(&notice)
+                    .unwrap_or_else(|_| SseEvent::default().comment("unencodable notification"));
+                return Some((Ok(sse), self));
+            }
             if let Some(event) = self.ready.pop_front() {
                 let sse = SseEvent::default()
                     .id(event.seq.to_string())
@@ -66,7 +78,10 @@ impl Tail {
                 }
             };
             let Some(last) = page.last() else {
-                tokio::time::sleep(POLL).await;
+                self.collect_notifications().await;
+                if self.notices.is_empty() {
+                    tokio::time::sleep(POLL).await;
+                }
                 continue;
             };
             self.after = last.seq;
@@ -97,7 +112,24 @@ impl Tail {
     }
 }
 
-/// Case events as they happen, within the caller's scope.
+impl Tail {
+    async fn collect_notifications(&mut self) {
+        let Some(user) = self.actor.user_id() else { return };
+        match self.state.store.notifications(user, false, None, PAGE).await {
+            Ok(newest) => {
+                let seen = self.notified;
+                for n in newest.into_iter().rev().filter(|n| n.id > seen) {
+                    self.notified = n.id;
+                    self.notices.push_back(NotificationView::of(n));
+                }
+            }
+            Err(error) => tracing::warn!(%error, "event stream cannot read notifications"),
+        }
+    }
+}
+
+/// Case events as they happen, within the caller's scope, and the caller's new notifications (SSE events
+/// named `notification`).
 #[utoipa::path(get, path = "/api/events/stream", tag = "cases", params(StreamParams,
         ("Last-Event-ID" = Option<i64>, Header, description = "resume after this sequence number")),
     responses((status = 200, description = "text/event-stream of StreamedEvent", body = StreamedEvent, content_type = "text/event-stream"),
@@ -115,7 +147,11 @@ pub async fn stream(
         Some(after) => after,
         None => state.store.last_seq().await?,
     };
-    let tail = Tail { state, actor, after, ready: VecDeque::new() };
+    let notified = match actor.user_id() {
+        Some(user) => state.store.notifications(user, false, None, 1).await?.first().map_or(0, |n| n.id),
+        None => 0,
+    };
+    let tail = Tail { state, actor, after, ready: VecDeque::new(), notified, notices: VecDeque::new() };
     Ok(Sse::new(stream::unfold(tail, Tail::next))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

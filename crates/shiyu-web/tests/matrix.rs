@@ -134,6 +134,12 @@ async fn every_caller_against_every_endpoint(app: TestApp) {
         ),
         ("GET", "/api/users".into(), None, admins_only(200)),
         ("GET", "/api/audit".into(), None, admins_only(200)),
+        ("GET", "/api/notifications".into(), None, signed_in),
+        ("GET", "/api/notifications/unread".into(), None, signed_in),
+        ("GET", "/api/escalation-rules".into(), None, reference_readers),
+        ("GET", "/api/calendar/2026".into(), None, reference_readers),
+        ("GET", "/api/webhooks".into(), None, admins_only(200)),
+        ("GET", "/api/webhooks/dead-letters".into(), None, admins_only(200)),
     ];
     for (method, path, body, expected) in &reads {
         for (column, caller) in CALLERS.iter().enumerate() {
@@ -209,6 +215,16 @@ async fn every_caller_against_every_endpoint(app: TestApp) {
         assert_eq!(status, expect(admins_only(200)), "{who} sets a duplicate rule: {body}");
         let (status, body) = send(client, "POST", "/api/classifier/train", None).await;
         assert_eq!(status, expect(admins_only(200)), "{who} trains the classifier: {body}");
+        let rules = json!([{"code": "county_overdue", "name": "区县超期三个工作日上报", "level": "county",
+            "trigger": {"kind": "overdue", "working_minutes": 1260}}]);
+        let (status, body) = send(client, "PUT", "/api/escalation-rules", Some(&rules)).await;
+        assert_eq!(status, expect(admins_only(200)), "{who} sets the escalation rules: {body}");
+        let calendar = json!({"holidays": [{"date": "2026-10-01", "name": "国庆节"}], "workdays": [],
+            "reason": "权限测试"});
+        let (status, body) = send(client, "PUT", "/api/calendar/2026", Some(&calendar)).await;
+        assert_eq!(status, expect(admins_only(200)), "{who} sets the calendar: {body}");
+        let (status, body) = send(client, "POST", "/api/notifications/read", Some(&json!({}))).await;
+        assert_eq!(status, expect(signed_in), "{who} marks notifications read: {body}");
 
         let change = json!({"current_password": support::PASSWORD, "new_password": "Changed-password-2026"});
         let (status, body) = send(client, "POST", "/api/me/password", Some(&change)).await;

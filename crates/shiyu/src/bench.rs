@@ -8,6 +8,7 @@ pub mod geo;
 pub mod http;
 pub mod intake;
 pub mod simulate;
+pub mod sla;
 
 use anyhow::Context;
 use shiyu_store::postgres::PgStore;
@@ -127,6 +128,17 @@ pub fn percentile_ms(sorted: &[Duration], per_mille: usize) -> f64 {
     }
     let index = (sorted.len() * per_mille / 1000).min(sorted.len() - 1);
     round3(sorted[index].as_secs_f64() * 1000.0)
+}
+
+/// The process's peak resident memory so far (VmHWM), in MiB.
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<f64>().ok()
+        })
+        .map_or(0.0, |kb| round3(kb / 1024.0))
 }
 
 pub fn round3(x: f64) -> f64 {

@@ -78,6 +78,8 @@ pub struct Deadlines {
     pub yellow_permille: u32,
     /// Extra calendar files (the format of `calendars/cn-2026.txt`) for later years or local holidays.
     pub calendar_files: Vec<PathBuf>,
+    /// Working minutes a command center has to decide an extension request.
+    pub extension_decision_minutes: u32,
 }
 
 impl Default for Security {
@@ -111,7 +113,7 @@ impl Default for Writes {
 
 impl Default for Deadlines {
     fn default() -> Self {
-        Deadlines { yellow_permille: 200, calendar_files: Vec::new() }
+        Deadlines { yellow_permille: 200, calendar_files: Vec::new(), extension_decision_minutes: 420 }
     }
 }
 
@@ -143,6 +145,9 @@ max_batch = 512
 yellow_permille = 200
 # Extra working-calendar files, in the format of crates/shiyu-domain/calendars/cn-2026.txt.
 calendar_files = []
+# Working minutes a command center has to decide an extension request (420: one working day). Escalation
+# rules and the calendar's special days are edited over the API (docs/deadlines.md).
+extension_decision_minutes = 420
 
 [security]
 # Keys that seal reporters' phone and ID numbers (AES-256-GCM): "id=BASE64[,id=BASE64…]", the first one

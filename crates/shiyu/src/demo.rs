@@ -90,13 +90,15 @@ pub async fn run(
         return Ok(());
     }
     let service = CaseService::new(store.clone(), Arc::new(rules.clone()));
+    let clock = clock::configured()?;
     let state = shiyu_web::AppState::new(
         service.clone(),
         serve::sealer(config)?,
-        Arc::new(clock::now),
+        clock.clone(),
         serve::web_settings(config),
     )
     .await?;
+    let _background = serve::start_background(&service, config, state.sealer.clone(), clock).await?;
     let listen = options.listen.clone().unwrap_or_else(|| config.server.listen.clone());
     let listener =
         tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;

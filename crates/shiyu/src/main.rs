@@ -206,6 +206,14 @@ enum Benchmark {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// The deadline engine over N open cases: start-up rebuild, lateness of due alarms, CPU when idle.
+    Sla {
+        #[arg(long, default_value_t = 1_000_000)]
+        cases: u64,
+        /// Folder for the SQLite files (default: the system's temporary folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -337,6 +345,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     };
                     bench::intake::run(&options).await?
                 }
+                Benchmark::Sla { cases, dir } => {
+                    let options = bench::sla::SlaOptions {
+                        cases: cases.max(2),
+                        database,
+                        dir: dir.unwrap_or_else(std::env::temp_dir),
+                    };
+                    bench::sla::run(&options).await?
+                }
             };
             report.print(json);
         }
@@ -374,5 +390,10 @@ fn rules(config: &Config) -> anyhow::Result<Rules> {
         let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
         calendar.load(&text).with_context(|| format!("in {}", file.display()))?;
     }
-    Ok(Rules { calendar, yellow_permille: config.deadlines.yellow_permille, ..Rules::default() })
+    Ok(Rules {
+        calendar,
+        yellow_permille: config.deadlines.yellow_permille,
+        extension_decision_minutes: config.deadlines.extension_decision_minutes.max(1),
+        ..Rules::default()
+    })
 }

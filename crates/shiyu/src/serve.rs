@@ -5,7 +5,7 @@ use crate::config::Config;
 use anyhow::{bail, Context};
 use shiyu_auth::Sealer;
 use shiyu_domain::{Role, Rules, Scope};
-use shiyu_store::{CaseService, NewUser, Store};
+use shiyu_store::{CaseService, Clock, NewUser, Store};
 use shiyu_web::{AppState, WebSettings};
 use std::path::Path;
 use std::sync::Arc;
@@ -67,10 +67,49 @@ pub fn web_settings(config: &Config) -> WebSettings {
     }
 }
 
+/// The deadline engine and the notifier, running beside the API until dropped.
+#[derive(Debug)]
+pub struct Background(Vec<tokio::task::AbortHandle>);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// Starts the deadline engine (rebuilt from the store's alarm index), the notifier (SMS to
+/// `DATA_DIR/sms.log`) and the webhook deliverer, after putting the escalation rules and calendar edited over
+/// the API into effect.
+pub async fn start_background(
+    service: &CaseService,
+    config: &Config,
+    sealer: Arc<Sealer>,
+    clock: Clock,
+) -> anyhow::Result<Background> {
+    let store = service.store().clone();
+    service.set_rules(shiyu_sla::settings::stored_rules(store.as_ref(), (*service.rules()).clone()).await?);
+    let deadlines = shiyu_sla::Deadlines::start(service.clone(), clock.clone()).await?;
+    tracing::info!(armed = deadlines.armed().await, "deadline engine started");
+    std::fs::create_dir_all(&config.storage.data_dir)?;
+    let sms = Arc::new(shiyu_sla::LogSms::new(config.storage.data_dir.join("sms.log")));
+    let notifier = shiyu_sla::Notifier::new(store.clone(), sms, clock.clone());
+    let deliverer = shiyu_sla::Deliverer::new(store, sealer, clock);
+    let poll = std::time::Duration::from_millis(200);
+    Ok(Background(vec![
+        tokio::spawn(deadlines.run(poll)).abort_handle(),
+        tokio::spawn(notifier.run(poll)).abort_handle(),
+        tokio::spawn(deliverer.run(std::time::Duration::from_millis(500))).abort_handle(),
+    ]))
+}
+
 /// Serves the API until Ctrl-C or SIGTERM, then finishes the requests in flight.
 pub async fn serve(store: Arc<dyn Store>, rules: Rules, config: &Config, listen: &str) -> anyhow::Result<()> {
     let service = CaseService::new(store, Arc::new(rules));
-    let state = AppState::new(service, sealer(config)?, Arc::new(clock::now), web_settings(config)).await?;
+    let clock = clock::configured()?;
+    let state = AppState::new(service.clone(), sealer(config)?, clock.clone(), web_settings(config)).await?;
+    let _background = start_background(&service, config, state.sealer.clone(), clock).await?;
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
     let address = listener.local_addr()?;

@@ -4,8 +4,10 @@ pub mod admin;
 pub mod attachments;
 pub mod cases;
 pub mod classify;
+pub mod deadlines;
 pub mod duplicates;
 pub mod public;
+pub mod webhooks;
 
 use crate::errors::WebError;
 use crate::AppState;
@@ -124,4 +126,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/tokens/{id}", axum::routing::delete(admin::revoke_token))
         .route("/api/audit", get(admin::audit))
         .route("/api/events/stream", get(crate::stream::stream))
+        .route("/api/notifications", get(deadlines::list))
+        .route("/api/notifications/unread", get(deadlines::unread))
+        .route("/api/notifications/read", post(deadlines::mark_read))
+        .route("/api/escalation-rules", get(deadlines::rules).put(deadlines::set_rules))
+        .route("/api/calendar/{year}", get(deadlines::calendar).put(deadlines::set_calendar))
+        .merge(webhooks::routes())
 }

@@ -3,7 +3,7 @@
 //! path every live action takes), in the same run. Memory is read at a tenth of the cases and at the end:
 //! the bulk path holds a few chunks, so the two stay close however many cases are written.
 
-use super::{ratio, round3, FreshStore, Report};
+use super::{peak_rss_mb, ratio, FreshStore, Report};
 use crate::demo::{install_city, DeploymentPrivacy};
 use shiyu_domain::{apply, CaseId, CaseState, Event, Rules};
 use shiyu_sim::history::{Privacy, SimulateOptions, Simulation};
@@ -19,17 +19,6 @@ pub struct SimulateBenchOptions {
     pub days: u32,
     pub database: Option<String>,
     pub dir: PathBuf,
-}
-
-/// The process's peak resident memory so far (VmHWM), in MiB.
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-            line.split_whitespace().nth(1)?.parse::<f64>().ok()
-        })
-        .map_or(0.0, |kb| round3(kb / 1024.0))
 }
 
 pub async fn run(options: &SimulateBenchOptions) -> anyhow::Result<Report> {
