@@ -1,9 +1,10 @@
 //! `shiyu serve` killed with SIGKILL at random moments while deadlines fire, and started again: afterwards
-//! every yellow and every red has fired, and none twice. The server runs on a sped-up clock (`SHIYU_CLOCK`),
-//! so that two hours of a working morning pass in a few seconds.
+//! every yellow and every red has fired, and none twice, and the department's webhook received every one of
+//! them at least once (by its idempotency id). The server runs on a sped-up clock (`SHIYU_CLOCK`), so that
+//! two hours of a working morning pass in a few seconds.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use shiyu_domain::{next_alarm, Date, Rules, Timestamp};
+use shiyu_domain::{next_alarm, Action, Command as CaseCommand, Date, Rules, Timestamp};
 use shiyu_store::testing::{PgCluster, SampleWorld};
 use shiyu_store::{CaseService, Store, WriteOptions};
 use std::path::Path;
@@ -26,15 +27,89 @@ fn real_now_ms() -> i64 {
     now.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
-async fn fill(store: Arc<dyn Store>) {
+/// The personal-data key the server is given; webhook secrets are sealed with it.
+const KEY: &str = "k1=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+/// The cases, reported, registered and dispatched to the sample's lead department, whose webhook points at
+/// `receiver`: their acceptance deadlines run out during the test.
+async fn fill(store: Arc<dyn Store>, receiver: &str) {
     let world = SampleWorld::new();
     world.install(store.as_ref()).await.unwrap();
+    let (id, key) = KEY.split_once('=').unwrap();
+    let sealer = shiyu_auth::Sealer::new(&[(id.into(), key.into())]).unwrap();
+    let lead = shiyu_domain::DepartmentId(SampleWorld::LEAD_DEPARTMENT);
+    let webhook = shiyu_store::NewWebhook {
+        department: lead,
+        url: format!("{receiver}/shiyu"),
+        secret_sealed: sealer.seal("receiver-secret").unwrap(),
+        at: morning(0),
+    };
+    store.create_webhook(&webhook).await.unwrap();
     let service = CaseService::new(store, Arc::new(Rules::default()));
-    let citizen = world.actor("citizen").unwrap();
+    let actor = |name: &str| world.actor(name).unwrap();
+    let matter = world.matters[0].clone();
     for i in 0..CASES {
         let at = Timestamp(morning(0).0 + i * 30_000);
-        service.receive(None, &world.report(&format!("第{i}处占道经营")), &citizen, at).await.unwrap();
+        let report = world.report(&format!("第{i}处占道经营"));
+        let id = service.receive(None, &report, &actor("citizen"), at).await.unwrap().id;
+        let register = CaseCommand::new(Action::Register { matter: matter.clone(), priority: None });
+        service.act(id, None, &register, &actor("operator"), at).await.unwrap();
+        let dispatch = CaseCommand::new(Action::Dispatch { lead, assisting: vec![], basis: None });
+        service.act(id, None, &dispatch, &actor("operator"), at).await.unwrap();
     }
+}
+
+type Seen = Arc<std::sync::Mutex<std::collections::HashSet<String>>>;
+
+/// A webhook receiver on a port of its own: answers 204 to every request and keeps each delivery id it saw.
+async fn receiver() -> (String, Seen) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let seen: Seen = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let keep = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let seen = keep.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut reader = BufReader::new(read);
+                loop {
+                    let (mut length, mut delivery) = (0usize, None);
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let header = line.trim_end();
+                        if header.is_empty() {
+                            break;
+                        }
+                        match header.split_once(':').map(|(n, v)| (n.to_ascii_lowercase(), v.trim())) {
+                            Some((name, value)) if name == "content-length" => {
+                                length = value.parse().unwrap_or(0)
+                            }
+                            Some((name, value)) if name == "x-shiyu-delivery" => {
+                                delivery = Some(value.to_string())
+                            }
+                            _ => {}
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    if reader.read_exact(&mut body).await.is_err() {
+                        return;
+                    }
+                    seen.lock().unwrap().extend(delivery);
+                    let answer = b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n";
+                    if write.write_all(answer).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (address, seen)
 }
 
 struct Server {
@@ -85,13 +160,21 @@ fn run_with_crashes(server: &Server, seed: u64) {
     assert!(status.success() || status.code().is_none(), "the server stops cleanly: {status:?}");
 }
 
-async fn check(store: &dyn Store) {
+async fn check(store: &dyn Store, delivered: &std::collections::HashSet<String>) {
+    let webhook = store.webhooks(None).await.unwrap()[0].id;
     for id in 1..=CASES {
         let id = shiyu_domain::CaseId(id);
-        let kinds: Vec<&str> =
-            store.case_history(id).await.unwrap().iter().map(|e| e.event.change.kind()).collect();
+        let history = store.case_history(id).await.unwrap();
+        let kinds: Vec<&str> = history.iter().map(|e| e.event.change.kind()).collect();
         let count = |kind: &str| kinds.iter().filter(|k| **k == kind).count();
         assert_eq!((count("warned"), count("overdue")), (1, 1), "case {}: {kinds:?}", id.0);
+        let told =
+            history.iter().filter(|e| matches!(e.event.change.kind(), "dispatched" | "warned" | "overdue"));
+        for stored in told {
+            let delivery = format!("{webhook}-{}", stored.seq);
+            let kind = stored.event.change.kind();
+            assert!(delivered.contains(&delivery), "case {}: {kind} not delivered ({delivery})", id.0);
+        }
         let state = store.load_case(id).await.unwrap().unwrap();
         let next = next_alarm(&state).unwrap();
         assert!(next.at > morning(180), "case {} has nothing left due this morning: {next:?}", id.0);
@@ -109,18 +192,23 @@ async fn sqlite_deadlines_survive_sigkill() {
     let data = dir.path().join("data");
     let store: Arc<dyn Store> =
         Arc::new(shiyu_store::sqlite::SqliteStore::open(&data, WriteOptions::default()).await.unwrap());
-    fill(store.clone()).await;
+    let (address, delivered) = receiver().await;
+    fill(store.clone(), &address).await;
     drop(store);
     let server = Server {
         args: ["--data", data.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"]
             .map(String::from)
             .to_vec(),
-        envs: vec![("SHIYU_CLOCK".into(), clock_setting())],
+        envs: vec![
+            ("SHIYU_CLOCK".into(), clock_setting()),
+            ("SHIYU_SECURITY__PERSONAL_DATA_KEYS".into(), KEY.into()),
+        ],
         dir: dir.path().to_path_buf(),
     };
-    run_with_crashes(&server, real_now_ms() as u64);
+    tokio::task::spawn_blocking(move || run_with_crashes(&server, real_now_ms() as u64)).await.unwrap();
     let store = shiyu_store::sqlite::SqliteStore::open(&data, WriteOptions::default()).await.unwrap();
-    check(&store).await;
+    let delivered = delivered.lock().unwrap().clone();
+    check(&store, &delivered).await;
     assert!(sms_log_mentions_overdue(&data), "urgent notices reached the SMS log");
 }
 
@@ -138,7 +226,9 @@ async fn postgres_deadlines_survive_sigkill() {
             .await
             .unwrap(),
     );
-    fill(store.clone()).await;
+    let (address, delivered) = receiver().await;
+    fill(store.clone(), &address).await;
+    drop(store);
     let data = dir.path().join("data");
     let server = Server {
         args: ["--data", data.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"]
@@ -147,17 +237,16 @@ async fn postgres_deadlines_survive_sigkill() {
         envs: vec![
             ("SHIYU_CLOCK".into(), clock_setting()),
             ("SHIYU_STORAGE__DATABASE_URL".into(), cluster.url("shiyu")),
-            (
-                "SHIYU_SECURITY__PERSONAL_DATA_KEYS".into(),
-                "k1=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into(),
-            ),
+            ("SHIYU_SECURITY__PERSONAL_DATA_KEYS".into(), KEY.into()),
         ],
         dir: dir.path().to_path_buf(),
     };
-    drop(store);
-    run_with_crashes(&server, real_now_ms() as u64 ^ 0x5eed);
+    tokio::task::spawn_blocking(move || run_with_crashes(&server, real_now_ms() as u64 ^ 0x5eed))
+        .await
+        .unwrap();
     // A fresh connection: the first one's read cache knows the cases only as they were created.
     let store =
         shiyu_store::postgres::PgStore::connect_with(options, WriteOptions::default(), false).await.unwrap();
-    check(&store).await;
+    let delivered = delivered.lock().unwrap().clone();
+    check(&store, &delivered).await;
 }
