@@ -26,6 +26,11 @@ pub enum Capability {
     ManageCatalog,
     /// Edit the escalation rules and the working calendar that every deadline runs on.
     ManageDeadlines,
+    /// Read statistics and evaluations (分析研判, 行政问效), always limited to the caller's own jurisdiction or
+    /// department.
+    ReadStatistics,
+    /// Set the evaluation's indicator weights (考核权重).
+    ManageEvaluation,
 }
 
 /// Whether `role` has `capability`. Case actions and case reads are decided by [`authorize`] and
@@ -33,9 +38,10 @@ pub enum Capability {
 pub fn role_may(role: Role, capability: Capability) -> bool {
     use Capability::*;
     match capability {
-        ManageUsers | ReadAudit | ListUsers | TrainModels | ManageCatalog | ManageDeadlines => {
-            role == Role::Admin
-        }
+        ManageUsers | ReadAudit | ListUsers | TrainModels | ManageCatalog | ManageDeadlines
+        | ManageEvaluation => role == Role::Admin,
+        // Staff who work cases; admins manage the platform, not cases, and citizens see only their own.
+        ReadStatistics => !matches!(role, Role::Citizen | Role::Admin),
         // Whoever takes reports in or registers them; not citizens, departments or leaders.
         Classify => matches!(role, Role::HotlineAgent | Role::GridWorker | Role::Operator | Role::Mediator),
         // Call-backs and on-the-spot contact need the number; nobody else does.

@@ -64,6 +64,20 @@ pub struct AppState {
     pub reference: Arc<reference::ReferenceCache>,
     pub metrics: Arc<ops::Metrics>,
     pub classifier: Arc<classifier::ClassifierCache>,
+    /// The columnar projection of every case, kept current from the log by a task that ends with the
+    /// last clone of this state.
+    pub analytics: shiyu_analytics::Analytics,
+    _follower: Arc<Follower>,
+}
+
+/// Stops the analytics follower when dropped.
+#[derive(Debug)]
+struct Follower(tokio::task::AbortHandle);
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl std::fmt::Debug for AppState {
@@ -85,6 +99,9 @@ impl AppState {
         let store = service.store().clone();
         let reference = reference::ReferenceCache::load(store.as_ref()).await?;
         let classifier = classifier::ClassifierCache::load(store.as_ref()).await?;
+        let analytics = shiyu_analytics::Analytics::rebuild(store.as_ref()).await?;
+        let follower =
+            tokio::spawn(analytics.clone().follow(store.clone(), std::time::Duration::from_millis(250)));
         Ok(AppState {
             service,
             store,
@@ -94,6 +111,8 @@ impl AppState {
             reference: Arc::new(reference),
             metrics: Arc::new(ops::Metrics::default()),
             classifier: Arc::new(classifier),
+            analytics,
+            _follower: Arc::new(Follower(follower.abort_handle())),
         })
     }
 

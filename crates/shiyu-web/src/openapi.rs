@@ -52,6 +52,13 @@ use utoipa::OpenApi;
         crate::api::deadlines::set_rules,
         crate::api::deadlines::calendar,
         crate::api::deadlines::set_calendar,
+        crate::api::analytics::groups,
+        crate::api::analytics::top,
+        crate::api::analytics::change,
+        crate::api::analytics::evaluation,
+        crate::api::analytics::weights,
+        crate::api::analytics::set_weights,
+        crate::api::reports::monthly,
         crate::api::webhooks::create,
         crate::api::webhooks::list,
         crate::api::webhooks::disable,
@@ -66,6 +73,7 @@ use utoipa::OpenApi;
         (name = "users", description = "Users, API tokens and the audit log (admins)"),
         (name = "notifications", description = "The signed-in user's in-app notifications (also streamed live)"),
         (name = "deadlines", description = "Escalation rules and the working calendar every deadline runs on"),
+        (name = "analytics", description = "Statistics and evaluation within the caller's jurisdiction (分析研判, 行政问效)"),
         (name = "webhooks", description = "Outgoing webhooks per department and their dead letters (admins)"),
     )
 )]

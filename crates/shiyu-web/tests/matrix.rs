@@ -96,6 +96,7 @@ async fn every_caller_against_every_endpoint(app: TestApp) {
     let everyone_public = |status: u16| -> Row { [status; 10] };
     let admins_only = |status: u16| -> Row { [401, 403, 403, 403, 403, 403, 403, 403, status, 403] };
     let reference_readers: Row = [401, 403, 200, 200, 200, 200, 200, 200, 200, 200];
+    let statistics: Row = [401, 403, 200, 200, 200, 200, 200, 200, 403, 200];
     // (method, path, body, expected status per caller)
     let reads: Vec<(&str, String, Option<Value>, Row)> = vec![
         ("GET", "/api/me".into(), None, signed_in),
@@ -138,6 +139,23 @@ async fn every_caller_against_every_endpoint(app: TestApp) {
         ("GET", "/api/notifications/unread".into(), None, signed_in),
         ("GET", "/api/escalation-rules".into(), None, reference_readers),
         ("GET", "/api/calendar/2026".into(), None, reference_readers),
+        // Statistics: staff who work cases, each within their own scope; not citizens, not admins.
+        ("GET", "/api/analytics/groups?by=county".into(), None, statistics),
+        ("GET", "/api/analytics/top?dim=grid".into(), None, statistics),
+        ("GET", "/api/evaluation?unit=department".into(), None, statistics),
+        // A monthly report is a jurisdiction's: departments have none.
+        (
+            "GET",
+            "/api/reports/monthly?month=2026-11&format=json".into(),
+            None,
+            [401, 403, 200, 200, 200, 403, 200, 200, 403, 200],
+        ),
+        (
+            "GET",
+            "/api/evaluation/weights/2026".into(),
+            None,
+            [401, 403, 200, 200, 200, 200, 200, 200, 200, 200],
+        ),
         ("GET", "/api/webhooks".into(), None, admins_only(200)),
         ("GET", "/api/webhooks/dead-letters".into(), None, admins_only(200)),
     ];

@@ -117,6 +117,30 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Writes the monthly report (月度分析报告) of the city or one jurisdiction as CSV, XLSX, printable HTML with
+    /// charts, or JSON.
+    Report {
+        /// The month, YYYY-MM.
+        #[arg(long)]
+        month: String,
+        /// A jurisdiction code (default: the whole city).
+        #[arg(long)]
+        jurisdiction: Option<String>,
+        /// csv, xlsx, html or json.
+        #[arg(long, default_value = "html")]
+        format: String,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Rebuilds a read model from the event log and prints what it took (the server rebuilds it at start-up).
+    Rebuild {
+        #[arg(value_enum)]
+        what: RebuildKind,
+        /// Also print the figures as one JSON object on the last line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Runs a benchmark and its baseline in one run.
     Bench {
         #[command(subcommand)]
@@ -130,6 +154,12 @@ enum Command {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum ExportKind {
     Grids,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum RebuildKind {
+    /// The columnar projection behind statistics and evaluation.
+    Analytics,
 }
 
 #[derive(Debug, Subcommand)]
@@ -291,6 +321,60 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Export { what: ExportKind::Grids, to } => {
             let store = open_store(&config, false).await?;
             map::export(store.as_ref(), to.as_deref()).await?;
+        }
+        Command::Report { month, jurisdiction, format, out } => {
+            let store = open_store(&config, false).await?;
+            let format = shiyu_web::api::reports::Format::parse(&format)
+                .with_context(|| format!("unknown format `{format}`: csv, xlsx, html or json"))?;
+            let analytics = shiyu_analytics::Analytics::rebuild(store.as_ref()).await?;
+            let reference = shiyu_web::reference::ReferenceCache::load(store.as_ref()).await?;
+            let year = month.split('-').next().and_then(|y| y.parse::<i32>().ok()).unwrap_or(2026);
+            let weights = match store.setting(&format!("evaluation_weights:{year}")).await? {
+                Some(body) => serde_json::from_str(&body).context("stored evaluation weights")?,
+                None => shiyu_analytics::Weights::default(),
+            };
+            let report = shiyu_web::api::reports::build(
+                &analytics.read(),
+                &reference.get(),
+                &month,
+                jurisdiction.as_deref(),
+                &weights,
+                clock::now(),
+            )
+            .map_err(anyhow::Error::msg)?;
+            let bytes = shiyu_web::api::reports::render(&report, format).map_err(anyhow::Error::msg)?;
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!(
+                        "{} ({} cases) written to {}",
+                        report.month,
+                        report.totals.received,
+                        path.display()
+                    );
+                }
+                None => {
+                    use std::io::Write;
+                    std::io::stdout().write_all(&bytes)?;
+                }
+            }
+        }
+        Command::Rebuild { what: RebuildKind::Analytics, json } => {
+            let store = open_store(&config, false).await?;
+            let started = std::time::Instant::now();
+            let analytics = shiyu_analytics::Analytics::rebuild(store.as_ref()).await?;
+            let seconds = started.elapsed().as_secs_f64();
+            let projection = analytics.read();
+            let mut report = bench::Report::new("rebuild-analytics");
+            report.set("cases", projection.len() as u64);
+            report.set("events", projection.seq as u64);
+            report.set("seconds", bench::round3(seconds));
+            report.set("events_per_s", (projection.seq as f64 / seconds.max(1e-9)).round());
+            report.set(
+                "bytes_per_case",
+                bench::round3(projection.bytes() as f64 / projection.len().max(1) as f64),
+            );
+            report.print(json);
         }
         Command::TrainClassifier { json } => {
             let store = open_store(&config, false).await?;

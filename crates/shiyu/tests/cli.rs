@@ -102,6 +102,39 @@ fn demo_builds_nantong_once_simulates_more_and_backup_copies_it_online() {
     assert!(!empty.status.success());
     assert!(text(&empty).contains("no city yet"), "{}", text(&empty));
 
+    // The analytics read model rebuilds from the log, and the month's report renders from it.
+    let rebuilt = shiyu(&["--data", "city", "rebuild", "analytics", "--json"], dir.path());
+    assert!(rebuilt.status.success(), "{}", text(&rebuilt));
+    let figures = last_json_line(&rebuilt);
+    assert_eq!(figures["cases"], 3500, "{figures}");
+    assert!(figures["events"].as_u64().unwrap() > 3500 * 3, "{figures}");
+    assert!(figures["bytes_per_case"].as_f64().unwrap() < 200.0, "{figures}");
+    #[allow(clippy::disallowed_methods)] // the report's month follows the real date the history ends at
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    // Three days back, so that the month surely holds some of the twenty days of history.
+    let (year, month, _) = shiyu_domain::Timestamp(now - 3 * 86_400_000).to_beijing().0.ymd();
+    let month = format!("{year:04}-{month:02}");
+    for format in ["html", "csv", "xlsx"] {
+        let out = format!("report.{format}");
+        let made = shiyu(
+            &["--data", "city", "report", "--month", &month, "--format", format, "--out", &out],
+            dir.path(),
+        );
+        assert!(made.status.success(), "{}", text(&made));
+        assert!(std::fs::metadata(dir.path().join(&out)).unwrap().len() > 1000, "{format}");
+    }
+    let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(page.contains("全市") && page.contains("月度分析报告") && page.contains("<svg"));
+    let county = shiyu(
+        &["--data", "city", "report", "--month", &month, "--jurisdiction", "320613", "--format", "json"],
+        dir.path(),
+    );
+    let report: serde_json::Value = serde_json::from_slice(&county.stdout).unwrap();
+    assert_eq!(report["jurisdiction"], "崇川区");
+    assert!(report["totals"]["received"].as_u64().unwrap() > 0, "{report}");
+    let wrong = shiyu(&["--data", "city", "report", "--month", "2026-13"], dir.path());
+    assert!(!wrong.status.success() && text(&wrong).contains("not a month"), "{}", text(&wrong));
+
     let backup = shiyu(&["--data", "city", "backup", "--to", "copy.sqlite3"], dir.path());
     assert!(backup.status.success(), "{}", text(&backup));
     let twice = shiyu(&["--data", "city", "backup", "--to", "copy.sqlite3"], dir.path());

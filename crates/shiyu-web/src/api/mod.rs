@@ -1,12 +1,14 @@
 //! The JSON API's routes and the pieces every handler shares.
 
 pub mod admin;
+pub mod analytics;
 pub mod attachments;
 pub mod cases;
 pub mod classify;
 pub mod deadlines;
 pub mod duplicates;
 pub mod public;
+pub mod reports;
 pub mod webhooks;
 
 use crate::errors::WebError;
@@ -131,5 +133,11 @@ pub fn routes() -> Router<AppState> {
         .route("/api/notifications/read", post(deadlines::mark_read))
         .route("/api/escalation-rules", get(deadlines::rules).put(deadlines::set_rules))
         .route("/api/calendar/{year}", get(deadlines::calendar).put(deadlines::set_calendar))
+        .route("/api/analytics/groups", get(analytics::groups))
+        .route("/api/analytics/top", get(analytics::top))
+        .route("/api/analytics/change", get(analytics::change))
+        .route("/api/evaluation", get(analytics::evaluation))
+        .route("/api/evaluation/weights/{year}", get(analytics::weights).put(analytics::set_weights))
+        .route("/api/reports/monthly", get(reports::monthly))
         .merge(webhooks::routes())
 }

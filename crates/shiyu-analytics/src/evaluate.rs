@@ -1,0 +1,284 @@
+//! Evaluation (行政问效): the indicators of each department and of each unit of a level, their rankings and
+//! a weighted composite score. Every indicator's numerator and denominator are written in
+//! docs/indicators.md; the names here are the ones used there.
+
+use crate::projection::{stage_index, Projection, NO_STAGE};
+use crate::query::Filter;
+use serde::{Deserialize, Serialize};
+use shiyu_domain::{Stage, Status, Timestamp};
+use std::collections::HashMap;
+
+/// Who is evaluated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    /// Departments, by the cases they lead (承办) and the dispatches they received.
+    Department,
+    /// The counties, townships, communities or grids where the cases happened.
+    County,
+    Township,
+    Community,
+    Grid,
+}
+
+impl Unit {
+    pub fn parse(text: &str) -> Option<Unit> {
+        [Unit::Department, Unit::County, Unit::Township, Unit::Community, Unit::Grid]
+            .into_iter()
+            .find(|u| u.as_str() == text)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::Department => "department",
+            Unit::County => "county",
+            Unit::Township => "township",
+            Unit::Community => "community",
+            Unit::Grid => "grid",
+        }
+    }
+}
+
+/// A numerator over a denominator; the rate is `None` when the denominator is zero.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Ratio {
+    pub numerator: u64,
+    pub denominator: u64,
+}
+
+impl Ratio {
+    pub fn rate(&self) -> Option<f64> {
+        (self.denominator > 0).then(|| self.numerator as f64 / self.denominator as f64)
+    }
+
+    fn count(&mut self, counted: bool, hit: bool) {
+        if counted {
+            self.denominator += 1;
+            self.numerator += u64::from(hit);
+        }
+    }
+}
+
+/// One unit's indicators over the cases received in the period.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Indicators {
+    pub unit: i64,
+    pub cases: u64,
+    /// 响应率
+    pub response: Ratio,
+    /// 解决率
+    pub resolution: Ratio,
+    /// 满意率
+    pub satisfaction: Ratio,
+    /// 按期立案率, 按期派遣率, 按期处置率, 按期核查率
+    pub registration_on_time: Ratio,
+    pub dispatch_on_time: Ratio,
+    pub handling_on_time: Ratio,
+    pub verification_on_time: Ratio,
+    /// 返工率
+    pub rework: Ratio,
+    /// 退回率
+    pub returned: Ratio,
+    /// 超期件数
+    pub overdue: u64,
+    /// 延期次数
+    pub extensions: u64,
+    /// 办结用时: from the report to the first report of the work done, in hours.
+    pub handling_hours_avg: Option<f64>,
+    pub handling_hours_p90: Option<f64>,
+    /// 综合得分, 0–100, by the year's weights.
+    pub score: Option<f64>,
+    pub rank: u32,
+}
+
+/// The composite score's weights (考核权重), per year; each indicator's rate counts as 0–100, rework and
+/// return as 100 minus their rate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Weights {
+    pub response: f64,
+    pub resolution: f64,
+    pub satisfaction: f64,
+    pub registration_on_time: f64,
+    pub dispatch_on_time: f64,
+    pub handling_on_time: f64,
+    pub verification_on_time: f64,
+    pub rework: f64,
+    pub returned: f64,
+}
+
+impl Default for Weights {
+    /// The three rates of 接诉即办 weigh most; timeliness next; rework and returns least.
+    fn default() -> Self {
+        Weights {
+            response: 20.0,
+            resolution: 25.0,
+            satisfaction: 25.0,
+            registration_on_time: 5.0,
+            dispatch_on_time: 5.0,
+            handling_on_time: 10.0,
+            verification_on_time: 4.0,
+            rework: 3.0,
+            returned: 3.0,
+        }
+    }
+}
+
+impl Weights {
+    /// Refuses negative or non-finite weights and a set that weighs nothing.
+    pub fn check(&self) -> Result<(), String> {
+        let all = self.pairs(&Indicators::default());
+        if all.iter().any(|(w, _)| !w.is_finite() || *w < 0.0) {
+            return Err("weights must be finite and not negative".into());
+        }
+        if all.iter().map(|(w, _)| w).sum::<f64>() <= 0.0 {
+            return Err("at least one weight must be above zero".into());
+        }
+        Ok(())
+    }
+
+    fn pairs(&self, i: &Indicators) -> [(f64, Option<f64>); 9] {
+        let inverse = |r: Option<f64>| r.map(|r| 1.0 - r);
+        [
+            (self.response, i.response.rate()),
+            (self.resolution, i.resolution.rate()),
+            (self.satisfaction, i.satisfaction.rate()),
+            (self.registration_on_time, i.registration_on_time.rate()),
+            (self.dispatch_on_time, i.dispatch_on_time.rate()),
+            (self.handling_on_time, i.handling_on_time.rate()),
+            (self.verification_on_time, i.verification_on_time.rate()),
+            (self.rework, inverse(i.rework.rate())),
+            (self.returned, inverse(i.returned.rate())),
+        ]
+    }
+
+    /// The weighted mean of the indicators the unit has, 0–100; indicators without a denominator leave the
+    /// score, their weight shared out among the others.
+    pub fn score(&self, indicators: &Indicators) -> Option<f64> {
+        let (mut sum, mut weight) = (0.0, 0.0);
+        for (w, rate) in self.pairs(indicators) {
+            if let Some(rate) = rate {
+                sum += w * rate * 100.0;
+                weight += w;
+            }
+        }
+        (weight > 0.0).then(|| sum / weight)
+    }
+}
+
+impl Projection {
+    /// The indicators of every unit with cases among those `filter` selects, ranked by score (best first,
+    /// ties by more cases, then by id). `now` decides which open stages are overdue.
+    pub fn evaluate(
+        &self,
+        filter: &Filter,
+        unit: Unit,
+        weights: &Weights,
+        now: Timestamp,
+    ) -> Vec<Indicators> {
+        let rows = self.select(filter);
+        let mut by_unit: HashMap<u32, Indicators> = HashMap::new();
+        let mut hours: HashMap<u32, Vec<f64>> = HashMap::new();
+        let closed = Status::ALL.iter().position(|s| *s == Status::Closed).unwrap_or(0) as u8;
+        let ended_badly = [Status::Rejected, Status::Merged, Status::Voided]
+            .map(|s| Status::ALL.iter().position(|x| *x == s).unwrap_or(0) as u8);
+        let selected: std::collections::HashSet<u32> = if unit == Unit::Department {
+            rows.iter().map(|r| *r as u32).collect()
+        } else {
+            Default::default()
+        };
+        for &row in &rows {
+            let id = match unit {
+                Unit::Department => self.lead[row],
+                Unit::County => self.county[row],
+                Unit::Township => self.township[row],
+                Unit::Community => self.community[row],
+                Unit::Grid => self.grid[row],
+            };
+            if id == 0 {
+                continue;
+            }
+            let entry = by_unit
+                .entry(id)
+                .or_insert_with(|| Indicators { unit: i64::from(id), ..Indicators::default() });
+            entry.cases += 1;
+            let done = |stage: Stage| self.done[row] & (1 << stage_index(stage)) != 0;
+            let late = |stage: Stage| self.late[row] & (1 << stage_index(stage)) != 0;
+            let open = self.stage[row] != NO_STAGE;
+            let status = self.status[row];
+            if unit != Unit::Department {
+                entry.response.count(true, done(Stage::Register) && !late(Stage::Register));
+                entry.returned.count(self.dispatched[row] != 0, self.returns[row] > 0);
+            }
+            entry.resolution.count(!ended_badly.contains(&status), status == closed);
+            let rating = self.rating[row];
+            entry.satisfaction.count(rating > 0, rating >= 4);
+            for (ratio, stage) in [
+                (&mut entry.registration_on_time, Stage::Register),
+                (&mut entry.dispatch_on_time, Stage::Dispatch),
+                (&mut entry.handling_on_time, Stage::Handle),
+                (&mut entry.verification_on_time, Stage::Verify),
+            ] {
+                ratio.count(done(stage), !late(stage));
+            }
+            entry.rework.count(done(Stage::Handle), self.reworks[row] > 0);
+            entry.overdue += u64::from(self.late[row] != 0 || (open && self.due[row] < now.0));
+            entry.extensions += u64::from(self.extensions[row]);
+            let handled = self.ended[row][stage_index(Stage::Handle)];
+            if handled != 0 {
+                hours.entry(id).or_default().push(f64::from(handled) / 3600.0);
+            }
+        }
+        if unit == Unit::Department {
+            // Response and returns count dispatches: each time a department was sent a case it leads.
+            for dispatch in self.dispatches.iter().filter(|d| selected.contains(&d.row)) {
+                let entry = by_unit.entry(dispatch.department).or_insert_with(|| Indicators {
+                    unit: i64::from(dispatch.department),
+                    ..Indicators::default()
+                });
+                entry.response.count(true, dispatch.accepted == 1);
+                entry.returned.count(true, dispatch.returned);
+            }
+        }
+        let mut out: Vec<Indicators> = by_unit
+            .into_iter()
+            .map(|(id, mut indicators)| {
+                if let Some(mut list) = hours.remove(&id) {
+                    list.sort_by(f64::total_cmp);
+                    indicators.handling_hours_avg = Some(list.iter().sum::<f64>() / list.len() as f64);
+                    let at = ((list.len() as f64 * 0.9).ceil() as usize).clamp(1, list.len()) - 1;
+                    indicators.handling_hours_p90 = list.get(at).copied();
+                }
+                indicators.score = weights.score(&indicators);
+                indicators
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            b.score
+                .unwrap_or(-1.0)
+                .total_cmp(&a.score.unwrap_or(-1.0))
+                .then(b.cases.cmp(&a.cases))
+                .then(a.unit.cmp(&b.unit))
+        });
+        for (index, indicators) in out.iter_mut().enumerate() {
+            indicators.rank = index as u32 + 1;
+        }
+        out
+    }
+}
+
+/// Each indicator's definition as printed in reports; docs/indicators.md says the same at more length.
+pub const DEFINITIONS: &[(&str, &str)] = &[
+    ("统计范围", "统计期内受理（以受理时间计）、发生地在该辖区内的事件；部门按事件当前或最后一次派遣的主办部门（承办部门）归属。"),
+    ("响应率（部门）", "分子：在签收时限内签收的主办派遣次数；分母：该部门收到的全部主办派遣次数（含之后被退回的）。"),
+    ("响应率（层级）", "分子：在立案时限内完成立案、不予立案或就地解决的件数；分母：受理件数。"),
+    ("解决率", "分子：结案件数；分母：受理件数减去不予立案、合并和作废的件数。"),
+    ("满意率", "分子：评价为4分或5分的件数；分母：有评价的件数。"),
+    ("按期立案率、按期派遣率、按期处置率、按期核查率", "分子：该环节已完成且每次完成都未超过该环节期限的件数；分母：该环节已完成的件数。"),
+    ("返工率", "分子：核查不通过（返工）至少一次的件数；分母：已完成处置反馈的件数。"),
+    ("退回率", "部门：被退回的主办派遣次数÷主办派遣次数；层级：有退回的件数÷曾派遣的件数。"),
+    ("超期件数", "任一环节超期完成，或当前环节在统计时刻已超过期限的件数。"),
+    ("延期次数", "批准的延期次数之和。"),
+    ("办结用时", "从受理到首次处置反馈的自然小时数，取平均值和第90百分位数。"),
+    ("综合得分", "各指标按年度权重加权平均（比率×100；返工率、退回率取100减去比率×100）；无分母的指标不计入，其权重按比例分给其余指标。"),
+];

@@ -1,0 +1,404 @@
+//! The projection: one row per case in columns (struct of arrays), folded from the event log one event at a
+//! time. A row's index is its case id minus one (the store hands ids out densely), so no lookup table is kept.
+//! Everything a dashboard or an evaluation asks is answered from these columns; see `query.rs`.
+
+use shiyu_domain::{CaseId, Change, Channel, Event, Priority, Stage, Status};
+use shiyu_store::StoredEvent;
+use std::collections::HashMap;
+
+/// The stages in column order; a stage's bit in `done` and `late` is its position here.
+pub const STAGES: [Stage; 6] =
+    [Stage::Register, Stage::Dispatch, Stage::Accept, Stage::Handle, Stage::Verify, Stage::Close];
+
+pub fn stage_index(stage: Stage) -> usize {
+    match stage {
+        Stage::Register => 0,
+        Stage::Dispatch => 1,
+        Stage::Accept => 2,
+        Stage::Handle => 3,
+        Stage::Verify => 4,
+        Stage::Close => 5,
+    }
+}
+
+/// No stage running (ended, or not yet received).
+pub const NO_STAGE: u8 = u8::MAX;
+/// No matter or category.
+pub const NONE16: u16 = u16::MAX;
+pub const NONE8: u8 = u8::MAX;
+
+pub fn channel_index(channel: Channel) -> u8 {
+    Channel::ALL.iter().position(|c| *c == channel).map_or(NONE8, |i| i as u8)
+}
+
+pub fn status_index(status: Status) -> u8 {
+    Status::ALL.iter().position(|s| *s == status).map_or(NONE8, |i| i as u8)
+}
+
+/// Codes of matters or categories, numbered in the order first seen.
+#[derive(Clone, Debug, Default)]
+pub struct Dictionary {
+    pub codes: Vec<String>,
+    index: HashMap<String, u16>,
+}
+
+impl Dictionary {
+    pub fn id(&mut self, code: &str) -> u16 {
+        if let Some(id) = self.index.get(code) {
+            return *id;
+        }
+        let id = self.codes.len().min(usize::from(NONE16) - 1) as u16;
+        self.codes.push(code.to_string());
+        self.index.insert(code.to_string(), id);
+        id
+    }
+
+    pub fn find(&self, code: &str) -> Option<u16> {
+        self.index.get(code).copied()
+    }
+
+    pub fn code(&self, id: u16) -> Option<&str> {
+        self.codes.get(usize::from(id)).map(String::as_str)
+    }
+}
+
+/// One dispatch of a case to a lead department: what response (签收) and return (退回) rates count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dispatch {
+    pub row: u32,
+    pub department: u32,
+    /// Milliseconds since the epoch.
+    pub at: i64,
+    /// 0: not accepted (yet); 1: accepted within the accept limit; 2: accepted late.
+    pub accepted: u8,
+    pub returned: bool,
+}
+
+/// The columns. Times are milliseconds since the epoch (`received_at`) or seconds after `received_at`
+/// (`ended`, `dispatched`), 0 meaning "not yet".
+#[derive(Clone, Debug, Default)]
+pub struct Projection {
+    /// The last event folded in.
+    pub seq: i64,
+    pub received_at: Vec<i64>,
+    /// When each stage was first completed, in seconds after the report (0: not yet), by `STAGES` index.
+    pub ended: Vec<[u32; 6]>,
+    /// When the case was last dispatched (seconds after the report; 0: never).
+    pub dispatched: Vec<u32>,
+    /// Bit per stage: completed at least once.
+    pub done: Vec<u8>,
+    /// Bit per stage: completed late at least once.
+    pub late: Vec<u8>,
+    /// The running stage (`STAGES` index, or `NO_STAGE`) and its due time (`i64::MAX` while suspended).
+    pub stage: Vec<u8>,
+    pub due: Vec<i64>,
+    pub matter: Vec<u16>,
+    pub category: Vec<u16>,
+    pub county: Vec<u32>,
+    pub township: Vec<u32>,
+    pub community: Vec<u32>,
+    pub grid: Vec<u32>,
+    /// The owning command center.
+    pub owner: Vec<u32>,
+    /// The lead department of the current or last dispatch (0: none).
+    pub lead: Vec<u32>,
+    pub channel: Vec<u8>,
+    pub status: Vec<u8>,
+    pub priority: Vec<u8>,
+    /// 0: not rated; otherwise 1–5.
+    pub rating: Vec<u8>,
+    pub reworks: Vec<u8>,
+    pub returns: Vec<u8>,
+    pub extensions: Vec<u8>,
+    pub escalations: Vec<u8>,
+    pub supervisions: Vec<u8>,
+    pub reopenings: Vec<u8>,
+    /// Reports merged into this case as its duplicates.
+    pub duplicates: Vec<u16>,
+    pub dispatches: Vec<Dispatch>,
+    /// The open dispatch of each case, as an index into `dispatches`.
+    pub open_dispatch: HashMap<u32, u32>,
+    pub matters: Dictionary,
+    pub categories: Dictionary,
+}
+
+fn saturate(n: u8) -> u8 {
+    n.saturating_add(1)
+}
+
+fn seconds_after(start: i64, at: i64) -> u32 {
+    (((at - start).max(0) / 1000) as u32).max(1)
+}
+
+impl Projection {
+    pub fn new() -> Projection {
+        Projection::default()
+    }
+
+    /// How many cases it holds.
+    pub fn len(&self) -> usize {
+        self.received_at.iter().filter(|t| **t != 0).count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Rows, holes included (ids never used, or not yet seen).
+    pub fn rows(&self) -> usize {
+        self.received_at.len()
+    }
+
+    /// Bytes held by the columns, per case: what the memory target measures.
+    pub fn bytes(&self) -> usize {
+        let per_row = 8 + 24 + 4 + 1 + 1 + 1 + 8 + 2 + 2 + 4 * 6 + 1 + 1 + 1 + 1 + 6 + 2;
+        self.received_at.capacity() * per_row
+            + self.dispatches.capacity() * std::mem::size_of::<Dispatch>()
+            + self.open_dispatch.capacity() * 12
+    }
+
+    fn grow(&mut self, rows: usize) {
+        if rows <= self.received_at.len() {
+            return;
+        }
+        self.received_at.resize(rows, 0);
+        self.ended.resize(rows, [0; 6]);
+        self.dispatched.resize(rows, 0);
+        self.done.resize(rows, 0);
+        self.late.resize(rows, 0);
+        self.stage.resize(rows, NO_STAGE);
+        self.due.resize(rows, i64::MAX);
+        self.matter.resize(rows, NONE16);
+        self.category.resize(rows, NONE16);
+        self.county.resize(rows, 0);
+        self.township.resize(rows, 0);
+        self.community.resize(rows, 0);
+        self.grid.resize(rows, 0);
+        self.owner.resize(rows, 0);
+        self.lead.resize(rows, 0);
+        self.channel.resize(rows, NONE8);
+        self.status.resize(rows, NONE8);
+        self.priority.resize(rows, NONE8);
+        self.rating.resize(rows, 0);
+        self.reworks.resize(rows, 0);
+        self.returns.resize(rows, 0);
+        self.extensions.resize(rows, 0);
+        self.escalations.resize(rows, 0);
+        self.supervisions.resize(rows, 0);
+        self.reopenings.resize(rows, 0);
+        self.duplicates.resize(rows, 0);
+    }
+
+    /// Folds one stored event in. Events must come in log order; an event already folded in (by `seq`) is
+    /// ignored, so a page read twice changes nothing.
+    pub fn apply(&mut self, stored: &StoredEvent) {
+        if stored.seq <= self.seq {
+            return;
+        }
+        self.seq = stored.seq;
+        self.apply_event(stored.case_id, &stored.event);
+    }
+
+    fn set_stage(&mut self, row: usize, stage: Option<(Stage, i64)>) {
+        match stage {
+            Some((stage, due)) => {
+                self.stage[row] = stage_index(stage) as u8;
+                self.due[row] = due;
+            }
+            None => {
+                self.stage[row] = NO_STAGE;
+                self.due[row] = i64::MAX;
+            }
+        }
+    }
+
+    /// The running stage ends at `at` by completing: on time or late against its due time.
+    fn complete(&mut self, row: usize, stage: Stage, at: i64) {
+        let index = stage_index(stage);
+        if self.stage[row] != index as u8 {
+            return;
+        }
+        let bit = 1u8 << index;
+        self.done[row] |= bit;
+        if at > self.due[row] {
+            self.late[row] |= bit;
+        }
+        if self.ended[row][index] == 0 {
+            self.ended[row][index] = seconds_after(self.received_at[row], at);
+        }
+    }
+
+    fn set_matter(&mut self, row: usize, code: &str, category: &str) {
+        self.matter[row] = self.matters.id(code);
+        self.category[row] = self.categories.id(category);
+    }
+
+    pub fn apply_event(&mut self, id: CaseId, event: &Event) {
+        let Ok(row) = usize::try_from(id.0 - 1) else { return };
+        self.grow(row + 1);
+        let at = event.at.0;
+        if self.received_at[row] == 0 && !matches!(event.change, Change::Received { .. }) {
+            return;
+        }
+        let status = |s: Status| status_index(s);
+        match &event.change {
+            Change::Received { channel, path, owner, matter, priority, deadline, .. } => {
+                self.received_at[row] = at;
+                let at_depth = |depth: usize| path.get(depth).map_or(0, |j| j.0 as u32);
+                self.county[row] = at_depth(1);
+                self.township[row] = at_depth(2);
+                self.community[row] = at_depth(3);
+                self.grid[row] = at_depth(4);
+                self.owner[row] = owner.0 as u32;
+                self.channel[row] = channel_index(*channel);
+                self.priority[row] = priority_index(*priority);
+                self.status[row] = status(Status::Received);
+                if let Some(m) = matter {
+                    self.set_matter(row, &m.code, &m.category);
+                }
+                self.set_stage(row, Some((Stage::Register, deadline.due.0)));
+            }
+            Change::Registered { matter, priority, deadline, .. } => {
+                self.complete(row, Stage::Register, at);
+                self.set_matter(row, &matter.code, &matter.category);
+                self.priority[row] = priority_index(*priority);
+                self.status[row] = status(Status::Registered);
+                self.set_stage(row, Some((Stage::Dispatch, deadline.due.0)));
+            }
+            Change::Rejected => {
+                self.complete(row, Stage::Register, at);
+                self.status[row] = status(Status::Rejected);
+                self.set_stage(row, None);
+            }
+            Change::Dispatched { lead, deadline, .. } => {
+                self.complete(row, Stage::Dispatch, at);
+                self.lead[row] = lead.0 as u32;
+                self.dispatched[row] = seconds_after(self.received_at[row], at);
+                self.open_dispatch.insert(row as u32, self.dispatches.len() as u32);
+                self.dispatches.push(Dispatch {
+                    row: row as u32,
+                    department: lead.0 as u32,
+                    at,
+                    accepted: 0,
+                    returned: false,
+                });
+                self.status[row] = status(Status::Dispatched);
+                self.set_stage(row, Some((Stage::Accept, deadline.due.0)));
+            }
+            Change::Accepted { deadline: Some(deadline), .. } => {
+                let on_time = at <= self.due[row];
+                self.complete(row, Stage::Accept, at);
+                if let Some(d) =
+                    self.open_dispatch.get(&(row as u32)).and_then(|i| self.dispatches.get_mut(*i as usize))
+                {
+                    d.accepted = if on_time { 1 } else { 2 };
+                }
+                self.status[row] = status(Status::Handling);
+                self.set_stage(row, Some((Stage::Handle, deadline.due.0)));
+            }
+            Change::Accepted { deadline: None, .. } => {}
+            Change::ReportedBack { deadline } => {
+                self.complete(row, Stage::Handle, at);
+                self.status[row] = status(Status::Handled);
+                self.set_stage(row, Some((Stage::Verify, deadline.due.0)));
+            }
+            Change::Verified { deadline } => {
+                self.complete(row, Stage::Verify, at);
+                self.status[row] = status(Status::Verified);
+                self.set_stage(row, Some((Stage::Close, deadline.due.0)));
+            }
+            Change::VerificationFailed { deadline } => {
+                self.complete(row, Stage::Verify, at);
+                self.reworks[row] = saturate(self.reworks[row]);
+                let (next_status, next_stage) = if self.lead[row] != 0 {
+                    (Status::Handling, Stage::Handle)
+                } else {
+                    (Status::Registered, Stage::Dispatch)
+                };
+                self.status[row] = status(next_status);
+                self.set_stage(row, Some((next_stage, deadline.due.0)));
+            }
+            Change::Closed => {
+                self.complete(row, Stage::Close, at);
+                self.status[row] = status(Status::Closed);
+                self.set_stage(row, None);
+                self.open_dispatch.remove(&(row as u32));
+            }
+            Change::Rated { score, .. } => self.rating[row] = *score,
+            Change::ResolvedOnSpot { matter, priority, deadline, .. } => {
+                self.complete(row, Stage::Register, at);
+                self.set_matter(row, &matter.code, &matter.category);
+                self.priority[row] = priority_index(*priority);
+                self.status[row] = status(Status::Handled);
+                self.set_stage(row, Some((Stage::Verify, deadline.due.0)));
+            }
+            Change::Returned { deadline, .. } => {
+                self.returns[row] = saturate(self.returns[row]);
+                if let Some(i) = self.open_dispatch.remove(&(row as u32)) {
+                    if let Some(d) = self.dispatches.get_mut(i as usize) {
+                        d.returned = true;
+                    }
+                }
+                self.lead[row] = 0;
+                self.status[row] = status(Status::Registered);
+                self.set_stage(row, Some((Stage::Dispatch, deadline.due.0)));
+            }
+            Change::ExtensionApproved { deadline } => {
+                self.extensions[row] = saturate(self.extensions[row]);
+                self.due[row] = deadline.due.0;
+            }
+            Change::Supervised { .. } => self.supervisions[row] = saturate(self.supervisions[row]),
+            Change::Escalated { to, deadline, .. } => {
+                self.escalations[row] = saturate(self.escalations[row]);
+                self.owner[row] = to.0 as u32;
+                self.lead[row] = 0;
+                self.open_dispatch.remove(&(row as u32));
+                if self.status[row] == status(Status::Received) {
+                    self.set_stage(row, Some((Stage::Register, deadline.due.0)));
+                } else {
+                    self.status[row] = status(Status::Registered);
+                    self.set_stage(row, Some((Stage::Dispatch, deadline.due.0)));
+                }
+            }
+            Change::Merged { into } => {
+                self.status[row] = status(Status::Merged);
+                self.set_stage(row, None);
+                self.open_dispatch.remove(&(row as u32));
+                if let Some(target) = usize::try_from(into.0 - 1).ok().filter(|t| *t < self.duplicates.len())
+                {
+                    self.duplicates[target] = self.duplicates[target].saturating_add(1);
+                }
+            }
+            Change::Suspended { .. } => self.due[row] = i64::MAX,
+            Change::Resumed { deadline } | Change::Rescheduled { deadline } => self.due[row] = deadline.due.0,
+            Change::Voided => {
+                self.status[row] = status(Status::Voided);
+                self.set_stage(row, None);
+                self.open_dispatch.remove(&(row as u32));
+            }
+            Change::Reopened { deadline } => {
+                self.reopenings[row] = saturate(self.reopenings[row]);
+                self.rating[row] = 0;
+                self.lead[row] = 0;
+                self.status[row] = status(Status::Registered);
+                self.set_stage(row, Some((Stage::Dispatch, deadline.due.0)));
+            }
+            Change::ExtensionRequested { .. }
+            | Change::ExtensionDenied
+            | Change::ExtensionUndecided { .. }
+            | Change::Instructed
+            | Change::Warned { .. }
+            | Change::Overdue { .. }
+            | Change::SupervisionLapsed { .. } => {}
+        }
+    }
+}
+
+pub fn priority_index(priority: Priority) -> u8 {
+    match priority {
+        Priority::Urgent => 0,
+        Priority::High => 1,
+        Priority::Normal => 2,
+        Priority::Low => 3,
+    }
+}

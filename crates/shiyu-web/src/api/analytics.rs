@@ -1,0 +1,438 @@
+//! Statistics (分析研判) and evaluation (行政问效) over the analytics projection, always within the caller's
+//! jurisdiction or department: group-by counts, hotspots, period-over-period change, indicators and
+//! rankings, and the indicator weights per year.
+
+use super::{require, JsonBody};
+use crate::auth::Caller;
+use crate::errors::{ErrorBody, WebError, WebResult};
+use crate::AppState;
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use shiyu_analytics::{Bucket, Dim, Filter, Group, Indicators, Key, Stats, Unit, Weights};
+use shiyu_domain::{Capability, Channel, DepartmentId, Level, Scope, Status, Timestamp};
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FilterParams {
+    /// Reports received from this moment (ms since the epoch, inclusive).
+    pub from: Option<i64>,
+    /// … up to this moment (exclusive).
+    pub to: Option<i64>,
+    /// Narrow to this jurisdiction (code), which must lie within the caller's.
+    pub within: Option<String>,
+    /// Only cases led by this department (id).
+    pub department: Option<i64>,
+    /// Category code.
+    pub category: Option<String>,
+    /// Matter code.
+    pub matter: Option<String>,
+    /// hotline, app, mini_program, grid_patrol, sensor or other
+    pub channel: Option<String>,
+    /// received, registered, dispatched, handling, handled, verified, closed, rejected, merged or voided
+    pub status: Option<String>,
+}
+
+fn bad(detail: impl Into<String>) -> WebError {
+    WebError::invalid(detail)
+}
+
+/// The caller's filter: what they asked, narrowed to what they may see.
+fn filter_for(state: &AppState, caller: &Caller, params: &FilterParams) -> WebResult<Filter> {
+    require(caller, Capability::ReadStatistics)?;
+    let user = caller.user()?;
+    let reference = state.reference.get();
+    let level_of = |id| reference.jurisdictions.get(&id).map(|j| j.level);
+    let mut filter = Filter {
+        from: params.from.map(Timestamp),
+        to: params.to.map(Timestamp),
+        department: params.department.map(DepartmentId),
+        category: params.category.clone(),
+        matter: params.matter.clone(),
+        ..Filter::default()
+    };
+    if let (Some(from), Some(to)) = (params.from, params.to) {
+        if from >= to {
+            return Err(bad("`from` must be before `to`"));
+        }
+    }
+    if let Some(channel) = &params.channel {
+        let found = Channel::ALL.iter().find(|c| shiyu_analytics::query::channel_name(c) == channel.as_str());
+        filter.channel = Some(*found.ok_or_else(|| bad(format!("unknown channel `{channel}`")))?);
+    }
+    if let Some(status) = &params.status {
+        let found = Status::ALL.iter().find(|s| s.as_str() == status.as_str());
+        filter.status = Some(*found.ok_or_else(|| bad(format!("unknown status `{status}`")))?);
+    }
+    match user.scope {
+        Scope::Jurisdiction(own) => {
+            filter.within = Some((level_of(own).unwrap_or(Level::City), own));
+        }
+        Scope::Department(own) => {
+            if params.department.is_some_and(|d| d != own.0) {
+                return Err(WebError::forbidden());
+            }
+            filter.department = Some(own);
+        }
+        Scope::Unbound => return Err(WebError::forbidden()),
+    }
+    if let Some(code) = &params.within {
+        let id = *reference.by_code.get(code).ok_or_else(|| bad(format!("unknown jurisdiction `{code}`")))?;
+        let path = reference.path_to(id).unwrap_or_default();
+        // Narrowing only: a jurisdiction outside the caller's is not found, as a case would not be.
+        if let Some((_, own)) = filter.within {
+            if !path.contains(&own) {
+                return Err(WebError::not_found());
+            }
+        }
+        filter.within = Some((level_of(id).unwrap_or(Level::City), id));
+    }
+    Ok(filter)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatsView {
+    pub cases: u64,
+    pub closed: u64,
+    pub open: u64,
+    pub overdue: u64,
+    pub rated: u64,
+    pub satisfied: u64,
+    /// closed ÷ cases
+    pub closed_rate: Option<f64>,
+    /// satisfied ÷ rated
+    pub satisfaction_rate: Option<f64>,
+    /// overdue ÷ cases
+    pub overdue_rate: Option<f64>,
+}
+
+impl StatsView {
+    fn of(s: &Stats) -> StatsView {
+        let rate = |n: u64, d: u64| (d > 0).then(|| n as f64 / d as f64);
+        StatsView {
+            cases: s.cases,
+            closed: s.closed,
+            open: s.open,
+            overdue: s.overdue,
+            rated: s.rated,
+            satisfied: s.satisfied,
+            closed_rate: rate(s.closed, s.cases),
+            satisfaction_rate: rate(s.satisfied, s.rated),
+            overdue_rate: rate(s.overdue, s.cases),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyView {
+    /// The dimension: category, matter, county, …
+    pub dim: String,
+    /// A jurisdiction's or department's id, or a code; null when the case has none (not yet classified,
+    /// not dispatched).
+    #[schema(value_type = Object)]
+    pub value: serde_json::Value,
+    /// The name to show (Chinese), when known.
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupView {
+    pub keys: Vec<KeyView>,
+    /// The bucket's start (ms), when bucketed.
+    pub bucket: Option<i64>,
+    #[serde(flatten)]
+    pub stats: StatsView,
+}
+
+fn key_view(state: &AppState, dim: Dim, key: &Key) -> KeyView {
+    let reference = state.reference.get();
+    let (value, name) = match key {
+        Key::None => (serde_json::Value::Null, None),
+        Key::Id(id) => {
+            let name = match dim {
+                Dim::Department => reference.departments.get(&DepartmentId(*id)).map(|d| d.name.clone()),
+                _ => reference.jurisdictions.get(&shiyu_domain::JurisdictionId(*id)).map(|j| j.name.clone()),
+            };
+            (serde_json::json!(id), name)
+        }
+        Key::Code(code) => {
+            let name = match dim {
+                Dim::Category => {
+                    reference.categories.iter().find(|c| &c.code == code).map(|c| c.name.clone())
+                }
+                Dim::Matter => reference.matters.get(code).map(|m| m.name.clone()),
+                Dim::Status => {
+                    Status::ALL.iter().find(|s| s.as_str() == code).map(|s| s.label_zh().to_string())
+                }
+                _ => None,
+            };
+            (serde_json::json!(code), name)
+        }
+    };
+    KeyView { dim: dim.as_str().to_string(), value, name }
+}
+
+fn group_view(state: &AppState, by: &[Dim], group: &Group) -> GroupView {
+    GroupView {
+        keys: by.iter().zip(&group.keys).map(|(dim, key)| key_view(state, *dim, key)).collect(),
+        bucket: group.bucket.map(|b| b.0),
+        stats: StatsView::of(&group.stats),
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct GroupParams {
+    /// Up to two of category, matter, county, township, community, grid, department, channel, status,
+    /// comma-separated; none for one total.
+    pub by: Option<String>,
+    /// hour, day, week or month (Beijing time; weeks start on Monday).
+    pub bucket: Option<String>,
+}
+
+fn parse_dims(text: Option<&str>) -> WebResult<Vec<Dim>> {
+    let dims: Vec<Dim> = text
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| Dim::parse(d).ok_or_else(|| bad(format!("unknown dimension `{d}`"))))
+        .collect::<WebResult<_>>()?;
+    if dims.len() > 2 {
+        return Err(bad("group by at most two dimensions"));
+    }
+    Ok(dims)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupsView {
+    pub groups: Vec<GroupView>,
+    /// How long the projection took to answer, in milliseconds.
+    pub took_ms: f64,
+}
+
+/// Counts and rates of cases grouped by up to two dimensions and a time bucket.
+#[utoipa::path(get, path = "/api/analytics/groups", tag = "analytics", params(FilterParams, GroupParams),
+    responses((status = 200, body = GroupsView), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn groups(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<FilterParams>,
+    Query(grouping): Query<GroupParams>,
+) -> WebResult<Json<GroupsView>> {
+    let filter = filter_for(&state, &caller, &params)?;
+    let by = parse_dims(grouping.by.as_deref())?;
+    let bucket = match grouping.bucket.as_deref() {
+        Some(text) => Some(Bucket::parse(text).ok_or_else(|| bad(format!("unknown bucket `{text}`")))?),
+        None => None,
+    };
+    let started = std::time::Instant::now();
+    let found = state.analytics.read().group(&filter, &by, bucket, state.now());
+    let took_ms = started.elapsed().as_secs_f64() * 1000.0;
+    Ok(Json(GroupsView { groups: found.iter().map(|g| group_view(&state, &by, g)).collect(), took_ms }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TopParams {
+    /// grid, community, township, county, matter, category or department
+    pub dim: String,
+    /// How many (1–100, default 10).
+    pub n: Option<usize>,
+}
+
+/// The places, matters or departments with most cases (热点), most first.
+#[utoipa::path(get, path = "/api/analytics/top", tag = "analytics", params(FilterParams, TopParams),
+    responses((status = 200, body = Vec<GroupView>), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn top(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<FilterParams>,
+    Query(top): Query<TopParams>,
+) -> WebResult<Json<Vec<GroupView>>> {
+    let filter = filter_for(&state, &caller, &params)?;
+    let dim = Dim::parse(&top.dim).ok_or_else(|| bad(format!("unknown dimension `{}`", top.dim)))?;
+    let n = top.n.unwrap_or(10).clamp(1, 100);
+    let found = state.analytics.read().top(&filter, dim, n, state.now());
+    Ok(Json(found.iter().map(|g| group_view(&state, &[dim], g)).collect()))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChangeView {
+    pub from: i64,
+    pub to: i64,
+    pub current: StatsView,
+    /// The same length of time just before `from`.
+    pub previous: StatsView,
+    /// (current − previous) ÷ previous cases; null when the previous period had none.
+    pub change: Option<f64>,
+}
+
+/// Cases in a period against the period of the same length just before it (环比).
+#[utoipa::path(get, path = "/api/analytics/change", tag = "analytics", params(FilterParams),
+    responses((status = 200, body = ChangeView), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn change(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<FilterParams>,
+) -> WebResult<Json<ChangeView>> {
+    let filter = filter_for(&state, &caller, &params)?;
+    let (Some(from), Some(to)) = (filter.from, filter.to) else {
+        return Err(bad("`from` and `to` are needed to compare periods"));
+    };
+    let length = to.0 - from.0;
+    let previous = Filter { from: Some(Timestamp(from.0 - length)), to: Some(from), ..filter.clone() };
+    let projection = state.analytics.read();
+    let total =
+        |f: &Filter| projection.group(f, &[], None, state.now()).first().map(|g| g.stats).unwrap_or_default();
+    let (now_stats, before) = (total(&filter), total(&previous));
+    let change =
+        (before.cases > 0).then(|| (now_stats.cases as f64 - before.cases as f64) / before.cases as f64);
+    Ok(Json(ChangeView {
+        from: from.0,
+        to: to.0,
+        current: StatsView::of(&now_stats),
+        previous: StatsView::of(&before),
+        change,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RatioView {
+    pub numerator: u64,
+    pub denominator: u64,
+    pub rate: Option<f64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IndicatorsView {
+    pub rank: u32,
+    pub id: i64,
+    pub name: Option<String>,
+    pub cases: u64,
+    pub response: RatioView,
+    pub resolution: RatioView,
+    pub satisfaction: RatioView,
+    pub registration_on_time: RatioView,
+    pub dispatch_on_time: RatioView,
+    pub handling_on_time: RatioView,
+    pub verification_on_time: RatioView,
+    pub rework: RatioView,
+    pub returned: RatioView,
+    pub overdue: u64,
+    pub extensions: u64,
+    pub handling_hours_avg: Option<f64>,
+    pub handling_hours_p90: Option<f64>,
+    pub score: Option<f64>,
+}
+
+fn ratio(r: &shiyu_analytics::Ratio) -> RatioView {
+    RatioView { numerator: r.numerator, denominator: r.denominator, rate: r.rate() }
+}
+
+pub fn indicators_view(state: &AppState, unit: Unit, i: &Indicators) -> IndicatorsView {
+    let reference = state.reference.get();
+    let name = match unit {
+        Unit::Department => reference.departments.get(&DepartmentId(i.unit)).map(|d| d.name.clone()),
+        _ => reference.jurisdictions.get(&shiyu_domain::JurisdictionId(i.unit)).map(|j| j.name.clone()),
+    };
+    IndicatorsView {
+        rank: i.rank,
+        id: i.unit,
+        name,
+        cases: i.cases,
+        response: ratio(&i.response),
+        resolution: ratio(&i.resolution),
+        satisfaction: ratio(&i.satisfaction),
+        registration_on_time: ratio(&i.registration_on_time),
+        dispatch_on_time: ratio(&i.dispatch_on_time),
+        handling_on_time: ratio(&i.handling_on_time),
+        verification_on_time: ratio(&i.verification_on_time),
+        rework: ratio(&i.rework),
+        returned: ratio(&i.returned),
+        overdue: i.overdue,
+        extensions: i.extensions,
+        handling_hours_avg: i.handling_hours_avg,
+        handling_hours_p90: i.handling_hours_p90,
+        score: i.score,
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EvaluationParams {
+    /// department, county, township, community or grid
+    pub unit: String,
+}
+
+/// The year whose weights apply to a period: the year (Beijing time) its start falls in.
+fn year_of(filter: &Filter, now: Timestamp) -> i32 {
+    filter.from.unwrap_or(now).to_beijing().0.ymd().0
+}
+
+pub async fn weights_for(state: &AppState, year: i32) -> WebResult<Weights> {
+    match state.store.setting(&format!("evaluation_weights:{year}")).await? {
+        Some(body) => serde_json::from_str(&body)
+            .map_err(|e| WebError::Store(shiyu_store::StoreError::Other(format!("stored weights: {e}")))),
+        None => Ok(Weights::default()),
+    }
+}
+
+/// Each unit's indicators (行政问效) over the cases received in the period, ranked by the composite score
+/// under the weights of the period's year. Definitions: docs/indicators.md.
+#[utoipa::path(get, path = "/api/evaluation", tag = "analytics", params(FilterParams, EvaluationParams),
+    responses((status = 200, body = Vec<IndicatorsView>), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn evaluation(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<FilterParams>,
+    Query(evaluation): Query<EvaluationParams>,
+) -> WebResult<Json<Vec<IndicatorsView>>> {
+    let filter = filter_for(&state, &caller, &params)?;
+    let unit =
+        Unit::parse(&evaluation.unit).ok_or_else(|| bad(format!("unknown unit `{}`", evaluation.unit)))?;
+    let weights = weights_for(&state, year_of(&filter, state.now())).await?;
+    let ranked = state.analytics.read().evaluate(&filter, unit, &weights, state.now());
+    Ok(Json(ranked.iter().map(|i| indicators_view(&state, unit, i)).collect()))
+}
+
+/// The composite score's weights for a year (defaults until an admin sets them).
+#[utoipa::path(get, path = "/api/evaluation/weights/{year}", tag = "analytics", params(("year" = i32, Path)),
+    responses((status = 200, body = Object), (status = 403, body = ErrorBody)))]
+pub async fn weights(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(year): Path<i32>,
+) -> WebResult<Json<Weights>> {
+    if !(shiyu_domain::role_may(caller.user()?.role, Capability::ReadStatistics)
+        || shiyu_domain::role_may(caller.user()?.role, Capability::ManageEvaluation))
+    {
+        return Err(WebError::forbidden());
+    }
+    Ok(Json(weights_for(&state, year).await?))
+}
+
+/// Sets a year's weights (admins): each finite and not negative, at least one above zero.
+#[utoipa::path(put, path = "/api/evaluation/weights/{year}", tag = "analytics", params(("year" = i32, Path)), request_body = Object,
+    responses((status = 200, body = Object), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn set_weights(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(year): Path<i32>,
+    JsonBody(weights): JsonBody<Weights>,
+) -> WebResult<Json<Weights>> {
+    require(&caller, Capability::ManageEvaluation)?;
+    if !(2000..=2100).contains(&year) {
+        return Err(bad("the year must be from 2000 to 2100"));
+    }
+    weights.check().map_err(bad)?;
+    let now = state.now();
+    let body = serde_json::to_string(&weights).map_err(shiyu_store::StoreError::from)?;
+    state.store.put_setting(&format!("evaluation_weights:{year}"), &body, now).await?;
+    state
+        .store
+        .audit(vec![caller.audit(now, "evaluation_weights_set", Some(format!("year:{year}")), Some(body))])
+        .await?;
+    Ok(Json(weights))
+}
