@@ -6,9 +6,7 @@
 
 use proptest::prelude::*;
 use shiyu_analytics::{Analytics, Dim, Filter, Key, Stats, Unit, Weights};
-use shiyu_domain::{
-    apply, CaseId, CaseState, Change, Event, Jurisdiction, JurisdictionId, Level, Rules, Stage, Timestamp,
-};
+use shiyu_domain::{apply, CaseId, CaseState, Change, Event, JurisdictionId, Level, Rules, Stage, Timestamp};
 use shiyu_sim::city::City;
 use shiyu_sim::history::{CityData, Privacy, SimulateOptions, Simulation, World};
 use shiyu_store::sqlite::SqliteStore;
@@ -33,29 +31,8 @@ impl Privacy for TestPrivacy {
 fn city() -> &'static (City, World) {
     static CITY: OnceLock<(City, World)> = OnceLock::new();
     CITY.get_or_init(|| {
-        let mut city = shiyu_sim::city::nantong().unwrap();
-        let mut next = city.jurisdictions.len() as i64;
-        let grids: Vec<Jurisdiction> = city
-            .at_level(Level::Community)
-            .map(|community| {
-                next += 1;
-                Jurisdiction {
-                    id: JurisdictionId(next),
-                    code: format!("{}01", community.code),
-                    name: format!("{}第一网格", community.name),
-                    level: Level::Grid,
-                    parent: Some(community.id),
-                }
-            })
-            .collect();
-        city.add_grids(&grids);
-        let data = CityData {
-            jurisdictions: city.jurisdictions.clone(),
-            departments: city.departments.clone(),
-            matters: city.matters.clone(),
-            users: city.users.clone(),
-            shapes: HashMap::new(),
-        };
+        let city = shiyu_sim::city::nantong_with_a_grid_per_community().unwrap();
+        let data = CityData::of(&city);
         let world = World::new(Rules::default(), data, shiyu_sim::simulate::URBAN_COUNTIES, 7).unwrap();
         (city, world)
     })

@@ -98,6 +98,28 @@ pub fn nantong() -> Result<City, DivisionError> {
     build(parse_divisions(NANTONG_DIVISIONS)?)
 }
 
+/// 南通 with one outline-less grid per community (`{community code}01`, `{name}第一网格`): enough for the
+/// simulator where the synthesised map (ten thousand grids, seconds to make) is not needed, as in tests.
+pub fn nantong_with_a_grid_per_community() -> Result<City, DivisionError> {
+    let mut city = nantong()?;
+    let mut next = city.jurisdictions.iter().map(|j| j.id.0).max().unwrap_or(0);
+    let grids: Vec<Jurisdiction> = city
+        .at_level(Level::Community)
+        .map(|community| {
+            next += 1;
+            Jurisdiction {
+                id: shiyu_domain::JurisdictionId(next),
+                code: format!("{}01", community.code),
+                name: format!("{}第一网格", community.name),
+                level: Level::Grid,
+                parent: Some(community.id),
+            }
+        })
+        .collect();
+    city.add_grids(&grids);
+    Ok(city)
+}
+
 /// Builds a city's departments, catalog and users around its jurisdiction tree.
 pub fn build(jurisdictions: Vec<Jurisdiction>) -> Result<City, DivisionError> {
     let city = jurisdictions

@@ -126,6 +126,19 @@ pub struct CityData {
     pub shapes: HashMap<JurisdictionId, Shape>,
 }
 
+impl CityData {
+    /// What the simulator needs of a city built in memory, without outlines.
+    pub fn of(city: &crate::city::City) -> CityData {
+        CityData {
+            jurisdictions: city.jurisdictions.clone(),
+            departments: city.departments.clone(),
+            matters: city.matters.clone(),
+            users: city.users.clone(),
+            shapes: HashMap::new(),
+        }
+    }
+}
+
 /// The city as the simulator sees it.
 #[derive(Debug)]
 pub struct World {

@@ -3,10 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use shiyu_domain::{
-    replay, CaseId, CaseState, Change, Channel, Event, Jurisdiction, JurisdictionId, Level, Rules, Status,
-    Timestamp,
-};
+use shiyu_domain::{replay, CaseId, CaseState, Change, Channel, Event, Rules, Status, Timestamp};
 use shiyu_sim::city::City;
 use shiyu_sim::history::{CityData, Privacy, SimulateOptions, Simulation, World};
 use std::collections::{HashMap, HashSet};
@@ -29,34 +26,11 @@ impl Privacy for TestPrivacy {
 
 /// 南通 with one grid per community (no outlines: the map has its own tests and takes seconds to draw).
 fn city() -> City {
-    let mut city = shiyu_sim::city::nantong().unwrap();
-    let mut next = city.jurisdictions.len() as i64;
-    let grids: Vec<Jurisdiction> = city
-        .at_level(Level::Community)
-        .map(|community| {
-            next += 1;
-            Jurisdiction {
-                id: JurisdictionId(next),
-                code: format!("{}01", community.code),
-                name: format!("{}第一网格", community.name),
-                level: Level::Grid,
-                parent: Some(community.id),
-            }
-        })
-        .collect();
-    city.add_grids(&grids);
-    city
+    shiyu_sim::city::nantong_with_a_grid_per_community().unwrap()
 }
 
 fn world(city: &City) -> World {
-    let data = CityData {
-        jurisdictions: city.jurisdictions.clone(),
-        departments: city.departments.clone(),
-        matters: city.matters.clone(),
-        users: city.users.clone(),
-        shapes: HashMap::new(),
-    };
-    World::new(Rules::default(), data, shiyu_sim::simulate::URBAN_COUNTIES, 7).unwrap()
+    World::new(Rules::default(), CityData::of(city), shiyu_sim::simulate::URBAN_COUNTIES, 7).unwrap()
 }
 
 fn until() -> Timestamp {
