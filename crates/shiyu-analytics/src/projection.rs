@@ -21,6 +21,9 @@ pub fn stage_index(stage: Stage) -> usize {
     }
 }
 
+/// Rows per block of the time index (`Projection::block_min`, `block_max`).
+pub const BLOCK: usize = 1024;
+
 /// No stage running (ended, or not yet received).
 pub const NO_STAGE: u8 = u8::MAX;
 /// No matter or category.
@@ -120,6 +123,12 @@ pub struct Projection {
     pub open_dispatch: HashMap<u32, u32>,
     pub matters: Dictionary,
     pub categories: Dictionary,
+    /// The time index: the earliest and latest `received_at` of each block of `BLOCK` rows (`i64::MAX` and
+    /// `i64::MIN` while the block holds no case). A question over a time range skips the blocks outside it
+    /// and checks times only in the blocks that straddle its ends; rows in id order are nearly in time order,
+    /// but nothing here depends on it.
+    pub block_min: Vec<i64>,
+    pub block_max: Vec<i64>,
 }
 
 fn saturate(n: u8) -> u8 {
@@ -155,6 +164,7 @@ impl Projection {
         self.received_at.capacity() * per_row
             + self.dispatches.capacity() * std::mem::size_of::<Dispatch>()
             + self.open_dispatch.capacity() * 12
+            + (self.block_min.capacity() + self.block_max.capacity()) * 8
     }
 
     fn grow(&mut self, rows: usize) {
@@ -187,6 +197,9 @@ impl Projection {
         self.supervisions.resize(rows, 0);
         self.reopenings.resize(rows, 0);
         self.duplicates.resize(rows, 0);
+        let blocks = rows.div_ceil(BLOCK);
+        self.block_min.resize(blocks, i64::MAX);
+        self.block_max.resize(blocks, i64::MIN);
     }
 
     /// Folds one stored event in. Events must come in log order; an event already folded in (by `seq`) is
@@ -244,6 +257,9 @@ impl Projection {
         match &event.change {
             Change::Received { channel, path, owner, matter, priority, deadline, .. } => {
                 self.received_at[row] = at;
+                let block = row / BLOCK;
+                self.block_min[block] = self.block_min[block].min(at);
+                self.block_max[block] = self.block_max[block].max(at);
                 let at_depth = |depth: usize| path.get(depth).map_or(0, |j| j.0 as u32);
                 self.county[row] = at_depth(1);
                 self.township[row] = at_depth(2);

@@ -52,17 +52,20 @@ async fn case_through_the_loop(app: &TestApp, rate: u8) -> i64 {
     id
 }
 
-/// The projection follows the log within a second or so; wait until it shows `cases`.
+/// The projection follows the log within a second or so; wait until it shows `cases` cases, each rated.
+/// The rating is the last event of every history here, so once it shows, the rest of the history has too;
+/// counting cases alone would race with the follower catching a case half-way through its loop.
 async fn until_counted(client: &mut HttpClient, cases: u64) -> Value {
-    for _ in 0..50 {
+    for _ in 0..100 {
         let (status, body) = client.json("GET", "/api/analytics/groups", None).await.unwrap();
         assert_eq!(status, 200, "{body}");
-        if body["groups"][0]["cases"].as_u64() == Some(cases) {
+        let totals = &body["groups"][0];
+        if totals["cases"].as_u64() == Some(cases) && totals["rated"].as_u64() == Some(cases) {
             return body;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("the projection never showed {cases} cases");
+    panic!("the projection never showed {cases} rated cases");
 }
 
 async fn statistics_and_evaluation_stay_within_the_callers_scope(app: TestApp) {

@@ -4,6 +4,7 @@
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 
+pub mod analytics;
 pub mod geo;
 pub mod http;
 pub mod intake;

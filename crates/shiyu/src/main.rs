@@ -244,6 +244,29 @@ enum Benchmark {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Statistics and evaluation over N generated cases spanning ten years: the columnar projection's
+    /// questions idle and while ingesting, the same questions as SQL GROUP BY on SQLite and PostgreSQL (a
+    /// throwaway cluster unless --database is given), and the rebuild from a real simulated log.
+    Analytics {
+        #[arg(long, default_value_t = 10_000_000)]
+        cases: u64,
+        /// Simulated cases bulk-loaded into a real store for the rebuild measurement.
+        #[arg(long, default_value_t = 200_000)]
+        rebuild_cases: u64,
+        /// Rounds of the question mix asked of the projection (idle, then again while ingesting).
+        #[arg(long, default_value_t = 30)]
+        rounds: usize,
+        /// Timed rounds of the mix asked of each SQL database, after one that checks every answer (SQLite
+        /// takes about 20 s a question at ten million cases).
+        #[arg(long, default_value_t = 1)]
+        sql_rounds: usize,
+        /// Leave PostgreSQL out of the comparison.
+        #[arg(long)]
+        no_postgres: bool,
+        /// Folder for the SQLite files (default: the system's temporary folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -436,6 +459,18 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                         dir: dir.unwrap_or_else(std::env::temp_dir),
                     };
                     bench::sla::run(&options).await?
+                }
+                Benchmark::Analytics { cases, rebuild_cases, rounds, sql_rounds, no_postgres, dir } => {
+                    let options = bench::analytics::AnalyticsOptions {
+                        cases: cases.max(1),
+                        rebuild_cases: rebuild_cases.max(1),
+                        rounds: rounds.max(1),
+                        sql_rounds: sql_rounds.max(1),
+                        postgres: !no_postgres,
+                        database,
+                        dir: dir.unwrap_or_else(std::env::temp_dir),
+                    };
+                    bench::analytics::run(&options).await?
                 }
             };
             report.print(json);

@@ -250,6 +250,42 @@ fn bench_intake_prints_its_figures_as_json() {
     assert!(figures["group_commit_cases_per_s"].as_f64().unwrap() > 0.0);
 }
 
+/// The analytics benchmark checks every SQL answer against the projection's before it times anything, so a
+/// small run is also a test that the two agree on generated data spanning ten years.
+#[test]
+fn bench_analytics_agrees_with_sql_and_prints_its_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_arg = dir.path().display().to_string();
+    let args = [
+        "bench",
+        "analytics",
+        "--cases",
+        "3000",
+        "--rebuild-cases",
+        "300",
+        "--rounds",
+        "1",
+        "--no-postgres",
+        "--dir",
+        &dir_arg,
+        "--json",
+    ];
+    let output = shiyu(&args, dir.path());
+    assert!(output.status.success(), "{}", text(&output));
+    let figures = last_json_line(&output);
+    assert_eq!(figures["cases"], 3000);
+    assert_eq!(figures["sqlite_answers_checked"], figures["questions"]);
+    for key in [
+        "bytes_per_case",
+        "query_p99_ms",
+        "query_p99_ms_while_ingesting",
+        "ratio_vs_sqlite",
+        "rebuild_events_per_s",
+    ] {
+        assert!(figures[key].as_f64().is_some_and(|v| v > 0.0), "{key} missing from {figures}");
+    }
+}
+
 #[test]
 fn postgres_is_migrated_by_command_and_benchmarked_for_real() {
     let cluster = shiyu_store::testing::PgCluster::start(false).unwrap();
