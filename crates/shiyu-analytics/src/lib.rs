@@ -2,6 +2,7 @@
 //! fed by the event log, answering group-by questions in milliseconds.
 
 pub mod evaluate;
+pub mod fact;
 pub mod monthly;
 pub mod projection;
 pub mod query;
@@ -11,8 +12,8 @@ pub use evaluate::{Indicators, Ratio, Unit, Weights};
 pub use projection::Projection;
 pub use query::{Bucket, Dim, Filter, Group, Key, Stats};
 
-use shiyu_store::{Store, StoreResult};
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use shiyu_store::{RawEvent, Store, StoreError, StoreResult};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 /// Events read from the log per query while rebuilding or following.
@@ -26,26 +27,43 @@ pub struct Analytics {
 }
 
 impl Analytics {
-    /// A projection of everything in the log.
+    /// A projection of everything in the log. Reading the next page overlaps with decoding and folding in
+    /// the last one on another thread, so a rebuild uses two cores.
     pub async fn rebuild(store: &dyn Store) -> StoreResult<Analytics> {
         let analytics = Analytics::default();
-        while analytics.catch_up(store).await? > 0 {}
+        let (pages, mut inbox) = tokio::sync::mpsc::channel::<Vec<RawEvent>>(2);
+        let projection = analytics.projection.clone();
+        let folder = tokio::task::spawn_blocking(move || {
+            while let Some(page) = inbox.blocking_recv() {
+                fold(&mut write(&projection), &page)?;
+            }
+            Ok::<_, StoreError>(())
+        });
+        let read: StoreResult<()> = async {
+            let mut after = 0;
+            loop {
+                let page = store.raw_events_since(after, PAGE).await?;
+                let Some(last) = page.last() else { return Ok(()) };
+                after = last.seq;
+                // The folder only hangs up when it failed; its error is the one to report.
+                if pages.send(page).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        .await;
+        drop(pages);
+        folder.await.map_err(|e| StoreError::Other(format!("analytics rebuild: {e}")))??;
+        read?;
         Ok(analytics)
     }
 
     /// Folds in the next page of events after the projection's position; returns how many.
     pub async fn catch_up(&self, store: &dyn Store) -> StoreResult<usize> {
         let after = self.read().seq;
-        let events = store.events_since(after, PAGE).await?;
-        if events.is_empty() {
-            return Ok(0);
-        }
-        let mut projection = match self.projection.write() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        for stored in &events {
-            projection.apply(stored);
+        let events = store.raw_events_since(after, PAGE).await?;
+        if !events.is_empty() {
+            fold(&mut write(&self.projection), &events)?;
         }
         Ok(events.len())
     }
@@ -68,4 +86,20 @@ impl Analytics {
             tokio::time::sleep(poll).await;
         }
     }
+}
+
+fn write(projection: &RwLock<Projection>) -> RwLockWriteGuard<'_, Projection> {
+    match projection.write() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+fn fold(projection: &mut Projection, page: &[RawEvent]) -> StoreResult<()> {
+    for stored in page {
+        projection
+            .apply_raw(stored)
+            .map_err(|e| StoreError::Other(format!("event {} cannot be read: {e}", stored.seq)))?;
+    }
+    Ok(())
 }

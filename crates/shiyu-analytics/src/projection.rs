@@ -2,8 +2,9 @@
 //! time. A row's index is its case id minus one (the store hands ids out densely), so no lookup table is kept.
 //! Everything a dashboard or an evaluation asks is answered from these columns; see `query.rs`.
 
-use shiyu_domain::{CaseId, Change, Channel, Event, Priority, Stage, Status};
-use shiyu_store::StoredEvent;
+use crate::fact::{Fact, Step};
+use shiyu_domain::{CaseId, Channel, Event, Priority, Stage, Status};
+use shiyu_store::{RawEvent, StoredEvent};
 use std::collections::HashMap;
 
 /// The stages in column order; a stage's bit in `done` and `late` is its position here.
@@ -119,6 +120,9 @@ pub struct Projection {
     /// Reports merged into this case as its duplicates.
     pub duplicates: Vec<u16>,
     pub dispatches: Vec<Dispatch>,
+    /// The least and greatest row of each block of `BLOCK` dispatches, so that the dispatches of a range of
+    /// cases are found without reading them all.
+    pub dispatch_rows: Vec<(u32, u32)>,
     /// The open dispatch of each case, as an index into `dispatches`.
     pub open_dispatch: HashMap<u32, u32>,
     pub matters: Dictionary,
@@ -163,6 +167,7 @@ impl Projection {
         let per_row = 8 + 24 + 4 + 1 + 1 + 1 + 8 + 2 + 2 + 4 * 6 + 1 + 1 + 1 + 1 + 6 + 2;
         self.received_at.capacity() * per_row
             + self.dispatches.capacity() * std::mem::size_of::<Dispatch>()
+            + self.dispatch_rows.capacity() * 8
             + self.open_dispatch.capacity() * 12
             + (self.block_min.capacity() + self.block_max.capacity()) * 8
     }
@@ -212,6 +217,17 @@ impl Projection {
         self.apply_event(stored.case_id, &stored.event);
     }
 
+    /// `apply` for an event still in its stored form, decoding only what the columns need.
+    pub fn apply_raw(&mut self, stored: &RawEvent) -> serde_json::Result<()> {
+        if stored.seq <= self.seq {
+            return Ok(());
+        }
+        let fact = Fact::parse(&stored.payload)?;
+        self.seq = stored.seq;
+        self.apply_fact(stored.case_id, &fact);
+        Ok(())
+    }
+
     fn set_stage(&mut self, row: usize, stage: Option<(Stage, i64)>) {
         match stage {
             Some((stage, due)) => {
@@ -247,61 +263,78 @@ impl Projection {
     }
 
     pub fn apply_event(&mut self, id: CaseId, event: &Event) {
+        self.apply_fact(id, &Fact::of(event));
+    }
+
+    /// Folds one event in, as decoded from the log (`Fact::parse`) or taken from a domain event.
+    pub fn apply_fact(&mut self, id: CaseId, fact: &Fact) {
         let Ok(row) = usize::try_from(id.0 - 1) else { return };
-        self.grow(row + 1);
-        let at = event.at.0;
-        if self.received_at[row] == 0 && !matches!(event.change, Change::Received { .. }) {
+        let step = &fact.change;
+        let kind = step.kind.as_ref();
+        if row >= self.received_at.len() && kind != "received" {
             return;
         }
+        self.grow(row + 1);
+        let at = fact.at;
+        if self.received_at[row] == 0 && kind != "received" {
+            return;
+        }
+        let due = step.deadline.map_or(i64::MAX, |d| d.due);
         let status = |s: Status| status_index(s);
-        match &event.change {
-            Change::Received { channel, path, owner, matter, priority, deadline, .. } => {
+        match kind {
+            "received" => {
                 self.received_at[row] = at;
                 let block = row / BLOCK;
                 self.block_min[block] = self.block_min[block].min(at);
                 self.block_max[block] = self.block_max[block].max(at);
-                let at_depth = |depth: usize| path.get(depth).map_or(0, |j| j.0 as u32);
+                let at_depth = |depth: usize| step.path.get(depth).map_or(0, |j| *j as u32);
                 self.county[row] = at_depth(1);
                 self.township[row] = at_depth(2);
                 self.community[row] = at_depth(3);
                 self.grid[row] = at_depth(4);
-                self.owner[row] = owner.0 as u32;
-                self.channel[row] = channel_index(*channel);
-                self.priority[row] = priority_index(*priority);
+                self.owner[row] = step.owner as u32;
+                self.channel[row] = step.channel.map_or(NONE8, channel_index);
+                self.priority[row] = step.priority.map_or(NONE8, priority_index);
                 self.status[row] = status(Status::Received);
-                if let Some(m) = matter {
+                if let Some(m) = &step.matter {
                     self.set_matter(row, &m.code, &m.category);
                 }
-                self.set_stage(row, Some((Stage::Register, deadline.due.0)));
+                self.set_stage(row, Some((Stage::Register, due)));
             }
-            Change::Registered { matter, priority, deadline, .. } => {
+            "registered" => {
                 self.complete(row, Stage::Register, at);
-                self.set_matter(row, &matter.code, &matter.category);
-                self.priority[row] = priority_index(*priority);
+                self.set_codes(row, step);
                 self.status[row] = status(Status::Registered);
-                self.set_stage(row, Some((Stage::Dispatch, deadline.due.0)));
+                self.set_stage(row, Some((Stage::Dispatch, due)));
             }
-            Change::Rejected => {
+            "rejected" => {
                 self.complete(row, Stage::Register, at);
                 self.status[row] = status(Status::Rejected);
                 self.set_stage(row, None);
             }
-            Change::Dispatched { lead, deadline, .. } => {
+            "dispatched" => {
                 self.complete(row, Stage::Dispatch, at);
-                self.lead[row] = lead.0 as u32;
+                self.lead[row] = step.lead as u32;
                 self.dispatched[row] = seconds_after(self.received_at[row], at);
                 self.open_dispatch.insert(row as u32, self.dispatches.len() as u32);
+                let block = self.dispatches.len() / BLOCK;
+                if block == self.dispatch_rows.len() {
+                    self.dispatch_rows.push((row as u32, row as u32));
+                }
+                let (least, greatest) = &mut self.dispatch_rows[block];
+                (*least, *greatest) = ((*least).min(row as u32), (*greatest).max(row as u32));
                 self.dispatches.push(Dispatch {
                     row: row as u32,
-                    department: lead.0 as u32,
+                    department: step.lead as u32,
                     at,
                     accepted: 0,
                     returned: false,
                 });
                 self.status[row] = status(Status::Dispatched);
-                self.set_stage(row, Some((Stage::Accept, deadline.due.0)));
+                self.set_stage(row, Some((Stage::Accept, due)));
             }
-            Change::Accepted { deadline: Some(deadline), .. } => {
+            // Accepting again without a new deadline (a second department of a joint case) changes nothing.
+            "accepted" if step.deadline.is_some() => {
                 let on_time = at <= self.due[row];
                 self.complete(row, Stage::Accept, at);
                 if let Some(d) =
@@ -310,20 +343,19 @@ impl Projection {
                     d.accepted = if on_time { 1 } else { 2 };
                 }
                 self.status[row] = status(Status::Handling);
-                self.set_stage(row, Some((Stage::Handle, deadline.due.0)));
+                self.set_stage(row, Some((Stage::Handle, due)));
             }
-            Change::Accepted { deadline: None, .. } => {}
-            Change::ReportedBack { deadline } => {
+            "reported_back" => {
                 self.complete(row, Stage::Handle, at);
                 self.status[row] = status(Status::Handled);
-                self.set_stage(row, Some((Stage::Verify, deadline.due.0)));
+                self.set_stage(row, Some((Stage::Verify, due)));
             }
-            Change::Verified { deadline } => {
+            "verified" => {
                 self.complete(row, Stage::Verify, at);
                 self.status[row] = status(Status::Verified);
-                self.set_stage(row, Some((Stage::Close, deadline.due.0)));
+                self.set_stage(row, Some((Stage::Close, due)));
             }
-            Change::VerificationFailed { deadline } => {
+            "verification_failed" => {
                 self.complete(row, Stage::Verify, at);
                 self.reworks[row] = saturate(self.reworks[row]);
                 let (next_status, next_stage) = if self.lead[row] != 0 {
@@ -332,23 +364,22 @@ impl Projection {
                     (Status::Registered, Stage::Dispatch)
                 };
                 self.status[row] = status(next_status);
-                self.set_stage(row, Some((next_stage, deadline.due.0)));
+                self.set_stage(row, Some((next_stage, due)));
             }
-            Change::Closed => {
+            "closed" => {
                 self.complete(row, Stage::Close, at);
                 self.status[row] = status(Status::Closed);
                 self.set_stage(row, None);
                 self.open_dispatch.remove(&(row as u32));
             }
-            Change::Rated { score, .. } => self.rating[row] = *score,
-            Change::ResolvedOnSpot { matter, priority, deadline, .. } => {
+            "rated" => self.rating[row] = step.score,
+            "resolved_on_spot" => {
                 self.complete(row, Stage::Register, at);
-                self.set_matter(row, &matter.code, &matter.category);
-                self.priority[row] = priority_index(*priority);
+                self.set_codes(row, step);
                 self.status[row] = status(Status::Handled);
-                self.set_stage(row, Some((Stage::Verify, deadline.due.0)));
+                self.set_stage(row, Some((Stage::Verify, due)));
             }
-            Change::Returned { deadline, .. } => {
+            "returned" => {
                 self.returns[row] = saturate(self.returns[row]);
                 if let Some(i) = self.open_dispatch.remove(&(row as u32)) {
                     if let Some(d) = self.dispatches.get_mut(i as usize) {
@@ -357,56 +388,59 @@ impl Projection {
                 }
                 self.lead[row] = 0;
                 self.status[row] = status(Status::Registered);
-                self.set_stage(row, Some((Stage::Dispatch, deadline.due.0)));
+                self.set_stage(row, Some((Stage::Dispatch, due)));
             }
-            Change::ExtensionApproved { deadline } => {
+            "extension_approved" => {
                 self.extensions[row] = saturate(self.extensions[row]);
-                self.due[row] = deadline.due.0;
+                self.due[row] = due;
             }
-            Change::Supervised { .. } => self.supervisions[row] = saturate(self.supervisions[row]),
-            Change::Escalated { to, deadline, .. } => {
+            "supervised" => self.supervisions[row] = saturate(self.supervisions[row]),
+            "escalated" => {
                 self.escalations[row] = saturate(self.escalations[row]);
-                self.owner[row] = to.0 as u32;
+                self.owner[row] = step.to as u32;
                 self.lead[row] = 0;
                 self.open_dispatch.remove(&(row as u32));
                 if self.status[row] == status(Status::Received) {
-                    self.set_stage(row, Some((Stage::Register, deadline.due.0)));
+                    self.set_stage(row, Some((Stage::Register, due)));
                 } else {
                     self.status[row] = status(Status::Registered);
-                    self.set_stage(row, Some((Stage::Dispatch, deadline.due.0)));
+                    self.set_stage(row, Some((Stage::Dispatch, due)));
                 }
             }
-            Change::Merged { into } => {
+            "merged" => {
                 self.status[row] = status(Status::Merged);
                 self.set_stage(row, None);
                 self.open_dispatch.remove(&(row as u32));
-                if let Some(target) = usize::try_from(into.0 - 1).ok().filter(|t| *t < self.duplicates.len())
+                if let Some(target) =
+                    usize::try_from(step.into - 1).ok().filter(|t| *t < self.duplicates.len())
                 {
                     self.duplicates[target] = self.duplicates[target].saturating_add(1);
                 }
             }
-            Change::Suspended { .. } => self.due[row] = i64::MAX,
-            Change::Resumed { deadline } | Change::Rescheduled { deadline } => self.due[row] = deadline.due.0,
-            Change::Voided => {
+            "suspended" => self.due[row] = i64::MAX,
+            "resumed" | "rescheduled" => self.due[row] = due,
+            "voided" => {
                 self.status[row] = status(Status::Voided);
                 self.set_stage(row, None);
                 self.open_dispatch.remove(&(row as u32));
             }
-            Change::Reopened { deadline } => {
+            "reopened" => {
                 self.reopenings[row] = saturate(self.reopenings[row]);
                 self.rating[row] = 0;
                 self.lead[row] = 0;
                 self.status[row] = status(Status::Registered);
-                self.set_stage(row, Some((Stage::Dispatch, deadline.due.0)));
+                self.set_stage(row, Some((Stage::Dispatch, due)));
             }
-            Change::ExtensionRequested { .. }
-            | Change::ExtensionDenied
-            | Change::ExtensionUndecided { .. }
-            | Change::Instructed
-            | Change::Warned { .. }
-            | Change::Overdue { .. }
-            | Change::SupervisionLapsed { .. } => {}
+            // Requests, denials, instructions and the clock's warnings change no column.
+            _ => {}
         }
+    }
+
+    fn set_codes(&mut self, row: usize, step: &Step) {
+        if let Some(m) = &step.matter {
+            self.set_matter(row, &m.code, &m.category);
+        }
+        self.priority[row] = step.priority.map_or(NONE8, priority_index);
     }
 }
 

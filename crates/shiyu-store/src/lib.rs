@@ -68,6 +68,16 @@ pub struct StoredEvent {
     pub event: Event,
 }
 
+/// One entry of the event log as stored, its event still JSON text: for read models that take a few fields
+/// from every event of the whole log and would spend most of their time decoding the rest.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawEvent {
+    pub seq: i64,
+    pub case_id: CaseId,
+    /// The event, serialised as `shiyu_domain::Event`.
+    pub payload: String,
+}
+
 /// The answer to a case creation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CreateOutcome {
@@ -127,6 +137,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn case_history(&self, id: CaseId) -> StoreResult<Vec<StoredEvent>>;
     /// Events with a sequence number greater than `after`, in order, at most `limit`.
     async fn events_since(&self, after: i64, limit: u32) -> StoreResult<Vec<StoredEvent>>;
+    /// The same entries undecoded.
+    async fn raw_events_since(&self, after: i64, limit: u32) -> StoreResult<Vec<RawEvent>>;
     async fn last_seq(&self) -> StoreResult<i64>;
     async fn count_cases(&self) -> StoreResult<u64>;
     /// How many cases are in each state.

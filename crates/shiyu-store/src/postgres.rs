@@ -72,6 +72,19 @@ impl PgStore {
         &self.pool
     }
 
+    async fn raw_log(&self, after: i64, limit: u32) -> StoreResult<Vec<crate::RawEvent>> {
+        let rows: Vec<(i64, i64, String)> =
+            sqlx::query_as("SELECT seq, case_id, payload FROM events WHERE seq > $1 ORDER BY seq LIMIT $2")
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, case_id, payload)| crate::RawEvent { seq, case_id: CaseId(case_id), payload })
+            .collect())
+    }
+
     async fn reference_pool(&self) -> StoreResult<Pool> {
         Ok(self.pool.clone())
     }

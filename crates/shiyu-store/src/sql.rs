@@ -1281,6 +1281,9 @@ macro_rules! store_impl {
             async fn events_since(&self, after: i64, limit: u32) -> StoreResult<Vec<StoredEvent>> {
                 events_since(self.read_pool(), after, limit).await
             }
+            async fn raw_events_since(&self, after: i64, limit: u32) -> StoreResult<Vec<crate::RawEvent>> {
+                self.raw_log(after, limit).await
+            }
             async fn labelled_descriptions(&self) -> StoreResult<Vec<(String, String)>> {
                 labelled_descriptions(self.read_pool()).await
             }

@@ -35,6 +35,8 @@ pub struct SqliteStore {
     cache: Arc<ReadCache>,
     _checkpointer: BackgroundTask,
     _tailer: BackgroundTask,
+    /// A plain read-only connection for scanning the log in bulk, opened when first needed.
+    log_reader: Arc<std::sync::Mutex<Option<rusqlite::Connection>>>,
 }
 
 /// How often the WAL is copied back into the database file.
@@ -98,7 +100,15 @@ impl SqliteStore {
         let cache = Arc::new(ReadCache::new(last_seq(&readers).await?));
         let tailer = start_cache_tailer(readers.clone(), cache.clone());
         let writer = GroupCommitter::start(SqliteWriter { conn }, write.mode, write.max_batch);
-        Ok(SqliteStore { path, readers, writer, cache, _checkpointer: checkpointer, _tailer: tailer })
+        Ok(SqliteStore {
+            path,
+            readers,
+            writer,
+            cache,
+            _checkpointer: checkpointer,
+            _tailer: tailer,
+            log_reader: Arc::default(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -115,6 +125,40 @@ impl SqliteStore {
 
     fn read_pool(&self) -> &Pool {
         &self.readers
+    }
+
+    /// Read on a blocking thread with rusqlite rather than sqlx: a rebuild scans millions of rows, and
+    /// sqlx's row-by-row hand-over costs several times what SQLite takes to read them.
+    async fn raw_log(&self, after: i64, limit: u32) -> StoreResult<Vec<crate::RawEvent>> {
+        let reader = self.log_reader.clone();
+        let path = self.path.clone();
+        let read = move || -> Result<Vec<crate::RawEvent>, rusqlite::Error> {
+            let mut slot = reader.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let conn = match slot.take() {
+                Some(conn) => slot.insert(conn),
+                None => slot.insert(rusqlite::Connection::open_with_flags(
+                    &path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?),
+            };
+            let mut statement = conn.prepare_cached(
+                "SELECT seq, case_id, payload FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let mut rows = statement.query((after, i64::from(limit)))?;
+            let mut page = Vec::with_capacity(limit.min(100_000) as usize);
+            while let Some(row) = rows.next()? {
+                page.push(crate::RawEvent {
+                    seq: row.get(0)?,
+                    case_id: CaseId(row.get(1)?),
+                    payload: row.get(2)?,
+                });
+            }
+            Ok(page)
+        };
+        tokio::task::spawn_blocking(read)
+            .await
+            .map_err(|e| StoreError::Other(format!("log reader: {e}")))?
+            .map_err(|e| StoreError::Other(format!("log reader: {e}")))
     }
 
     async fn backup_to(&self, destination: &Path) -> StoreResult<()> {
