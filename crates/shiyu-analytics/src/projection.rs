@@ -135,6 +135,13 @@ pub struct Projection {
     pub block_max: Vec<i64>,
 }
 
+fn fit<T: Clone>(column: &mut Vec<T>, rows: usize, capacity: usize, fill: T) {
+    if column.capacity() < rows {
+        column.reserve_exact(capacity - column.len());
+    }
+    column.resize(rows, fill);
+}
+
 fn saturate(n: u8) -> u8 {
     n.saturating_add(1)
 }
@@ -176,32 +183,35 @@ impl Projection {
         if rows <= self.received_at.len() {
             return;
         }
-        self.received_at.resize(rows, 0);
-        self.ended.resize(rows, [0; 6]);
-        self.dispatched.resize(rows, 0);
-        self.done.resize(rows, 0);
-        self.late.resize(rows, 0);
-        self.stage.resize(rows, NO_STAGE);
-        self.due.resize(rows, i64::MAX);
-        self.matter.resize(rows, NONE16);
-        self.category.resize(rows, NONE16);
-        self.county.resize(rows, 0);
-        self.township.resize(rows, 0);
-        self.community.resize(rows, 0);
-        self.grid.resize(rows, 0);
-        self.owner.resize(rows, 0);
-        self.lead.resize(rows, 0);
-        self.channel.resize(rows, NONE8);
-        self.status.resize(rows, NONE8);
-        self.priority.resize(rows, NONE8);
-        self.rating.resize(rows, 0);
-        self.reworks.resize(rows, 0);
-        self.returns.resize(rows, 0);
-        self.extensions.resize(rows, 0);
-        self.escalations.resize(rows, 0);
-        self.supervisions.resize(rows, 0);
-        self.reopenings.resize(rows, 0);
-        self.duplicates.resize(rows, 0);
+        // Grow by an eighth rather than double: at ten million cases doubling leaves a third of the columns'
+        // memory unused, and large reallocations are cheap (the allocator remaps the pages).
+        let capacity = rows.max(self.received_at.len() + self.received_at.len() / 8).max(BLOCK);
+        fit(&mut self.received_at, rows, capacity, 0);
+        fit(&mut self.ended, rows, capacity, [0; 6]);
+        fit(&mut self.dispatched, rows, capacity, 0);
+        fit(&mut self.done, rows, capacity, 0);
+        fit(&mut self.late, rows, capacity, 0);
+        fit(&mut self.stage, rows, capacity, NO_STAGE);
+        fit(&mut self.due, rows, capacity, i64::MAX);
+        fit(&mut self.matter, rows, capacity, NONE16);
+        fit(&mut self.category, rows, capacity, NONE16);
+        fit(&mut self.county, rows, capacity, 0);
+        fit(&mut self.township, rows, capacity, 0);
+        fit(&mut self.community, rows, capacity, 0);
+        fit(&mut self.grid, rows, capacity, 0);
+        fit(&mut self.owner, rows, capacity, 0);
+        fit(&mut self.lead, rows, capacity, 0);
+        fit(&mut self.channel, rows, capacity, NONE8);
+        fit(&mut self.status, rows, capacity, NONE8);
+        fit(&mut self.priority, rows, capacity, NONE8);
+        fit(&mut self.rating, rows, capacity, 0);
+        fit(&mut self.reworks, rows, capacity, 0);
+        fit(&mut self.returns, rows, capacity, 0);
+        fit(&mut self.extensions, rows, capacity, 0);
+        fit(&mut self.escalations, rows, capacity, 0);
+        fit(&mut self.supervisions, rows, capacity, 0);
+        fit(&mut self.reopenings, rows, capacity, 0);
+        fit(&mut self.duplicates, rows, capacity, 0);
         let blocks = rows.div_ceil(BLOCK);
         self.block_min.resize(blocks, i64::MAX);
         self.block_max.resize(blocks, i64::MIN);
@@ -323,6 +333,9 @@ impl Projection {
                 }
                 let (least, greatest) = &mut self.dispatch_rows[block];
                 (*least, *greatest) = ((*least).min(row as u32), (*greatest).max(row as u32));
+                if self.dispatches.len() == self.dispatches.capacity() {
+                    self.dispatches.reserve_exact((self.dispatches.len() / 8).max(BLOCK));
+                }
                 self.dispatches.push(Dispatch {
                     row: row as u32,
                     department: step.lead as u32,
