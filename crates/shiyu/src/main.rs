@@ -206,6 +206,11 @@ enum Benchmark {
         reads: u64,
         #[arg(long, default_value_t = 256)]
         read_connections: usize,
+        /// Reads a second offered over the same connections in the paced phase (`read_p99_ms`).
+        #[arg(long, default_value_t = 20_000)]
+        read_rate: u64,
+        #[arg(long, default_value_t = 10)]
+        paced_seconds: u64,
         /// Folder for the SQLite files (default: the system's temporary folder).
         #[arg(long)]
         dir: Option<PathBuf>,
@@ -417,12 +422,22 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Bench { benchmark, json } => {
             let database = config.storage.database_url.as_ref().map(|s| s.expose().to_string());
             let report = match benchmark {
-                Benchmark::Http { reports, report_connections, reads, read_connections, dir } => {
+                Benchmark::Http {
+                    reports,
+                    report_connections,
+                    reads,
+                    read_connections,
+                    read_rate,
+                    paced_seconds,
+                    dir,
+                } => {
                     let options = bench::http::HttpOptions {
                         reports: reports.max(1),
                         report_connections,
                         reads: reads.max(1),
                         read_connections,
+                        read_rate,
+                        paced_seconds,
                         database,
                         dir: dir.unwrap_or_else(std::env::temp_dir),
                     };

@@ -21,6 +21,9 @@ pub struct HttpOptions {
     pub report_connections: usize,
     pub reads: u64,
     pub read_connections: usize,
+    /// Reads a second offered in the paced phase, and for how long.
+    pub read_rate: u64,
+    pub paced_seconds: u64,
     pub database: Option<String>,
     pub dir: PathBuf,
 }
@@ -59,7 +62,7 @@ pub async fn run(options: &HttpOptions) -> anyhow::Result<Report> {
     let address = listener.local_addr()?;
     let server = tokio::spawn(shiyu_web::serve(listener, state, std::future::pending()));
 
-    let reports = load(address, options.report_connections, options.reports, None, |n| {
+    let reports = load(address, options.report_connections, options.reports, None, None, |n| {
         let body = format!(
             r#"{{"description":"基准测试第{n}号：桃坞路人行道有摊贩占道经营","jurisdiction":"320613001001001","phone":"13812345678"}}"#
         );
@@ -73,13 +76,19 @@ pub async fn run(options: &HttpOptions) -> anyhow::Result<Report> {
     let (status, _) = signing_in.sign_in("operator", PASSWORD).await?;
     ensure!(status == 200, "the benchmark operator signs in");
     let session = (signing_in.cookie.clone(), signing_in.csrf_token.clone());
-    let reads = load(address, options.read_connections, options.reads, Some(session.clone()), move |n| {
+    let read = move |n: u64| {
         // Spread reads over all cases, newest and oldest alike.
         let id = 1 + (n.wrapping_mul(2_654_435_761) % cases.max(1));
         ("GET", format!("/api/cases/{id}"), None, None, 200)
-    })
-    .await?;
-    let health = load(address, options.read_connections, options.reads, Some(session), |_| {
+    };
+    let reads =
+        load(address, options.read_connections, options.reads, Some(session.clone()), None, read).await?;
+    let rate = options.read_rate.max(1);
+    let paced_total = rate * options.paced_seconds.max(1);
+    let paced =
+        load(address, options.read_connections, paced_total, Some(session.clone()), Some(rate as f64), read)
+            .await?;
+    let health = load(address, options.read_connections, options.reads, Some(session), None, |_| {
         ("GET", "/healthz".to_string(), None, None, 200)
     })
     .await?;
@@ -97,7 +106,10 @@ pub async fn run(options: &HttpOptions) -> anyhow::Result<Report> {
     report.set("reads", options.reads);
     report.set("read_connections", options.read_connections as u64);
     report.set("reads_per_s", reads.per_s.round());
-    report.set("read_p99_ms", reads.p99_ms);
+    report.set("read_p99_ms_saturated", reads.p99_ms);
+    report.set("read_rate_per_s", rate);
+    report.set("read_rate_achieved_per_s", paced.per_s.round());
+    report.set("read_p99_ms", paced.p99_ms);
     report.set("healthz_per_s", health.per_s.round());
     report.set("healthz_p99_ms", health.p99_ms);
     report.set("reads_vs_healthz", ratio(reads.per_s, health.per_s));
@@ -107,14 +119,20 @@ pub async fn run(options: &HttpOptions) -> anyhow::Result<Report> {
 type Request = (&'static str, String, Option<String>, Option<String>, u16);
 
 /// `connections` keep-alive clients share `total` requests made by `make(n)`; each checks its status.
+/// Unpaced, every client sends its next request as soon as the last is answered: the most the server
+/// manages, and the latency of a saturated server, which is all queueing. Paced at `per_s`, request `n` is
+/// due `n / per_s` seconds after the start and goes out on the next free connection; its latency counts
+/// from when it was due, so a server that falls behind is charged for the wait (no coordinated omission).
 async fn load(
     address: SocketAddr,
     connections: usize,
     total: u64,
     session: Option<(Option<String>, Option<String>)>,
+    pace: Option<f64>,
     make: impl Fn(u64) -> Request + Send + Sync + Copy + 'static,
 ) -> anyhow::Result<Load> {
     let next = Arc::new(AtomicU64::new(0));
+    let start = Arc::new(std::sync::OnceLock::<Instant>::new());
     // Every connection is open and has been answered once before the clock starts: the figures are the
     // steady state of kept-alive clients, not the cost of 256 simultaneous TCP handshakes.
     let ready = Arc::new(tokio::sync::Barrier::new(connections.max(1) + 1));
@@ -123,6 +141,7 @@ async fn load(
         let next = next.clone();
         let session = session.clone();
         let ready = ready.clone();
+        let start = start.clone();
         clients.push(tokio::spawn(async move {
             let mut client = HttpClient::new(address);
             if let Some((cookie, csrf)) = session {
@@ -132,18 +151,23 @@ async fn load(
             let warm_up = client.request("GET", "/healthz", &[], None).await;
             ready.wait().await;
             ensure!(warm_up?.status == 200, "the server answers /healthz");
+            let started = *start.get_or_init(Instant::now);
             let mut latencies = Vec::new();
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 if n >= total {
                     return Ok::<Vec<Duration>, anyhow::Error>(latencies);
                 }
+                let due = pace.map(|per_s| started + Duration::from_secs_f64(n as f64 / per_s));
+                if let Some(due) = due {
+                    tokio::time::sleep_until(due.into()).await;
+                }
                 let (method, path, body, key, expected) = make(n);
                 let mut headers = vec![("Content-Type", "application/json")];
                 if let Some(key) = key.as_deref() {
                     headers.push(("Idempotency-Key", key));
                 }
-                let sent = Instant::now();
+                let sent = due.unwrap_or_else(Instant::now);
                 let response =
                     client.request(method, &path, &headers, body.as_deref().map(str::as_bytes)).await?;
                 latencies.push(sent.elapsed());
@@ -157,7 +181,7 @@ async fn load(
         }));
     }
     ready.wait().await;
-    let started = Instant::now();
+    let started = *start.get_or_init(Instant::now);
     let mut latencies = Vec::with_capacity(total as usize);
     for client in clients {
         latencies.extend(client.await??);
