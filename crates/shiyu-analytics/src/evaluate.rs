@@ -49,13 +49,6 @@ impl Ratio {
     pub fn rate(&self) -> Option<f64> {
         (self.denominator > 0).then(|| self.numerator as f64 / self.denominator as f64)
     }
-
-    fn count(&mut self, counted: bool, hit: bool) {
-        if counted {
-            self.denominator += 1;
-            self.numerator += u64::from(hit);
-        }
-    }
 }
 
 /// One unit's indicators over the cases received in the period.
@@ -178,43 +171,45 @@ impl Projection {
         let rows = self.select(filter);
         let closed = status_index(Status::Closed);
         let ended_badly = [Status::Rejected, Status::Merged, Status::Voided].map(status_index);
+        let bit = |stage: Stage| 1u8 << stage_index(stage);
+        let (register, dispatch, handle, verify) =
+            (bit(Stage::Register), bit(Stage::Dispatch), bit(Stage::Handle), bit(Stage::Verify));
+        let ids = match unit {
+            Unit::Department => &self.lead,
+            Unit::County => &self.county,
+            Unit::Township => &self.township,
+            Unit::Community => &self.community,
+            Unit::Grid => &self.grid,
+        };
         let mut units = UnitTable::default();
         for &row in &rows {
-            let id = match unit {
-                Unit::Department => self.lead[row],
-                Unit::County => self.county[row],
-                Unit::Township => self.township[row],
-                Unit::Community => self.community[row],
-                Unit::Grid => self.grid[row],
-            };
+            let id = ids[row];
             if id == 0 {
                 continue;
             }
             let slot = units.slot(id);
-            let entry = &mut units.indicators[slot];
-            entry.cases += 1;
-            let done = |stage: Stage| self.done[row] & (1 << stage_index(stage)) != 0;
-            let late = |stage: Stage| self.late[row] & (1 << stage_index(stage)) != 0;
+            let (done, late, status, rating) =
+                (self.done[row], self.late[row], self.status[row], self.rating[row]);
             let open = self.stage[row] != NO_STAGE;
-            let status = self.status[row];
+            let c = &mut units.counts[slot];
+            c[CASES] += 1;
             if unit != Unit::Department {
-                entry.response.count(true, done(Stage::Register) && !late(Stage::Register));
-                entry.returned.count(self.dispatched[row] != 0, self.returns[row] > 0);
+                count(c, RESPONSE, true, done & register != 0 && late & register == 0);
+                count(c, RETURNED, self.dispatched[row] != 0, self.returns[row] > 0);
             }
-            entry.resolution.count(!ended_badly.contains(&status), status == closed);
-            let rating = self.rating[row];
-            entry.satisfaction.count(rating > 0, rating >= 4);
+            count(c, RESOLUTION, !ended_badly.contains(&status), status == closed);
+            count(c, SATISFACTION, rating > 0, rating >= 4);
             for (ratio, stage) in [
-                (&mut entry.registration_on_time, Stage::Register),
-                (&mut entry.dispatch_on_time, Stage::Dispatch),
-                (&mut entry.handling_on_time, Stage::Handle),
-                (&mut entry.verification_on_time, Stage::Verify),
+                (REGISTRATION_ON_TIME, register),
+                (DISPATCH_ON_TIME, dispatch),
+                (HANDLING_ON_TIME, handle),
+                (VERIFICATION_ON_TIME, verify),
             ] {
-                ratio.count(done(stage), !late(stage));
+                count(c, ratio, done & stage != 0, late & stage == 0);
             }
-            entry.rework.count(done(Stage::Handle), self.reworks[row] > 0);
-            entry.overdue += u64::from(self.late[row] != 0 || (open && self.due[row] < now.0));
-            entry.extensions += u64::from(self.extensions[row]);
+            count(c, REWORK, done & handle != 0, self.reworks[row] > 0);
+            c[OVERDUE] += u32::from(late != 0 || (open && self.due[row] < now.0));
+            c[EXTENSIONS] += u32::from(self.extensions[row]);
             let handled = self.ended[row][stage_index(Stage::Handle)];
             if handled != 0 {
                 units.handled[slot].push(handled);
@@ -224,10 +219,12 @@ impl Projection {
             self.count_dispatches(&rows, &mut units);
         }
         let mut out: Vec<Indicators> = units
-            .indicators
+            .ids
             .into_iter()
+            .zip(units.counts)
             .zip(units.handled)
-            .map(|(mut indicators, mut seconds)| {
+            .map(|((id, counts), mut seconds)| {
+                let mut indicators = Indicators::of(id, &counts);
                 if !seconds.is_empty() {
                     let total: u64 = seconds.iter().map(|s| u64::from(*s)).sum();
                     indicators.handling_hours_avg = Some(total as f64 / 3600.0 / seconds.len() as f64);
@@ -271,21 +268,67 @@ impl Projection {
             for dispatch in &self.dispatches[block * BLOCK..end] {
                 if is_selected(dispatch.row as usize) {
                     let slot = units.slot(dispatch.department);
-                    let entry = &mut units.indicators[slot];
-                    entry.response.count(true, dispatch.accepted == 1);
-                    entry.returned.count(true, dispatch.returned);
+                    let c = &mut units.counts[slot];
+                    count(c, RESPONSE, true, dispatch.accepted == 1);
+                    count(c, RETURNED, true, dispatch.returned);
                 }
             }
         }
     }
 }
 
-/// Indicators by unit, found by the unit's id through a dense table: ids are small integers handed out in
+/// Counters of one unit, added to without branches while the rows are read and made into `Indicators` at the
+/// end: the number of cases, overdue cases and extensions, then each ratio's denominator and numerator.
+type Counts = [u32; 3 + 2 * 9];
+const CASES: usize = 0;
+const OVERDUE: usize = 1;
+const EXTENSIONS: usize = 2;
+const RESPONSE: usize = 0;
+const RESOLUTION: usize = 1;
+const SATISFACTION: usize = 2;
+const REGISTRATION_ON_TIME: usize = 3;
+const DISPATCH_ON_TIME: usize = 4;
+const HANDLING_ON_TIME: usize = 5;
+const VERIFICATION_ON_TIME: usize = 6;
+const REWORK: usize = 7;
+const RETURNED: usize = 8;
+
+#[inline]
+fn count(c: &mut Counts, ratio: usize, counted: bool, hit: bool) {
+    c[3 + 2 * ratio] += u32::from(counted);
+    c[4 + 2 * ratio] += u32::from(counted && hit);
+}
+
+impl Indicators {
+    fn of(unit: u32, c: &Counts) -> Indicators {
+        let ratio =
+            |r: usize| Ratio { denominator: u64::from(c[3 + 2 * r]), numerator: u64::from(c[4 + 2 * r]) };
+        Indicators {
+            unit: i64::from(unit),
+            cases: u64::from(c[CASES]),
+            response: ratio(RESPONSE),
+            resolution: ratio(RESOLUTION),
+            satisfaction: ratio(SATISFACTION),
+            registration_on_time: ratio(REGISTRATION_ON_TIME),
+            dispatch_on_time: ratio(DISPATCH_ON_TIME),
+            handling_on_time: ratio(HANDLING_ON_TIME),
+            verification_on_time: ratio(VERIFICATION_ON_TIME),
+            rework: ratio(REWORK),
+            returned: ratio(RETURNED),
+            overdue: u64::from(c[OVERDUE]),
+            extensions: u64::from(c[EXTENSIONS]),
+            ..Indicators::default()
+        }
+    }
+}
+
+/// Counters by unit, found by the unit's id through a dense table: ids are small integers handed out in
 /// order, and this is several times quicker than hashing once per case.
 #[derive(Default)]
 struct UnitTable {
     slot_of: Vec<u32>,
-    indicators: Vec<Indicators>,
+    ids: Vec<u32>,
+    counts: Vec<Counts>,
     /// Handling times in seconds, for the mean and the 90th percentile.
     handled: Vec<Vec<u32>>,
 }
@@ -297,8 +340,9 @@ impl UnitTable {
             self.slot_of.resize(index + 1, u32::MAX);
         }
         if self.slot_of[index] == u32::MAX {
-            self.slot_of[index] = self.indicators.len() as u32;
-            self.indicators.push(Indicators { unit: i64::from(id), ..Indicators::default() });
+            self.slot_of[index] = self.ids.len() as u32;
+            self.ids.push(id);
+            self.counts.push([0; 3 + 2 * 9]);
             self.handled.push(Vec::new());
         }
         self.slot_of[index] as usize
