@@ -191,6 +191,28 @@ async fn metrics(State(state): State<AppState>) -> Response {
         }
         Err(error) => tracing::warn!(%error, "cannot count cases for /metrics"),
     }
+    // How far the statistics trail the log: the projection follows within a second, so a growing gap means
+    // the follower is stuck (an event it cannot read, or a database it cannot reach).
+    match state.store.last_seq().await {
+        Ok(seq) => {
+            out.push_str(
+                "# HELP shiyu_log_seq The event log's last sequence number.
+# TYPE shiyu_log_seq gauge
+",
+            );
+            let _ = writeln!(out, "shiyu_log_seq {seq}");
+        }
+        Err(error) => tracing::warn!(%error, "cannot read the log's position for /metrics"),
+    }
+    out.push_str(
+        "# HELP shiyu_analytics_seq The last event folded into the statistics.
+",
+    );
+    out.push_str(
+        "# TYPE shiyu_analytics_seq gauge
+",
+    );
+    let _ = writeln!(out, "shiyu_analytics_seq {}", state.analytics.read().seq);
     let commits = state.store.commit_stats();
     out.push_str("# HELP shiyu_group_commit_transactions_total Transactions of the group committer.\n");
     out.push_str("# TYPE shiyu_group_commit_transactions_total counter\n");

@@ -480,6 +480,11 @@ async fn operations_endpoints_answer(app: TestApp) {
     );
     assert!(metrics.contains("shiyu_cases{status=\"received\"} 1"), "{metrics}");
     assert!(metrics.contains("shiyu_group_commit_transactions_total"));
+    let gauge = |name: &str| {
+        metrics.lines().find_map(|l| l.strip_prefix(name)?.trim().parse::<i64>().ok()).unwrap_or(-1)
+    };
+    assert_eq!(gauge("shiyu_log_seq "), 1, "{metrics}");
+    assert!((0..=1).contains(&gauge("shiyu_analytics_seq ")), "{metrics}");
     assert!(
         metrics.contains("shiyu_http_request_duration_seconds_bucket{route=\"/api/cases\",le=\"+Inf\"} 1")
     );
