@@ -13,6 +13,7 @@ pub use projection::Projection;
 pub use query::{Bucket, Dim, Filter, Group, Key, Stats};
 
 use shiyu_store::{RawEvent, Store, StoreError, StoreResult};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
@@ -24,15 +25,41 @@ const PAGE: u32 = 20_000;
 #[derive(Clone, Debug, Default)]
 pub struct Analytics {
     projection: Arc<RwLock<Projection>>,
+    /// Set once the whole log as it stood at start-up has been folded in; before that the columns hold only
+    /// part of history, and answers from them would be wrong rather than late.
+    ready: Arc<AtomicBool>,
 }
 
 impl Analytics {
-    /// A projection of everything in the log. Reading the next page overlaps with decoding and folding in
-    /// the last one on another thread, so a rebuild uses two cores.
+    /// A projection of everything in the log.
     pub async fn rebuild(store: &dyn Store) -> StoreResult<Analytics> {
         let analytics = Analytics::default();
+        analytics.fold_log(store).await?;
+        analytics.ready.store(true, Ordering::Release);
+        Ok(analytics)
+    }
+
+    /// What a server runs: the rebuild in the background — a log of ten million cases takes about a minute,
+    /// and handling cases must not wait for statistics — and then `follow`. A failed rebuild is tried again.
+    pub async fn rebuild_and_follow(self, store: Arc<dyn Store>, poll: Duration) {
+        while let Err(error) = self.fold_log(store.as_ref()).await {
+            tracing::warn!(%error, "analytics cannot rebuild from the log");
+            tokio::time::sleep(poll).await;
+        }
+        self.ready.store(true, Ordering::Release);
+        self.follow(store, poll).await;
+    }
+
+    /// Whether the rebuild has finished, so that answers cover all history.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Folds in every event after the projection's position. Reading the next page overlaps with decoding
+    /// and folding in the last one on another thread, so a rebuild uses two cores.
+    async fn fold_log(&self, store: &dyn Store) -> StoreResult<()> {
         let (pages, mut inbox) = tokio::sync::mpsc::channel::<Vec<RawEvent>>(2);
-        let projection = analytics.projection.clone();
+        let projection = self.projection.clone();
         let folder = tokio::task::spawn_blocking(move || {
             while let Some(page) = inbox.blocking_recv() {
                 fold(&mut write(&projection), &page)?;
@@ -40,7 +67,7 @@ impl Analytics {
             Ok::<_, StoreError>(())
         });
         let read: StoreResult<()> = async {
-            let mut after = 0;
+            let mut after = self.read().seq;
             loop {
                 let page = store.raw_events_since(after, PAGE).await?;
                 let Some(last) = page.last() else { return Ok(()) };
@@ -54,8 +81,7 @@ impl Analytics {
         .await;
         drop(pages);
         folder.await.map_err(|e| StoreError::Other(format!("analytics rebuild: {e}")))??;
-        read?;
-        Ok(analytics)
+        read
     }
 
     /// Folds in the next page of events after the projection's position; returns how many.

@@ -276,3 +276,22 @@ fn stored_events_decode_to_the_facts_of_the_events() {
         assert!(kinds.contains(kind), "the simulator wrote no `{kind}`: {kinds:?}");
     }
 }
+
+/// A server rebuilds in the background; it says it is ready only once all history is in.
+#[tokio::test]
+async fn the_background_rebuild_is_ready_only_with_all_history() {
+    let histories = histories(3000, 5);
+    let (_dir, store) = loaded(&histories).await;
+    let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(store);
+    let analytics = Analytics::default();
+    assert!(!analytics.is_ready());
+    let task =
+        tokio::spawn(analytics.clone().rebuild_and_follow(store, std::time::Duration::from_millis(20)));
+    let started = std::time::Instant::now();
+    while !analytics.is_ready() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "the rebuild never finished");
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(analytics.read().len(), histories.len());
+    task.abort();
+}

@@ -99,9 +99,10 @@ impl AppState {
         let store = service.store().clone();
         let reference = reference::ReferenceCache::load(store.as_ref()).await?;
         let classifier = classifier::ClassifierCache::load(store.as_ref()).await?;
-        let analytics = shiyu_analytics::Analytics::rebuild(store.as_ref()).await?;
-        let follower =
-            tokio::spawn(analytics.clone().follow(store.clone(), std::time::Duration::from_millis(250)));
+        let analytics = shiyu_analytics::Analytics::default();
+        let follower = tokio::spawn(
+            analytics.clone().rebuild_and_follow(store.clone(), std::time::Duration::from_millis(250)),
+        );
         Ok(AppState {
             service,
             store,

@@ -7,11 +7,29 @@ use crate::auth::Caller;
 use crate::errors::{ErrorBody, WebError, WebResult};
 use crate::AppState;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use shiyu_analytics::{Bucket, Dim, Filter, Group, Indicators, Key, Stats, Unit, Weights};
+use shiyu_analytics::{Bucket, Dim, Filter, Group, Indicators, Key, Projection, Stats, Unit, Weights};
 use shiyu_domain::{Capability, Channel, DepartmentId, Level, Scope, Status, Timestamp};
+use std::sync::RwLockReadGuard;
 use utoipa::{IntoParams, ToSchema};
+
+/// The projection, once it holds all history: while a server's start-up rebuild is still folding the log in,
+/// every answer would count only part of it, so the caller is told to come back instead (503).
+pub fn projection(state: &AppState) -> WebResult<RwLockReadGuard<'_, Projection>> {
+    if !state.analytics.is_ready() {
+        let folded = state.analytics.read().seq;
+        return Err(WebError::refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "STATISTICS_REBUILDING",
+            "统计数据正在根据事件日志重建，请稍后再试",
+            "The statistics are being rebuilt from the event log; try again shortly",
+        )
+        .with_details(format!("{folded} events folded in so far")));
+    }
+    Ok(state.analytics.read())
+}
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -214,7 +232,8 @@ pub struct GroupsView {
 
 /// Counts and rates of cases grouped by up to two dimensions and a time bucket.
 #[utoipa::path(get, path = "/api/analytics/groups", tag = "analytics", params(FilterParams, GroupParams),
-    responses((status = 200, body = GroupsView), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = GroupsView), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, description = "the statistics are still being rebuilt at start-up", body = ErrorBody)))]
 pub async fn groups(
     State(state): State<AppState>,
     caller: Caller,
@@ -228,7 +247,7 @@ pub async fn groups(
         None => None,
     };
     let started = std::time::Instant::now();
-    let found = state.analytics.read().group(&filter, &by, bucket, state.now());
+    let found = projection(&state)?.group(&filter, &by, bucket, state.now());
     let took_ms = started.elapsed().as_secs_f64() * 1000.0;
     Ok(Json(GroupsView { groups: found.iter().map(|g| group_view(&state, &by, g)).collect(), took_ms }))
 }
@@ -244,7 +263,8 @@ pub struct TopParams {
 
 /// The places, matters or departments with most cases (热点), most first.
 #[utoipa::path(get, path = "/api/analytics/top", tag = "analytics", params(FilterParams, TopParams),
-    responses((status = 200, body = Vec<GroupView>), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Vec<GroupView>), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, description = "the statistics are still being rebuilt at start-up", body = ErrorBody)))]
 pub async fn top(
     State(state): State<AppState>,
     caller: Caller,
@@ -254,7 +274,7 @@ pub async fn top(
     let filter = filter_for(&state, &caller, &params)?;
     let dim = Dim::parse(&top.dim).ok_or_else(|| bad(format!("unknown dimension `{}`", top.dim)))?;
     let n = top.n.unwrap_or(10).clamp(1, 100);
-    let found = state.analytics.read().top(&filter, dim, n, state.now());
+    let found = projection(&state)?.top(&filter, dim, n, state.now());
     Ok(Json(found.iter().map(|g| group_view(&state, &[dim], g)).collect()))
 }
 
@@ -271,7 +291,8 @@ pub struct ChangeView {
 
 /// Cases in a period against the period of the same length just before it (环比).
 #[utoipa::path(get, path = "/api/analytics/change", tag = "analytics", params(FilterParams),
-    responses((status = 200, body = ChangeView), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = ChangeView), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, description = "the statistics are still being rebuilt at start-up", body = ErrorBody)))]
 pub async fn change(
     State(state): State<AppState>,
     caller: Caller,
@@ -283,7 +304,7 @@ pub async fn change(
     };
     let length = to.0 - from.0;
     let previous = Filter { from: Some(Timestamp(from.0 - length)), to: Some(from), ..filter.clone() };
-    let projection = state.analytics.read();
+    let projection = projection(&state)?;
     let total =
         |f: &Filter| projection.group(f, &[], None, state.now()).first().map(|g| g.stats).unwrap_or_default();
     let (now_stats, before) = (total(&filter), total(&previous));
@@ -382,7 +403,8 @@ pub async fn weights_for(state: &AppState, year: i32) -> WebResult<Weights> {
 /// Each unit's indicators (行政问效) over the cases received in the period, ranked by the composite score
 /// under the weights of the period's year. Definitions: docs/indicators.md.
 #[utoipa::path(get, path = "/api/evaluation", tag = "analytics", params(FilterParams, EvaluationParams),
-    responses((status = 200, body = Vec<IndicatorsView>), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Vec<IndicatorsView>), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, description = "the statistics are still being rebuilt at start-up", body = ErrorBody)))]
 pub async fn evaluation(
     State(state): State<AppState>,
     caller: Caller,
@@ -393,7 +415,7 @@ pub async fn evaluation(
     let unit =
         Unit::parse(&evaluation.unit).ok_or_else(|| bad(format!("unknown unit `{}`", evaluation.unit)))?;
     let weights = weights_for(&state, year_of(&filter, state.now())).await?;
-    let ranked = state.analytics.read().evaluate(&filter, unit, &weights, state.now());
+    let ranked = projection(&state)?.evaluate(&filter, unit, &weights, state.now());
     Ok(Json(ranked.iter().map(|i| indicators_view(&state, unit, i)).collect()))
 }
 

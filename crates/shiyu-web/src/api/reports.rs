@@ -115,7 +115,8 @@ pub struct ReportParams {
 /// The monthly report of a jurisdiction (the caller's, or one within it), in Chinese.
 #[utoipa::path(get, path = "/api/reports/monthly", tag = "analytics", params(ReportParams),
     responses((status = 200, description = "the report in the asked format"), (status = 403, body = ErrorBody),
-              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 503, description = "the statistics are still being rebuilt at start-up", body = ErrorBody)))]
 pub async fn monthly(
     State(state): State<AppState>,
     caller: Caller,
@@ -140,9 +141,15 @@ pub async fn monthly(
     };
     let year = params.month.split('-').next().and_then(|y| y.parse().ok()).unwrap_or(2026);
     let weights = super::analytics::weights_for(&state, year).await?;
-    let report =
-        build(&state.analytics.read(), &reference, &params.month, code.as_deref(), &weights, state.now())
-            .map_err(WebError::invalid)?;
+    let report = build(
+        &*super::analytics::projection(&state)?,
+        &reference,
+        &params.month,
+        code.as_deref(),
+        &weights,
+        state.now(),
+    )
+    .map_err(WebError::invalid)?;
     let bytes = render(&report, format).map_err(|e| WebError::Store(shiyu_store::StoreError::Other(e)))?;
     let name =
         format!("report-{}-{}.{}", report.month, code.as_deref().unwrap_or("city"), format.extension());

@@ -80,6 +80,10 @@ impl TestApp {
         )
         .await
         .unwrap();
+        // Statistics answer 503 until the start-up rebuild is done; tests start from a finished one.
+        while !state.analytics.is_ready() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         tokio::spawn(shiyu_web::serve(listener, state, std::future::pending()));
