@@ -4,7 +4,7 @@
 
 use crate::fact::{Fact, Step};
 use shiyu_domain::{CaseId, Channel, Event, Priority, Stage, Status};
-use shiyu_store::{RawEvent, StoredEvent};
+use shiyu_store::RawEvent;
 use std::collections::HashMap;
 
 /// The stages in column order; a stage's bit in `done` and `late` is its position here.
@@ -146,7 +146,8 @@ fn saturate(n: u8) -> u8 {
     n.saturating_add(1)
 }
 
-fn seconds_after(start: i64, at: i64) -> u32 {
+/// Seconds from `start` to `at`, at least 1, so that 0 can mean "not yet".
+pub fn seconds_after(start: i64, at: i64) -> u32 {
     (((at - start).max(0) / 1000) as u32).max(1)
 }
 
@@ -217,17 +218,8 @@ impl Projection {
         self.block_max.resize(blocks, i64::MIN);
     }
 
-    /// Folds one stored event in. Events must come in log order; an event already folded in (by `seq`) is
-    /// ignored, so a page read twice changes nothing.
-    pub fn apply(&mut self, stored: &StoredEvent) {
-        if stored.seq <= self.seq {
-            return;
-        }
-        self.seq = stored.seq;
-        self.apply_event(stored.case_id, &stored.event);
-    }
-
-    /// `apply` for an event still in its stored form, decoding only what the columns need.
+    /// Folds one stored event in, decoding only what the columns need. Events must come in log order; an
+    /// event already folded in (by `seq`) is ignored, so a page read twice changes nothing.
     pub fn apply_raw(&mut self, stored: &RawEvent) -> serde_json::Result<()> {
         if stored.seq <= self.seq {
             return Ok(());

@@ -7,7 +7,7 @@
 //! is also what keeps the live demo moving: it says what happens next to an open case.
 
 use crate::catalog::{self, Hotspot, MatterSpec};
-use crate::rng::Rng;
+use crate::rng::{cumulative, Rng};
 use serde::Serialize;
 use shiyu_domain::{
     apply, chain_to, decide, route_to_departments, verifier_note, Action, Actor, Basis, CaseId, CaseState,
@@ -163,26 +163,6 @@ fn spoken_name(official: &str) -> String {
     }
 }
 
-fn cumulative(weights: impl IntoIterator<Item = u64>) -> Vec<u64> {
-    let mut total = 0;
-    weights
-        .into_iter()
-        .map(|w| {
-            total += w;
-            total
-        })
-        .collect()
-}
-
-fn draw(rng: &mut Rng, table: &[u64]) -> usize {
-    let total = table.last().copied().unwrap_or(0);
-    if total == 0 {
-        return 0;
-    }
-    let target = rng.next_u64() % total;
-    table.partition_point(|&c| c <= target).min(table.len() - 1)
-}
-
 fn hotspot_index(hotspot: Option<Hotspot>) -> usize {
     hotspot.map_or(0, |h| 1 + Hotspot::ALL.iter().position(|k| *k == h).unwrap_or(0))
 }
@@ -303,8 +283,8 @@ impl World {
         let bbox = shape.bbox();
         for _ in 0..30 {
             let p = Point {
-                lon: bbox.min.lon + (bbox.max.lon - bbox.min.lon) * unit(rng),
-                lat: bbox.min.lat + (bbox.max.lat - bbox.min.lat) * unit(rng),
+                lon: bbox.min.lon + (bbox.max.lon - bbox.min.lon) * rng.unit(),
+                lat: bbox.min.lat + (bbox.max.lat - bbox.min.lat) * rng.unit(),
             };
             if shape.contains(p) {
                 return Some(GeoPoint { lon: p.lon, lat: p.lat });
@@ -332,10 +312,6 @@ impl World {
         };
         (description, format!("{}{}{}{spot}", place.county, place.township, place.community))
     }
-}
-
-fn unit(rng: &mut Rng) -> f64 {
-    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// What the simulator was asked for.
@@ -568,7 +544,7 @@ impl<'w> Simulation<'w> {
             (0..self.world.places.len()).filter(|&i| wanted(&self.world.places[i])).collect();
         match rng.pick(&candidates) {
             Some(&i) => i,
-            None => draw(rng, &self.world.place_table),
+            None => rng.draw(&self.world.place_table),
         }
     }
 
@@ -580,7 +556,7 @@ impl<'w> Simulation<'w> {
         }
         let span = options.until.0 - from.0;
         let moment = |rng: &mut Rng, lo: f64, hi: f64| {
-            Timestamp(from.0 + (span as f64 * (lo + (hi - lo) * unit(rng))) as i64)
+            Timestamp(from.0 + (span as f64 * (lo + (hi - lo) * rng.unit())) as i64)
         };
         let world = self.world;
         let mut injected = Vec::new();
@@ -794,9 +770,9 @@ impl<'w> Simulation<'w> {
                 return self.case(at, story, channel, None, None);
             }
         }
-        let place = draw(&mut self.rng, &self.world.place_table);
+        let place = self.rng.draw(&self.world.place_table);
         let hotspot = self.world.places[place].hotspot;
-        let matter = draw(&mut self.rng, &self.world.matter_tables[hotspot_index(hotspot)]);
+        let matter = self.rng.draw(&self.world.matter_tables[hotspot_index(hotspot)]);
         let channel = self.channel_for(matter, at);
         self.case(at, Story { place, matter, ..Story::default() }, channel, None, None)
     }
@@ -887,9 +863,9 @@ impl<'w> Simulation<'w> {
     /// A new report arriving now, for the live demo: where, what and through which channel drawn as in the
     /// history.
     pub fn live_report(&mut self, at: Timestamp) -> (Step, Story) {
-        let place = draw(&mut self.rng, &self.world.place_table);
+        let place = self.rng.draw(&self.world.place_table);
         let hotspot = self.world.places[place].hotspot;
-        let matter = draw(&mut self.rng, &self.world.matter_tables[hotspot_index(hotspot)]);
+        let matter = self.rng.draw(&self.world.matter_tables[hotspot_index(hotspot)]);
         let channel = self.channel_for(matter, at);
         self.report(at, Story { place, matter, ..Story::default() }, channel, None, None)
     }
@@ -1018,11 +994,8 @@ impl<'w> Simulation<'w> {
     fn after(&mut self, state: &CaseState, late_percent: u32) -> Timestamp {
         let limit = state.status.stage().map(|stage| state.limits.of(stage));
         let (minutes, basis) = limit.map_or((240, Basis::Working), |l| (i64::from(l.minutes), l.basis));
-        let share = if self.rng.chance(late_percent) {
-            1.05 + unit(&mut self.rng)
-        } else {
-            0.05 + 0.8 * unit(&mut self.rng)
-        };
+        let share =
+            if self.rng.chance(late_percent) { 1.05 + self.rng.unit() } else { 0.05 + 0.8 * self.rng.unit() };
         let wait = ((minutes as f64 * share) as i64).max(1);
         self.world
             .rules

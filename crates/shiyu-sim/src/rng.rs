@@ -33,6 +33,34 @@ impl Rng {
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
         items.get(self.below(items.len()))
     }
+
+    /// A number in `[0, 1)`, from the top 53 bits.
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// An index into the weights `table` was made from by `cumulative`, drawn by weight (0 when all
+    /// weights are zero).
+    pub fn draw(&mut self, table: &[u64]) -> usize {
+        let total = table.last().copied().unwrap_or(0);
+        if total == 0 {
+            return 0;
+        }
+        let target = self.next_u64() % total;
+        table.partition_point(|&c| c <= target).min(table.len() - 1)
+    }
+}
+
+/// Running totals of `weights`, for `Rng::draw`.
+pub fn cumulative(weights: impl IntoIterator<Item = u64>) -> Vec<u64> {
+    let mut total = 0;
+    weights
+        .into_iter()
+        .map(|w| {
+            total += w;
+            total
+        })
+        .collect()
 }
 
 #[cfg(test)]

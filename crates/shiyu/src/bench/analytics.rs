@@ -21,7 +21,7 @@ use super::{peak_rss_mb, percentile_ms, round3, FreshStore, Report};
 use crate::demo::{install_city, DeploymentPrivacy};
 use anyhow::{bail, Context};
 use serde_json::{json, Map, Value};
-use shiyu_analytics::projection::{channel_index, status_index};
+use shiyu_analytics::projection::{channel_index, seconds_after, status_index};
 use shiyu_analytics::query::channel_name;
 use shiyu_analytics::{Analytics, Bucket, Dim, Filter, Group, Indicators, Key, Projection, Unit, Weights};
 use shiyu_domain::{
@@ -31,7 +31,7 @@ use shiyu_domain::{
 use shiyu_sim::catalog::{CATEGORIES, MATTERS};
 use shiyu_sim::city::City;
 use shiyu_sim::history::{Privacy, SimulateOptions};
-use shiyu_sim::rng::Rng;
+use shiyu_sim::rng::{cumulative, Rng};
 use shiyu_store::testing::PgCluster;
 use shiyu_store::WriteOptions;
 use sqlx::postgres::PgConnectOptions;
@@ -95,38 +95,6 @@ const LATE_PERCENT: [u32; 6] = [2, 2, 3, 6, 3, 2];
 fn until() -> anyhow::Result<i64> {
     let date = Date::from_ymd(2026, 11, 21).context("a valid date")?;
     Ok(Timestamp::from_beijing(date, 0).0)
-}
-
-fn unit_interval(rng: &mut Rng) -> f64 {
-    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-}
-
-fn cumulative(weights: impl IntoIterator<Item = u64>) -> Vec<u64> {
-    let mut total = 0;
-    weights
-        .into_iter()
-        .map(|w| {
-            total += w;
-            total
-        })
-        .collect()
-}
-
-fn draw(rng: &mut Rng, table: &[u64]) -> usize {
-    let total = table.last().copied().unwrap_or(0);
-    if total == 0 {
-        return 0;
-    }
-    let target = rng.next_u64() % total;
-    table.partition_point(|&c| c <= target).min(table.len() - 1)
-}
-
-fn seconds_after(start: i64, at: i64) -> u32 {
-    (((at - start).max(0) / 1000) as u32).max(1)
-}
-
-fn st(status: Status) -> u8 {
-    status_index(status)
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -283,24 +251,24 @@ impl Case {
                 if classified {
                     self.set_matter(info);
                 }
-                self.row.status = st(Status::Received);
+                self.row.status = status_index(Status::Received);
                 self.begin(0, due);
             }
             Step::Registered { due } => {
                 self.complete(0, at);
                 self.set_matter(info);
-                self.row.status = st(Status::Registered);
+                self.row.status = status_index(Status::Registered);
                 self.begin(1, due);
             }
             Step::Rejected => {
                 self.complete(0, at);
-                self.row.status = st(Status::Rejected);
+                self.row.status = status_index(Status::Rejected);
                 self.end();
             }
             Step::ResolvedOnSpot { due } => {
                 self.complete(0, at);
                 self.set_matter(info);
-                self.row.status = st(Status::Handled);
+                self.row.status = status_index(Status::Handled);
                 self.begin(4, due);
             }
             Step::Dispatched { lead, due } => {
@@ -309,7 +277,7 @@ impl Case {
                 self.row.dispatched = true;
                 self.open_dispatch = Some(self.dispatches.len());
                 self.dispatches.push(DispatchRow { department: lead, accepted: 0, returned: false });
-                self.row.status = st(Status::Dispatched);
+                self.row.status = status_index(Status::Dispatched);
                 self.begin(2, due);
             }
             Step::Accepted { due, .. } => {
@@ -318,7 +286,7 @@ impl Case {
                 if let Some(d) = self.open_dispatch.and_then(|i| self.dispatches.get_mut(i)) {
                     d.accepted = if on_time { 1 } else { 2 };
                 }
-                self.row.status = st(Status::Handling);
+                self.row.status = status_index(Status::Handling);
                 self.begin(3, due);
             }
             Step::Returned { due, .. } => {
@@ -327,7 +295,7 @@ impl Case {
                     d.returned = true;
                 }
                 self.row.lead = 0;
-                self.row.status = st(Status::Registered);
+                self.row.status = status_index(Status::Registered);
                 self.begin(1, due);
             }
             Step::ExtensionApproved { due } => {
@@ -337,32 +305,32 @@ impl Case {
             Step::Supervised { .. } => {}
             Step::ReportedBack { due } => {
                 self.complete(3, at);
-                self.row.status = st(Status::Handled);
+                self.row.status = status_index(Status::Handled);
                 self.begin(4, due);
             }
             Step::VerificationFailed { due } => {
                 self.complete(4, at);
                 self.row.reworks += 1;
-                self.row.status = st(Status::Handling);
+                self.row.status = status_index(Status::Handling);
                 self.begin(3, due);
             }
             Step::Verified { due } => {
                 self.complete(4, at);
-                self.row.status = st(Status::Verified);
+                self.row.status = status_index(Status::Verified);
                 self.begin(5, due);
             }
             Step::Closed => {
                 self.complete(5, at);
-                self.row.status = st(Status::Closed);
+                self.row.status = status_index(Status::Closed);
                 self.end();
             }
             Step::Rated { score } => self.row.rating = score,
             Step::Merged { .. } => {
-                self.row.status = st(Status::Merged);
+                self.row.status = status_index(Status::Merged);
                 self.end();
             }
             Step::Voided => {
-                self.row.status = st(Status::Voided);
+                self.row.status = status_index(Status::Voided);
                 self.end();
             }
         }
@@ -376,8 +344,7 @@ impl Case {
 }
 
 fn duration(rng: &mut Rng, limit: i64, late_percent: u32) -> i64 {
-    let factor =
-        if rng.chance(late_percent) { 1.02 + unit_interval(rng) } else { 0.05 + 0.85 * unit_interval(rng) };
+    let factor = if rng.chance(late_percent) { 1.02 + rng.unit() } else { 0.05 + 0.85 * rng.unit() };
     ((limit as f64 * factor) as i64).max(1_000)
 }
 
@@ -429,7 +396,7 @@ impl Generator {
                 path,
             });
             // A few grids (markets, old estates, schools) draw many more reports than the rest.
-            skews.push(1_000 + (9_000.0 * unit_interval(&mut rng).powi(4)) as u64);
+            skews.push(1_000 + (9_000.0 * rng.unit().powi(4)) as u64);
         }
         anyhow::ensure!(!places.is_empty(), "the city has no grids");
         let mut grids_in_county: HashMap<u32, u64> = HashMap::new();
@@ -527,7 +494,7 @@ impl Generator {
         let day = self.day_first_id.partition_point(|&f| f <= id).saturating_sub(1).min(DAYS as usize - 1);
         let start = self.day_first_id[day];
         let count = (self.day_first_id[day + 1] - start).max(1);
-        let p = ((id - start) as f64 + unit_interval(rng)) / count as f64;
+        let p = ((id - start) as f64 + rng.unit()) / count as f64;
         self.first + day as i64 * DAY_MS + self.time_of_day(p)
     }
 
@@ -536,9 +503,9 @@ impl Generator {
     fn case(&self, id: i64, received_at: Option<i64>, horizon: i64) -> Case {
         let mut rng = Rng::new(SEED ^ (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let received_at = received_at.unwrap_or_else(|| self.received_at(id as u64, &mut rng));
-        let place = draw(&mut rng, &self.place_table);
-        let matter = draw(&mut rng, &self.matter_table);
-        let channel = draw(&mut rng, &self.channel_table);
+        let place = rng.draw(&self.place_table);
+        let matter = rng.draw(&self.matter_table);
+        let channel = rng.draw(&self.channel_table);
         let p = &self.places[place];
         let mut case = Case {
             place,
@@ -604,7 +571,7 @@ impl Generator {
             t += duration(rng, limit[1], LATE_PERCENT[1]);
             if rng.chance(2) && leads.wrong != 0 && leads.wrong != lead {
                 step(c, t, Step::Dispatched { lead: leads.wrong, due: t + limit[2] })?;
-                t += (limit[2] as f64 * (0.05 + 0.3 * unit_interval(rng))) as i64 + 1_000;
+                t += (limit[2] as f64 * (0.05 + 0.3 * rng.unit())) as i64 + 1_000;
                 step(c, t, Step::Returned { department: leads.wrong, due: t + limit[1] })?;
                 t += duration(rng, limit[1], LATE_PERCENT[1]);
             }
@@ -1154,7 +1121,7 @@ fn stats_sql(now: i64) -> String {
         "COUNT(*), COUNT(*) FILTER (WHERE status = {closed}), COUNT(*) FILTER (WHERE is_open = 1), \
          COUNT(*) FILTER (WHERE late <> 0 OR (is_open = 1 AND due < {now})), \
          COUNT(*) FILTER (WHERE rating > 0), COUNT(*) FILTER (WHERE rating >= 4)",
-        closed = st(Status::Closed)
+        closed = status_index(Status::Closed)
     )
 }
 
@@ -1243,10 +1210,10 @@ fn sql_for(g: &Generator, ask: &Ask, backend: Backend, now: i64) -> anyhow::Resu
                  AVG(CAST(handled_s AS DOUBLE PRECISION) / 3600) FILTER (WHERE handled_s > 0) \
                  FROM facts{} GROUP BY 1",
                 where_clause(&parts),
-                closed = st(Status::Closed),
-                rejected = st(Status::Rejected),
-                merged = st(Status::Merged),
-                voided = st(Status::Voided),
+                closed = status_index(Status::Closed),
+                rejected = status_index(Status::Rejected),
+                merged = status_index(Status::Merged),
+                voided = status_index(Status::Voided),
             );
             let mut kinds = vec![Kind::Int; 21];
             kinds.push(Kind::Float);
@@ -2055,7 +2022,7 @@ mod tests {
         let (projection, events) = fold(&g, 3_000);
         assert!(events > 3_000 * 5, "full histories: {events} events");
         let rows: Vec<Row> = (1..=3_000).map(|id| g.case(id, None, g.until).row).collect();
-        let closed = rows.iter().filter(|r| r.status == st(Status::Closed)).count();
+        let closed = rows.iter().filter(|r| r.status == status_index(Status::Closed)).count();
         assert!((2_300..2_800).contains(&closed), "about 85% closed: {closed}");
         for (row, r) in rows.iter().enumerate() {
             assert_eq!(projection.received_at[row], r.received_at);
