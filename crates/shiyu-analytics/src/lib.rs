@@ -39,15 +39,17 @@ impl Analytics {
         Ok(analytics)
     }
 
-    /// What a server runs: the rebuild in the background — a log of ten million cases takes about a minute,
-    /// and handling cases must not wait for statistics — and then `follow`. A failed rebuild is tried again.
+    /// What a server runs until the task is dropped: the rebuild in the background — a log of ten million
+    /// cases takes about a minute, and handling cases must not wait for statistics — and then, every
+    /// `poll`, whatever was appended since, folded in the same way. A failed pass is tried again.
     pub async fn rebuild_and_follow(self, store: Arc<dyn Store>, poll: Duration) {
-        while let Err(error) = self.fold_log(store.as_ref()).await {
-            tracing::warn!(%error, "analytics cannot rebuild from the log");
+        loop {
+            match self.fold_log(store.as_ref()).await {
+                Ok(()) => self.ready.store(true, Ordering::Release),
+                Err(error) => tracing::warn!(%error, "analytics cannot read the log"),
+            }
             tokio::time::sleep(poll).await;
         }
-        self.ready.store(true, Ordering::Release);
-        self.follow(store, poll).await;
     }
 
     /// Whether the rebuild has finished, so that answers cover all history.
@@ -84,32 +86,10 @@ impl Analytics {
         read
     }
 
-    /// Folds in the next page of events after the projection's position; returns how many.
-    pub async fn catch_up(&self, store: &dyn Store) -> StoreResult<usize> {
-        let after = self.read().seq;
-        let events = store.raw_events_since(after, PAGE).await?;
-        if !events.is_empty() {
-            fold(&mut write(&self.projection), &events)?;
-        }
-        Ok(events.len())
-    }
-
     pub fn read(&self) -> RwLockReadGuard<'_, Projection> {
         match self.projection.read() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
-        }
-    }
-
-    /// Follows the log until the task is dropped.
-    pub async fn follow(self, store: Arc<dyn Store>, poll: Duration) {
-        loop {
-            match self.catch_up(store.as_ref()).await {
-                Ok(n) if n > 0 => continue,
-                Ok(_) => {}
-                Err(error) => tracing::warn!(%error, "analytics cannot read the log"),
-            }
-            tokio::time::sleep(poll).await;
         }
     }
 }

@@ -273,14 +273,12 @@ impl Projection {
         let Ok(row) = usize::try_from(id.0 - 1) else { return };
         let step = &fact.change;
         let kind = step.kind.as_ref();
-        if row >= self.received_at.len() && kind != "received" {
+        // A case's history starts with its report; anything else for a case not seen is not counted.
+        if kind != "received" && self.received_at.get(row).is_none_or(|at| *at == 0) {
             return;
         }
         self.grow(row + 1);
         let at = fact.at;
-        if self.received_at[row] == 0 && kind != "received" {
-            return;
-        }
         let due = step.deadline.map_or(i64::MAX, |d| d.due);
         let status = |s: Status| status_index(s);
         match kind {
