@@ -1026,7 +1026,7 @@ impl Db {
 }
 
 const COLUMNS: &str = "received_at BIGINT NOT NULL, category SMALLINT, matter SMALLINT, \
-    county INTEGER NOT NULL, township INTEGER NOT NULL, community INTEGER NOT NULL, grid INTEGER, lead INTEGER, \
+    county INTEGER NOT NULL, township INTEGER NOT NULL, community INTEGER NOT NULL, grid INTEGER, department INTEGER, \
     channel SMALLINT NOT NULL, status SMALLINT NOT NULL, rating SMALLINT NOT NULL, is_open SMALLINT NOT NULL, \
     due BIGINT, done SMALLINT NOT NULL, late SMALLINT NOT NULL, n_reworks SMALLINT NOT NULL, \
     n_returns SMALLINT NOT NULL, n_extensions SMALLINT NOT NULL, dispatched SMALLINT NOT NULL, \
@@ -1040,34 +1040,10 @@ const INDEXES: &[&str] = &[
     "CREATE INDEX facts_county ON facts (county, received_at)",
     "CREATE INDEX facts_township ON facts (township)",
     "CREATE INDEX facts_grid ON facts (grid)",
-    "CREATE INDEX facts_lead ON facts (lead)",
+    "CREATE INDEX facts_department ON facts (department)",
     "CREATE INDEX facts_status ON facts (status)",
     "CREATE INDEX dispatches_case ON dispatches (case_id)",
 ];
-
-fn column(dim: Dim) -> &'static str {
-    match dim {
-        Dim::Category => "category",
-        Dim::Matter => "matter",
-        Dim::County => "county",
-        Dim::Township => "township",
-        Dim::Community => "community",
-        Dim::Grid => "grid",
-        Dim::Department => "lead",
-        Dim::Channel => "channel",
-        Dim::Status => "status",
-    }
-}
-
-fn unit_column(unit: Unit) -> &'static str {
-    match unit {
-        Unit::Department => "lead",
-        Unit::County => "county",
-        Unit::Township => "township",
-        Unit::Community => "community",
-        Unit::Grid => "grid",
-    }
-}
 
 /// The conditions of a filter over `facts` (columns prefixed with `p`).
 fn conditions(g: &Generator, filter: &Filter, p: &str) -> Vec<String> {
@@ -1091,7 +1067,7 @@ fn conditions(g: &Generator, filter: &Filter, p: &str) -> Vec<String> {
         }
     }
     if let Some(d) = filter.department {
-        out.push(format!("{p}lead = {}", d.0));
+        out.push(format!("{p}department = {}", d.0));
     }
     if let Some(code) = &filter.category {
         out.push(g.category_index(code).map_or("1 = 0".into(), |i| format!("{p}category = {i}")));
@@ -1151,7 +1127,7 @@ fn sql_for(g: &Generator, ask: &Ask, backend: Backend, now: i64) -> anyhow::Resu
     Ok(match ask {
         Ask::Group { filter, by, bucket } => {
             let mut select: Vec<String> =
-                by.iter().map(|d| format!("CAST({} AS BIGINT)", column(*d))).collect();
+                by.iter().map(|d| format!("CAST({} AS BIGINT)", d.as_str())).collect();
             let mut kinds = vec![Kind::Int; by.len()];
             if let Some(b) = bucket {
                 let (expr, kind) = bucket_sql(*b, backend)?;
@@ -1174,7 +1150,7 @@ fn sql_for(g: &Generator, ask: &Ask, backend: Backend, now: i64) -> anyhow::Resu
             vec![(sql, kinds)]
         }
         Ask::Top { filter, dim, n } => {
-            let col = column(*dim);
+            let col = dim.as_str();
             let mut parts = conditions(g, filter, "");
             parts.push(format!("{col} IS NOT NULL"));
             let sql = format!(
@@ -1186,7 +1162,7 @@ fn sql_for(g: &Generator, ask: &Ask, backend: Backend, now: i64) -> anyhow::Resu
             vec![(sql, kinds)]
         }
         Ask::Evaluate { filter, unit } => {
-            let u = unit_column(*unit);
+            let u = unit.as_str();
             let mut parts = conditions(g, filter, "");
             parts.push(format!("{u} IS NOT NULL AND {u} <> 0"));
             let on_time = [1, 2, 8, 16]
