@@ -1,5 +1,5 @@
 //! What the projection takes from one event: the change's kind, its time and the handful of fields the
-//! columns hold. A rebuild reads every event of the log, so it decodes only these from the stored JSON,
+//! columns hold. A rebuild reads every event of the log, so it decodes only these from the stored event,
 //! borrowing the text and skipping descriptions, addresses, limits and notes, instead of building whole
 //! domain `Event`s; events made in memory (the simulator, the benchmark) are brought to the same form with
 //! `Fact::of`. The field names are those of `shiyu_domain::Change`'s serialisation, and a test checks that
@@ -55,9 +55,9 @@ pub struct Due {
 }
 
 impl<'a> Fact<'a> {
-    /// Decodes the fact from a stored event's JSON.
-    pub fn parse(json: &'a str) -> serde_json::Result<Fact<'a>> {
-        serde_json::from_str(json)
+    /// Decodes the fact from a stored event (`shiyu_store::codec`: the binary form, or JSON for older rows).
+    pub fn parse(stored: &'a [u8]) -> Result<Fact<'a>, shiyu_store::codec::CodecError> {
+        shiyu_store::codec::decode(stored)
     }
 
     pub fn of(event: &'a Event) -> Fact<'a> {

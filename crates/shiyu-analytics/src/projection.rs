@@ -220,7 +220,7 @@ impl Projection {
 
     /// Folds one stored event in, decoding only what the columns need. Events must come in log order; an
     /// event already folded in (by `seq`) is ignored, so a page read twice changes nothing.
-    pub fn apply_raw(&mut self, stored: &RawEvent) -> serde_json::Result<()> {
+    pub fn apply_raw(&mut self, stored: &RawEvent) -> Result<(), shiyu_store::codec::CodecError> {
         if stored.seq <= self.seq {
             return Ok(());
         }

@@ -80,14 +80,14 @@ async fn loaded(histories: &[(CaseId, CaseState, Vec<Event>)]) -> (tempfile::Tem
 /// The SQL expression of a dimension over the store's `cases` rows.
 fn sql_key(dim: Dim) -> &'static str {
     match dim {
-        Dim::Category => "json_extract(state, '$.matter.category')",
+        Dim::Category => "json_extract(json, '$.matter.category')",
         Dim::Matter => "matter_code",
         Dim::County => "county_id",
         Dim::Township => "township_id",
         Dim::Community => "community_id",
         Dim::Grid => "grid_id",
-        Dim::Department => "json_extract(state, '$.lead')",
-        Dim::Channel => "json_extract(state, '$.channel')",
+        Dim::Department => "json_extract(json, '$.lead')",
+        Dim::Channel => "json_extract(json, '$.channel')",
         Dim::Status => "status",
     }
 }
@@ -105,16 +105,34 @@ async fn sql_group(
     to: i64,
     county: Option<i64>,
 ) -> BTreeMap<Key, Counts> {
+    // One connection, so that the temporary table below is there for the query.
     let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
         .connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(store.path()).read_only(true))
         .await
         .unwrap();
+    // The stored states are binary (`shiyu_store::codec`); SQL reads their JSON from a table beside them.
+    sqlx::query("CREATE TEMP TABLE json_states (id INTEGER PRIMARY KEY, json TEXT NOT NULL)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let states: Vec<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT id, state FROM cases").fetch_all(&pool).await.unwrap();
+    for (id, state) in states {
+        let json: serde_json::Value = shiyu_store::codec::decode(&state).unwrap();
+        sqlx::query("INSERT INTO json_states (id, json) VALUES ($1, $2)")
+            .bind(id)
+            .bind(json.to_string())
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
     let sql = format!(
         "SELECT CAST({key} AS TEXT), typeof({key}), COUNT(*), SUM(status = 'closed'), \
          SUM(status IN ('received','registered','dispatched','handling','handled','verified')), \
-         SUM(json_extract(state, '$.rating') IS NOT NULL), \
-         SUM(COALESCE(json_extract(state, '$.rating.score'), 0) >= 4) \
-         FROM cases WHERE received_at >= $1 AND received_at < $2 AND ($3 IS NULL OR county_id = $3) GROUP BY 1, 2",
+         SUM(json_extract(json, '$.rating') IS NOT NULL), \
+         SUM(COALESCE(json_extract(json, '$.rating.score'), 0) >= 4) \
+         FROM cases JOIN json_states USING (id) WHERE received_at >= $1 AND received_at < $2 AND ($3 IS NULL OR county_id = $3) GROUP BY 1, 2",
         key = sql_key(dim)
     );
     type Row = (Option<String>, String, i64, i64, i64, i64, i64);
@@ -253,8 +271,11 @@ fn stored_events_decode_to_the_facts_of_the_events() {
     for (_, _, history) in histories(3000, 11) {
         for event in &history {
             let json = serde_json::to_string(event).unwrap();
-            let parsed = shiyu_analytics::fact::Fact::parse(&json).unwrap();
-            assert_eq!(parsed, shiyu_analytics::fact::Fact::of(event), "{json}");
+            let binary = shiyu_store::codec::encode(event).unwrap();
+            for stored in [json.as_bytes(), &binary] {
+                let parsed = shiyu_analytics::fact::Fact::parse(stored).unwrap();
+                assert_eq!(parsed, shiyu_analytics::fact::Fact::of(event), "{json}");
+            }
             kinds.insert(event.change.kind());
         }
     }

@@ -28,7 +28,7 @@ pub(crate) struct CaseRow {
     pub matter_code: Option<String>,
     pub received_at: i64,
     pub updated_at: i64,
-    pub state: String,
+    pub state: Vec<u8>,
     pub tracking_code: Option<String>,
     pub reporter_id: Option<i64>,
     /// The chain below the city, by depth (county, township, community, grid, micro-grid), for scoped lists.
@@ -57,7 +57,7 @@ impl CaseRow {
             matter_code: state.matter.as_ref().map(|m| m.code.clone()),
             received_at: state.received_at.0,
             updated_at: state.updated_at.0,
-            state: serde_json::to_string(state)?,
+            state: crate::codec::encode(state)?,
         })
     }
 }
@@ -66,7 +66,7 @@ impl CaseRow {
 pub(crate) struct EventRow {
     pub kind: &'static str,
     pub at: i64,
-    pub payload: String,
+    pub payload: Vec<u8>,
     /// None for bulk-loaded history, which is audited once for the whole load.
     pub audit: Option<AuditEntry>,
 }
@@ -93,7 +93,7 @@ impl EventRow {
                 Ok(EventRow {
                     kind: e.change.kind(),
                     at: e.at.0,
-                    payload: serde_json::to_string(e)?,
+                    payload: crate::codec::encode(e)?,
                     audit: Some(audit),
                 })
             })
@@ -107,7 +107,7 @@ impl EventRow {
                 Ok(EventRow {
                     kind: e.change.kind(),
                     at: e.at.0,
-                    payload: serde_json::to_string(e)?,
+                    payload: crate::codec::encode(e)?,
                     audit: None,
                 })
             })

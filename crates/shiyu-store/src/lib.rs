@@ -6,6 +6,7 @@
 
 mod batch;
 mod cache;
+pub mod codec;
 pub mod postgres;
 pub mod service;
 mod sql;
@@ -48,6 +49,12 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+impl From<codec::CodecError> for StoreError {
+    fn from(error: codec::CodecError) -> Self {
+        StoreError::Other(format!("stored value: {error}"))
+    }
+}
+
 impl From<serde_json::Error> for StoreError {
     fn from(error: serde_json::Error) -> Self {
         StoreError::Other(format!("json: {error}"))
@@ -74,8 +81,9 @@ pub struct StoredEvent {
 pub struct RawEvent {
     pub seq: i64,
     pub case_id: CaseId,
-    /// The event, serialised as `shiyu_domain::Event`.
-    pub payload: String,
+    /// The event as stored (`codec`): read it with `codec::decode` into `shiyu_domain::Event` or any type
+    /// that takes only some of its fields.
+    pub payload: Vec<u8>,
 }
 
 /// The answer to a case creation.

@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "duplicates", include_str!("../migrations/postgres/0005_duplicates.sql")),
     (6, "sla", include_str!("../migrations/postgres/0006_sla.sql")),
     (7, "webhooks", include_str!("../migrations/postgres/0007_webhooks.sql")),
+    (8, "binary", include_str!("../migrations/postgres/0008_binary.sql")),
 ];
 /// One lock id for "the event log's writer" across all nodes.
 const WRITER_LOCK: &str = "SELECT pg_advisory_xact_lock(7345012026)";
@@ -73,7 +74,7 @@ impl PgStore {
     }
 
     async fn raw_log(&self, after: i64, limit: u32) -> StoreResult<Vec<crate::RawEvent>> {
-        let rows: Vec<(i64, i64, String)> =
+        let rows: Vec<(i64, i64, Vec<u8>)> =
             sqlx::query_as("SELECT seq, case_id, payload FROM events WHERE seq > $1 ORDER BY seq LIMIT $2")
                 .bind(after)
                 .bind(i64::from(limit))

@@ -108,7 +108,7 @@ macro_rules! shared_sql {
                         .push_bind(case.matter_code.as_deref())
                         .push_bind(case.received_at)
                         .push_bind(case.updated_at)
-                        .push_bind(case.state.as_str())
+                        .push_bind(case.state.as_slice())
                         .push_bind(case.tracking_code.as_deref())
                         .push_bind(case.reporter_id);
                     for depth in case.chain {
@@ -132,7 +132,7 @@ macro_rules! shared_sql {
                         .push_bind(*version)
                         .push_bind(event.kind)
                         .push_bind(event.at)
-                        .push_bind(event.payload.as_str());
+                        .push_bind(event.payload.as_slice());
                 });
                 query.build().execute(&mut *conn).await?;
             }
@@ -235,15 +235,15 @@ macro_rules! shared_sql {
         }
 
         pub(crate) async fn load_case(pool: &Pool, id: CaseId) -> StoreResult<Option<CaseState>> {
-            let row: Option<(String,)> =
+            let row: Option<(Vec<u8>,)> =
                 sqlx::query_as("SELECT state FROM cases WHERE id = $1").bind(id.0).fetch_optional(pool).await?;
-            row.map(|(state,)| serde_json::from_str(&state).map_err(StoreError::from)).transpose()
+            row.map(|(state,)| crate::codec::decode(&state).map_err(StoreError::from)).transpose()
         }
 
-        fn stored_events(rows: Vec<(i64, i64, i64, String)>) -> StoreResult<Vec<StoredEvent>> {
+        fn stored_events(rows: Vec<(i64, i64, i64, Vec<u8>)>) -> StoreResult<Vec<StoredEvent>> {
             rows.into_iter()
                 .map(|(seq, case_id, version, payload)| {
-                    let event: Event = serde_json::from_str(&payload)?;
+                    let event: Event = crate::codec::decode(&payload)?;
                     Ok(StoredEvent { seq, case_id: CaseId(case_id), version: version as u64, event })
                 })
                 .collect()
@@ -298,15 +298,20 @@ macro_rules! shared_sql {
 
         /// `(description, matter code)` of every case whose matter was set at registration, oldest first.
         pub(crate) async fn labelled_descriptions(pool: &Pool) -> StoreResult<Vec<(String, String)>> {
-            let rows: Vec<(String, String)> =
+            /// Only the description of the stored state.
+            #[derive(serde::Deserialize)]
+            struct Described {
+                #[serde(default)]
+                description: String,
+            }
+            let rows: Vec<(String, Vec<u8>)> =
                 sqlx::query_as("SELECT matter_code, state FROM cases WHERE matter_code IS NOT NULL ORDER BY id")
                     .fetch_all(pool)
                     .await?;
             rows.into_iter()
                 .map(|(matter, state)| {
-                    let state: serde_json::Value = serde_json::from_str(&state)?;
-                    let description = state["description"].as_str().unwrap_or_default().to_string();
-                    Ok((description, matter))
+                    let state: Described = crate::codec::decode(&state)?;
+                    Ok((state.description, matter))
                 })
                 .collect()
         }
@@ -903,8 +908,8 @@ macro_rules! shared_sql {
                 sql.push(" AND c.received_at >= ").push_bind(after.0);
             }
             sql.push(" ORDER BY c.id DESC LIMIT ").push_bind(i64::from(query.limit));
-            let rows: Vec<(i64, String)> = sql.build_query_as().fetch_all(pool).await?;
-            rows.into_iter().map(|(id, state)| Ok((CaseId(id), serde_json::from_str(&state)?))).collect()
+            let rows: Vec<(i64, Vec<u8>)> = sql.build_query_as().fetch_all(pool).await?;
+            rows.into_iter().map(|(id, state)| Ok((CaseId(id), crate::codec::decode(&state)?))).collect()
         }
 
         pub(crate) async fn case_by_tracking_code(pool: &Pool, code: &str) -> StoreResult<Option<CaseId>> {

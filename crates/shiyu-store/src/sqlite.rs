@@ -53,7 +53,15 @@ impl BatchWriter for SqliteWriter {
         // whose snapshot another connection's write (sign-ins, reference data, an admin's change, a second
         // process) overtook cannot upgrade and fails at once with SQLITE_BUSY; taking the write lock first
         // makes it wait its turn (busy timeout) instead.
-        let answers = write_batch(&mut self.conn, writes, "BEGIN IMMEDIATE", None).await?;
+        let bulk = writes.iter().any(|w| matches!(w, Write::Bulk { .. }));
+        if bulk {
+            sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut self.conn).await?;
+        }
+        let answers = write_batch(&mut self.conn, writes, "BEGIN IMMEDIATE", None).await;
+        if bulk {
+            sqlx::query("PRAGMA foreign_keys = ON").execute(&mut self.conn).await?;
+        }
+        let answers = answers?;
         // A bulk load never pauses, so the background checkpointer would never catch up and the WAL would
         // grow by gigabytes; the writer copies it back itself after each chunk.
         if writes.iter().any(|w| matches!(w, Write::Bulk { .. })) {
@@ -88,6 +96,7 @@ impl SqliteStore {
         // A large transaction (a bulk load, a burst of reports) would otherwise spill pages to the WAL before
         // it commits; 64 MiB of cache keeps it in memory and bounds what the writer holds.
         sqlx::query("PRAGMA cache_size = -65536").execute(&mut conn).await?;
+        sqlx::query("PRAGMA temp_store = MEMORY").execute(&mut conn).await?;
         let mut checkpoint_conn = options(&path).connect().await?;
         let checkpointer = BackgroundTask::spawn(async move {
             loop {
@@ -150,7 +159,18 @@ impl SqliteStore {
                 page.push(crate::RawEvent {
                     seq: row.get(0)?,
                     case_id: CaseId(row.get(1)?),
-                    payload: row.get(2)?,
+                    // Rows written before the binary form hold JSON text; both are bytes to the decoder.
+                    payload: row
+                        .get_ref(2)?
+                        .as_bytes()
+                        .map_err(|e| {
+                            rusqlite::Error::FromSqlConversionFailure(
+                                2,
+                                rusqlite::types::Type::Blob,
+                                Box::new(e),
+                            )
+                        })?
+                        .to_vec(),
                 });
             }
             Ok(page)

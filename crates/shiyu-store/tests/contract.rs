@@ -239,7 +239,8 @@ async fn the_log_is_gap_free_and_ordered_for_read_models(store: Arc<dyn Store>) 
     assert_eq!(raw.len(), all.len());
     for (raw, decoded) in raw.iter().zip(&all) {
         assert_eq!((raw.seq, raw.case_id), (decoded.seq, decoded.case_id));
-        assert_eq!(serde_json::from_str::<shiyu_domain::Event>(&raw.payload).unwrap(), decoded.event);
+        assert_eq!(raw.payload[0], shiyu_store::codec::FORMAT_1, "new events are stored in the binary form");
+        assert_eq!(shiyu_store::codec::decode::<shiyu_domain::Event>(&raw.payload).unwrap(), decoded.event);
     }
     assert!(store.raw_events_since(40, 10).await.unwrap().is_empty());
 }
@@ -688,6 +689,97 @@ async fn sqlite_data_survives_reopening_and_backs_up_online() {
     assert!(matches!(store.backup(&target).await, Err(StoreError::Conflict(_))), "never overwrites");
     let restored = SqliteStore::open(backup_dir.path(), WriteOptions::default()).await.unwrap();
     assert_eq!(restored.load_case(id).await.unwrap(), Some(state));
+}
+
+/// A case with a short history, as the JSON that rows held before the binary form: its state and, by version,
+/// its events.
+async fn case_as_json(store: &Arc<dyn Store>) -> (CaseId, String, Vec<(i64, String)>) {
+    let world = installed(store).await;
+    let service = service(store.clone());
+    let id = service.receive(None, &world.report("井盖缺失"), &actor("citizen"), NOW).await.unwrap().id;
+    let register = Command::new(Action::Register { matter: world.matters[0].clone(), priority: None });
+    let state = service.act(id, None, &register, &actor("operator"), NOW.plus_minutes(5)).await.unwrap();
+    let history = store.case_history(id).await.unwrap();
+    let events =
+        history.iter().map(|e| (e.version as i64, serde_json::to_string(&e.event).unwrap())).collect();
+    (id, serde_json::to_string(&state).unwrap(), events)
+}
+
+/// What a store reads from rows rewritten as JSON is what it read from them in the binary form.
+async fn reads_the_same_from_json(before: &Arc<dyn Store>, after: &Arc<dyn Store>, id: CaseId) {
+    assert_eq!(after.load_case(id).await.unwrap(), before.load_case(id).await.unwrap());
+    let history = after.case_history(id).await.unwrap();
+    assert_eq!(history, before.case_history(id).await.unwrap());
+    assert_eq!(history.len(), 2);
+    let raw = after.raw_events_since(0, 10).await.unwrap();
+    assert!(raw.iter().all(|r| r.payload.first() == Some(&b'{')), "the rows were rewritten as JSON");
+    for (raw, stored) in raw.iter().zip(&history) {
+        assert_eq!(shiyu_store::codec::decode::<shiyu_domain::Event>(&raw.payload).unwrap(), stored.event);
+    }
+    let query =
+        CaseQuery { scope: CaseScope::All, status: None, before: None, received_after: None, limit: 10 };
+    let listed = after.list_cases(&query).await.unwrap();
+    assert_eq!(listed, before.list_cases(&query).await.unwrap());
+    assert_eq!(listed.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_rows_written_as_json_before_the_binary_form_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let before: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(dir.path(), WriteOptions::default()).await.unwrap());
+    let (id, state, events) = case_as_json(&before).await;
+    let path = dir.path().join(shiyu_store::sqlite::DATABASE_FILE);
+    let raw = sqlx::SqlitePool::connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(path))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE cases SET state = $1 WHERE id = $2")
+        .bind(&state)
+        .bind(id.0)
+        .execute(&raw)
+        .await
+        .unwrap();
+    for (version, payload) in &events {
+        sqlx::query("UPDATE events SET payload = $1 WHERE case_id = $2 AND version = $3")
+            .bind(payload)
+            .bind(id.0)
+            .bind(version)
+            .execute(&raw)
+            .await
+            .unwrap();
+    }
+    let after: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(dir.path(), WriteOptions::default()).await.unwrap());
+    reads_the_same_from_json(&before, &after, id).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_rows_written_as_json_before_the_binary_form_still_read() {
+    let cluster = PgCluster::start(false).unwrap();
+    let options = cluster.create_database("json_rows").await.unwrap();
+    let before: Arc<dyn Store> =
+        Arc::new(PgStore::connect_with(options.clone(), WriteOptions::default(), true).await.unwrap());
+    let (id, state, events) = case_as_json(&before).await;
+    let raw = sqlx::PgPool::connect_with(options.clone()).await.unwrap();
+    // What migration 8 makes of a JSON row: its text's UTF-8 bytes.
+    sqlx::query("UPDATE cases SET state = convert_to($1, 'UTF8') WHERE id = $2")
+        .bind(&state)
+        .bind(id.0)
+        .execute(&raw)
+        .await
+        .unwrap();
+    for (version, payload) in &events {
+        sqlx::query("UPDATE events SET payload = convert_to($1, 'UTF8') WHERE case_id = $2 AND version = $3")
+            .bind(payload)
+            .bind(id.0)
+            .bind(version)
+            .execute(&raw)
+            .await
+            .unwrap();
+    }
+    let after: Arc<dyn Store> =
+        Arc::new(PgStore::connect_with(options, WriteOptions::default(), true).await.unwrap());
+    reads_the_same_from_json(&before, &after, id).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
