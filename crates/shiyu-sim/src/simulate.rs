@@ -58,9 +58,41 @@ pub async fn load_world(store: &dyn Store, rules: Rules, seed: u64) -> Result<Wo
     Ok(world)
 }
 
+/// The smallest load for which the case tables' secondary indexes are dropped and built again at the end
+/// (`Store::defer_indexes`), provided it is also at least half as many cases as are stored already: building
+/// an index costs about as much per stored case as keeping it up costs per loaded case in a large table
+/// (BENCHMARKS.md, simulate).
+pub const DEFER_INDEXES_FROM: u64 = 100_000;
+
+/// Whether loading `new` cases onto `stored` ones is faster with the indexes built at the end.
+pub fn defers_indexes(new: u64, stored: u64) -> bool {
+    new >= DEFER_INDEXES_FROM && new >= stored / 2
+}
+
 /// Simulates `options.cases` cases after the store's last one and bulk-loads them. `progress` hears the
-/// running tally after every chunk. Returns the tally and the ground truth of the injected anomalies.
+/// running tally after every chunk; after the last, a large load builds the indexes it deferred
+/// ([`defers_indexes`]). Returns the tally and the ground truth of the injected anomalies.
 pub async fn simulate(
+    store: Arc<dyn Store>,
+    world: Arc<World>,
+    privacy: Arc<dyn Privacy>,
+    options: SimulateOptions,
+    progress: impl FnMut(Tally),
+) -> Result<(Tally, Truth), SimulateError> {
+    let stored = u64::try_from(options.first_id - 1).unwrap_or(0);
+    if !defers_indexes(options.cases, stored) {
+        return load(store, world, privacy, options, progress).await;
+    }
+    store.defer_indexes().await?;
+    let loaded = load(store.clone(), world, privacy, options, progress).await;
+    // Built even when the load failed, so that the store is never left without them.
+    let built = store.build_deferred_indexes().await;
+    let loaded = loaded?;
+    built?;
+    Ok(loaded)
+}
+
+async fn load(
     store: Arc<dyn Store>,
     world: Arc<World>,
     privacy: Arc<dyn Privacy>,
@@ -103,4 +135,20 @@ pub async fn simulate(
     drop(incoming);
     let truth = maker.await.map_err(|e| SimError::City(format!("the simulator stopped: {e}")))?;
     Ok((written, truth))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_load_large_against_what_is_stored_defers_the_indexes() {
+        assert!(defers_indexes(DEFER_INDEXES_FROM, 0));
+        assert!(!defers_indexes(DEFER_INDEXES_FROM - 1, 0), "a small load keeps them up");
+        assert!(defers_indexes(5_000_000, 10_000_000));
+        assert!(
+            !defers_indexes(1_000_000, 10_000_000),
+            "rebuilding ten million rows costs more than it saves"
+        );
+    }
 }

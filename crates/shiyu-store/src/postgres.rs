@@ -86,6 +86,15 @@ impl PgStore {
             .collect())
     }
 
+    /// PostgreSQL keeps its indexes through a bulk load: its bulk path is not the one tuned for speed.
+    async fn defer_indexes_now(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
+    async fn build_deferred_indexes_now(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
     async fn reference_pool(&self) -> StoreResult<Pool> {
         Ok(self.pool.clone())
     }

@@ -1205,7 +1205,8 @@ macro_rules! shared_sql {
 pub(crate) use shared_sql;
 
 /// The `Store` impl both backends share. The backend type provides `read_pool()`, `reference_pool()` (where
-/// reference data, users and sessions are written), `writer` (its group committer), `backup_to()`, and
+/// reference data, users and sessions are written), `writer` (its group committer), `backup_to()`,
+/// `defer_indexes_now()` / `build_deferred_indexes_now()` (what a large bulk load does with the indexes), and
 /// `put_attachment_content()` / `attachment_content()` (the backends keep file bytes in different places).
 macro_rules! store_impl {
     ($store:ty, $backend:expr) => {
@@ -1356,6 +1357,12 @@ macro_rules! store_impl {
             }
             async fn backup(&self, destination: &std::path::Path) -> StoreResult<()> {
                 self.backup_to(destination).await
+            }
+            async fn defer_indexes(&self) -> StoreResult<()> {
+                self.defer_indexes_now().await
+            }
+            async fn build_deferred_indexes(&self) -> StoreResult<()> {
+                self.build_deferred_indexes_now().await
             }
             async fn list_cases(&self, query: &crate::CaseQuery) -> StoreResult<Vec<(CaseId, CaseState)>> {
                 list_cases(self.read_pool(), query).await

@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "duplicates", include_str!("../migrations/sqlite/0005_duplicates.sql")),
     (6, "sla", include_str!("../migrations/sqlite/0006_sla.sql")),
     (7, "webhooks", include_str!("../migrations/sqlite/0007_webhooks.sql")),
+    (8, "deferred_indexes", include_str!("../migrations/sqlite/0008_deferred_indexes.sql")),
 ];
 
 #[derive(Debug)]
@@ -90,6 +91,8 @@ impl SqliteStore {
         let path = dir.join(DATABASE_FILE);
         let mut conn = options(&path).connect().await?;
         migrate(&mut conn, MIGRATIONS, None).await?;
+        // A bulk load that stopped before its end left indexes to build.
+        build_deferred_indexes(&mut conn).await?;
         // Checkpoints run beside the writer instead of inside whichever commit crosses the WAL's size limit,
         // so that no acknowledgement waits for the database file to be synced.
         sqlx::query("PRAGMA wal_autocheckpoint = 0").execute(&mut conn).await?;
@@ -181,6 +184,35 @@ impl SqliteStore {
             .map_err(|e| StoreError::Other(format!("log reader: {e}")))
     }
 
+    async fn defer_indexes_now(&self) -> StoreResult<()> {
+        // A connection of its own, closed (and so rolled back) on any error before the commit.
+        let mut conn = options(&self.path).connect().await?;
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await?;
+        // The unique indexes stay: they are constraints that live writes beside the load must keep meeting.
+        let indexes: Vec<(String, String)> = sqlx::query_as(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('cases', 'case_departments') \
+             AND sql IS NOT NULL AND sql NOT LIKE 'CREATE UNIQUE %'",
+        )
+        .fetch_all(&mut conn)
+        .await?;
+        for (name, sql) in indexes {
+            sqlx::query("INSERT INTO deferred_indexes (name, sql) VALUES ($1, $2)")
+                .bind(&name)
+                .bind(sql)
+                .execute(&mut conn)
+                .await?;
+            let drop = format!("DROP INDEX \"{name}\"");
+            sqlx::query(&drop).execute(&mut conn).await?;
+        }
+        sqlx::query("COMMIT").execute(&mut conn).await?;
+        Ok(())
+    }
+
+    async fn build_deferred_indexes_now(&self) -> StoreResult<()> {
+        let mut conn = options(&self.path).connect().await?;
+        build_deferred_indexes(&mut conn).await
+    }
+
     async fn backup_to(&self, destination: &Path) -> StoreResult<()> {
         if destination.exists() {
             return Err(StoreError::Conflict(format!("{} already exists", destination.display())));
@@ -192,6 +224,35 @@ impl SqliteStore {
         sqlx::query("VACUUM INTO $1").bind(target).execute(&self.readers).await?;
         Ok(())
     }
+}
+
+/// Builds every index a bulk load dropped, one transaction each, so that an interrupted build keeps what it
+/// finished. Sorting uses a second thread.
+async fn build_deferred_indexes(conn: &mut sqlx::SqliteConnection) -> StoreResult<()> {
+    let indexes: Vec<(String, String)> =
+        sqlx::query_as("SELECT name, sql FROM deferred_indexes ORDER BY name").fetch_all(&mut *conn).await?;
+    if indexes.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("PRAGMA threads = 2").execute(&mut *conn).await?;
+    for (name, sql) in indexes {
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        let built = async {
+            sqlx::query(&sql).execute(&mut *conn).await?;
+            sqlx::query("DELETE FROM deferred_indexes WHERE name = $1")
+                .bind(&name)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query("COMMIT").execute(&mut *conn).await
+        }
+        .await;
+        if let Err(error) = built {
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            return Err(error.into());
+        }
+    }
+    sqlx::query("PRAGMA threads = 0").execute(&mut *conn).await?;
+    Ok(())
 }
 
 impl SqliteStore {

@@ -723,6 +723,57 @@ async fn reads_the_same_from_json(before: &Arc<dyn Store>, after: &Arc<dyn Store
     assert_eq!(listed.len(), 1);
 }
 
+/// The indexes of the case tables, with their definitions.
+async fn case_indexes(path: &std::path::Path) -> Vec<(String, Option<String>)> {
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path).read_only(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    sqlx::query_as(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('cases', 'case_departments') \
+         ORDER BY name",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_defers_indexes_for_a_large_load_and_builds_them_even_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(shiyu_store::sqlite::DATABASE_FILE);
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(dir.path(), WriteOptions::default()).await.unwrap());
+    let world = installed(&store).await;
+    let service = service(store.clone());
+    let first = service.receive(None, &world.report("路灯不亮"), &actor("citizen"), NOW).await.unwrap();
+    let all = case_indexes(&path).await;
+    assert!(all.len() >= 10, "{all:?}");
+
+    store.defer_indexes().await.unwrap();
+    let left = case_indexes(&path).await;
+    let unique =
+        |(_, sql): &(String, Option<String>)| sql.as_ref().is_none_or(|s| s.starts_with("CREATE UNIQUE"));
+    assert!(left.iter().all(unique), "only unique indexes stay: {left:?}");
+    assert!(left.iter().any(|(name, _)| name == "cases_tracking_code"));
+    // Without them the store answers as before.
+    let second = service.receive(None, &world.report("井盖破损"), &actor("citizen"), NOW).await.unwrap();
+    let county = CaseScope::Under { depth: 1, jurisdiction: JurisdictionId(SampleWorld::COUNTY) };
+    let query = CaseQuery { scope: county, status: None, before: None, received_after: None, limit: 10 };
+    let listed: Vec<CaseId> = store.list_cases(&query).await.unwrap().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(listed, vec![second.id, first.id]);
+
+    store.build_deferred_indexes().await.unwrap();
+    assert_eq!(case_indexes(&path).await, all);
+    store.build_deferred_indexes().await.unwrap();
+
+    // A load that never ended (the process died): the next open builds what is missing.
+    store.defer_indexes().await.unwrap();
+    drop((service, store));
+    assert!(case_indexes(&path).await.len() < all.len());
+    let reopened = SqliteStore::open(dir.path(), WriteOptions::default()).await.unwrap();
+    assert_eq!(case_indexes(&path).await, all);
+    assert_eq!(reopened.list_cases(&query).await.unwrap().len(), 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_rows_written_as_json_before_the_binary_form_still_read() {
     let dir = tempfile::tempdir().unwrap();

@@ -375,7 +375,13 @@ pub async fn simulate(
         let seconds = started.elapsed().as_secs_f64().max(1e-3);
         let rate = tally.cases as f64 / seconds;
         let left = cases.saturating_sub(tally.cases) as f64 / rate.max(1.0);
-        let detail = format!("{rate:.0} cases/s, {left:.0} s left");
+        let detail = if tally.cases >= cases
+            && shiyu_sim::simulate::defers_indexes(cases, options.first_id as u64 - 1)
+        {
+            format!("{rate:.0} cases/s; building the indexes")
+        } else {
+            format!("{rate:.0} cases/s, {left:.0} s left")
+        };
         progress.show("simulating", tally.cases as usize, cases as usize, &detail);
     })
     .await?;

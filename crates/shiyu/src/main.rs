@@ -274,6 +274,11 @@ enum Benchmark {
     },
 }
 
+// Simulated histories allocate and free millions of small strings and vectors a second; glibc spent a fifth
+// of the generating thread in malloc and free (BENCHMARKS.md, simulate), mimalloc much less.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut config = Config::load(cli.config.as_deref(), std::env::vars())?;
