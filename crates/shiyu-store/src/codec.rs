@@ -318,6 +318,14 @@ impl Encoder {
         }
     }
 
+    /// Opens an enum's content (a sequence or a map) inside the one-entry map that names its variant.
+    fn variant_content(&mut self, variant: &str, container: u8) -> Compound<'_> {
+        self.out.push(MAP);
+        self.text(variant);
+        self.out.push(container);
+        Compound { encoder: self, ends: 2 }
+    }
+
     fn text(&mut self, text: &str) {
         if text.len() <= LONGEST_WORD {
             if let Some(&code) = word_codes().get(text) {
@@ -340,6 +348,15 @@ impl Encoder {
     }
 }
 
+/// Narrow numbers are written as the widest of their kind.
+macro_rules! widened {
+    ($($method:ident: $narrow:ty => $wide:ident),*) => {$(
+        fn $method(self, v: $narrow) -> Result<()> {
+            self.$wide(v.into())
+        }
+    )*};
+}
+
 impl<'a> ser::Serializer for &'a mut Encoder {
     type Ok = ();
     type Error = CodecError;
@@ -351,38 +368,23 @@ impl<'a> ser::Serializer for &'a mut Encoder {
     type SerializeStruct = Compound<'a>;
     type SerializeStructVariant = Compound<'a>;
 
+    widened! {
+        serialize_i8: i8 => serialize_i64, serialize_i16: i16 => serialize_i64, serialize_i32: i32 => serialize_i64,
+        serialize_u8: u8 => serialize_u64, serialize_u16: u16 => serialize_u64, serialize_u32: u32 => serialize_u64,
+        serialize_f32: f32 => serialize_f64
+    }
+
     fn serialize_bool(self, v: bool) -> Result<()> {
         self.out.push(if v { TRUE } else { FALSE });
         Ok(())
-    }
-    fn serialize_i8(self, v: i8) -> Result<()> {
-        self.serialize_i64(i64::from(v))
-    }
-    fn serialize_i16(self, v: i16) -> Result<()> {
-        self.serialize_i64(i64::from(v))
-    }
-    fn serialize_i32(self, v: i32) -> Result<()> {
-        self.serialize_i64(i64::from(v))
     }
     fn serialize_i64(self, v: i64) -> Result<()> {
         self.signed(v);
         Ok(())
     }
-    fn serialize_u8(self, v: u8) -> Result<()> {
-        self.serialize_u64(u64::from(v))
-    }
-    fn serialize_u16(self, v: u16) -> Result<()> {
-        self.serialize_u64(u64::from(v))
-    }
-    fn serialize_u32(self, v: u32) -> Result<()> {
-        self.serialize_u64(u64::from(v))
-    }
     fn serialize_u64(self, v: u64) -> Result<()> {
         self.unsigned(v);
         Ok(())
-    }
-    fn serialize_f32(self, v: f32) -> Result<()> {
-        self.serialize_f64(f64::from(v))
     }
     fn serialize_f64(self, v: f64) -> Result<()> {
         self.out.push(FLOAT);
@@ -454,10 +456,7 @@ impl<'a> ser::Serializer for &'a mut Encoder {
         variant: &'static str,
         _len: usize,
     ) -> Result<Compound<'a>> {
-        self.out.push(MAP);
-        self.text(variant);
-        self.out.push(SEQ);
-        Ok(Compound { encoder: self, ends: 2 })
+        Ok(self.variant_content(variant, SEQ))
     }
     fn serialize_map(self, _len: Option<usize>) -> Result<Compound<'a>> {
         self.out.push(MAP);
@@ -473,10 +472,7 @@ impl<'a> ser::Serializer for &'a mut Encoder {
         variant: &'static str,
         _len: usize,
     ) -> Result<Compound<'a>> {
-        self.out.push(MAP);
-        self.text(variant);
-        self.out.push(MAP);
-        Ok(Compound { encoder: self, ends: 2 })
+        Ok(self.variant_content(variant, MAP))
     }
 }
 
@@ -504,49 +500,28 @@ impl Compound<'_> {
     }
 }
 
-impl ser::SerializeSeq for Compound<'_> {
-    type Ok = ();
-    type Error = CodecError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        self.element(value)
-    }
-    fn end(self) -> Result<()> {
-        self.finish()
-    }
+/// The serde traits of the sequence-like compounds differ only in their names.
+macro_rules! sequence_like {
+    ($($trait:ident::$method:ident),*) => {$(
+        impl ser::$trait for Compound<'_> {
+            type Ok = ();
+            type Error = CodecError;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+                self.element(value)
+            }
+            fn end(self) -> Result<()> {
+                self.finish()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for Compound<'_> {
-    type Ok = ();
-    type Error = CodecError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        self.element(value)
-    }
-    fn end(self) -> Result<()> {
-        self.finish()
-    }
-}
-
-impl ser::SerializeTupleStruct for Compound<'_> {
-    type Ok = ();
-    type Error = CodecError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        self.element(value)
-    }
-    fn end(self) -> Result<()> {
-        self.finish()
-    }
-}
-
-impl ser::SerializeTupleVariant for Compound<'_> {
-    type Ok = ();
-    type Error = CodecError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        self.element(value)
-    }
-    fn end(self) -> Result<()> {
-        self.finish()
-    }
-}
+sequence_like!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 impl ser::SerializeMap for Compound<'_> {
     type Ok = ();
@@ -562,27 +537,23 @@ impl ser::SerializeMap for Compound<'_> {
     }
 }
 
-impl ser::SerializeStruct for Compound<'_> {
-    type Ok = ();
-    type Error = CodecError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<()> {
-        self.field(key, value)
-    }
-    fn end(self) -> Result<()> {
-        self.finish()
-    }
+/// The same for the struct-like ones, whose fields are named.
+macro_rules! struct_like {
+    ($($trait:ident),*) => {$(
+        impl ser::$trait for Compound<'_> {
+            type Ok = ();
+            type Error = CodecError;
+            fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<()> {
+                self.field(key, value)
+            }
+            fn end(self) -> Result<()> {
+                self.finish()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeStructVariant for Compound<'_> {
-    type Ok = ();
-    type Error = CodecError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<()> {
-        self.field(key, value)
-    }
-    fn end(self) -> Result<()> {
-        self.finish()
-    }
-}
+struct_like!(SerializeStruct, SerializeStructVariant);
 
 struct Decoder<'de> {
     input: &'de [u8],

@@ -705,6 +705,31 @@ async fn case_as_json(store: &Arc<dyn Store>) -> (CaseId, String, Vec<(i64, Stri
     (id, serde_json::to_string(&state).unwrap(), events)
 }
 
+/// Rewrites a case's rows as JSON; `$value` is the SQL that makes the stored value of JSON text `$1`.
+macro_rules! rewrite_as_json {
+    ($pool:expr, $value:literal, $id:expr, $state:expr, $events:expr) => {
+        sqlx::query(concat!("UPDATE cases SET state = ", $value, " WHERE id = $2"))
+            .bind(&$state)
+            .bind($id.0)
+            .execute($pool)
+            .await
+            .unwrap();
+        for (version, payload) in &$events {
+            sqlx::query(concat!(
+                "UPDATE events SET payload = ",
+                $value,
+                " WHERE case_id = $2 AND version = $3"
+            ))
+            .bind(payload)
+            .bind($id.0)
+            .bind(version)
+            .execute($pool)
+            .await
+            .unwrap();
+        }
+    };
+}
+
 /// What a store reads from rows rewritten as JSON is what it read from them in the binary form.
 async fn reads_the_same_from_json(before: &Arc<dyn Store>, after: &Arc<dyn Store>, id: CaseId) {
     assert_eq!(after.load_case(id).await.unwrap(), before.load_case(id).await.unwrap());
@@ -784,21 +809,7 @@ async fn sqlite_rows_written_as_json_before_the_binary_form_still_read() {
     let raw = sqlx::SqlitePool::connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(path))
         .await
         .unwrap();
-    sqlx::query("UPDATE cases SET state = $1 WHERE id = $2")
-        .bind(&state)
-        .bind(id.0)
-        .execute(&raw)
-        .await
-        .unwrap();
-    for (version, payload) in &events {
-        sqlx::query("UPDATE events SET payload = $1 WHERE case_id = $2 AND version = $3")
-            .bind(payload)
-            .bind(id.0)
-            .bind(version)
-            .execute(&raw)
-            .await
-            .unwrap();
-    }
+    rewrite_as_json!(&raw, "$1", id, state, events);
     let after: Arc<dyn Store> =
         Arc::new(SqliteStore::open(dir.path(), WriteOptions::default()).await.unwrap());
     reads_the_same_from_json(&before, &after, id).await;
@@ -813,21 +824,7 @@ async fn postgres_rows_written_as_json_before_the_binary_form_still_read() {
     let (id, state, events) = case_as_json(&before).await;
     let raw = sqlx::PgPool::connect_with(options.clone()).await.unwrap();
     // What migration 8 makes of a JSON row: its text's UTF-8 bytes.
-    sqlx::query("UPDATE cases SET state = convert_to($1, 'UTF8') WHERE id = $2")
-        .bind(&state)
-        .bind(id.0)
-        .execute(&raw)
-        .await
-        .unwrap();
-    for (version, payload) in &events {
-        sqlx::query("UPDATE events SET payload = convert_to($1, 'UTF8') WHERE case_id = $2 AND version = $3")
-            .bind(payload)
-            .bind(id.0)
-            .bind(version)
-            .execute(&raw)
-            .await
-            .unwrap();
-    }
+    rewrite_as_json!(&raw, "convert_to($1, 'UTF8')", id, state, events);
     let after: Arc<dyn Store> =
         Arc::new(PgStore::connect_with(options, WriteOptions::default(), true).await.unwrap());
     reads_the_same_from_json(&before, &after, id).await;
