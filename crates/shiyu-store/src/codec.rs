@@ -182,8 +182,8 @@ pub const WORDS: &[&str] = &[
     "grid_patrol",
     "sensor",
     "other",
-    // The rest take two.
     "system",
+    // The rest take two.
     "requested_at",
     "rule",
     "id_number_sealed",
@@ -928,6 +928,7 @@ mod tests {
         assert_eq!(unique.len(), WORDS.len());
         assert!(WORDS.iter().all(|w| w.len() <= LONGEST_WORD));
         assert!(WORDS.len() > SHORT_WORD_COUNT, "the two-byte words are exercised");
+        assert_eq!(WORDS[SHORT_WORD_COUNT - 1], "system", "the comments in WORDS say where one byte ends");
         let rare = WORDS[WORDS.len() - 1];
         let bytes = encode(rare).unwrap();
         assert_eq!(bytes[1], WORD);
