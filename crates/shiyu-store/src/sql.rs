@@ -4,10 +4,17 @@
 /// Rows per multi-row statement: stays under SQLite's and PostgreSQL's limits on bound parameters.
 pub(crate) const CHUNK_ROWS: usize = 500;
 
+/// Whether the writer keeps a multi-row insert prepared. Every row count is a statement of its own; the live
+/// server's small batches and full chunks recur, while a bulk load's remainders are all different and would
+/// fill the statement cache with a thousand large statements (a hundred megabytes that never serve again).
+pub(crate) fn keep_prepared(rows: usize) -> bool {
+    rows == CHUNK_ROWS || rows <= 64
+}
+
 macro_rules! shared_sql {
     ($db:ty) => {
         use crate::batch::{Lookup, Plan, Write, Written};
-        use crate::sql::CHUNK_ROWS;
+        use crate::sql::{keep_prepared, CHUNK_ROWS};
         use crate::{StoreError, StoreResult, StoredEvent};
         use shiyu_domain::{
             CaseId, CaseState, Category, Department, DepartmentId, Event, Jurisdiction, JurisdictionId, Level,
@@ -121,7 +128,7 @@ macro_rules! shared_sql {
                      owner_id = excluded.owner_id, matter_code = excluded.matter_code, \
                      updated_at = excluded.updated_at, state = excluded.state, alarm_at = excluded.alarm_at",
                 );
-                query.build().execute(&mut *conn).await?;
+                query.build().persistent(keep_prepared(chunk.len())).execute(&mut *conn).await?;
             }
             for chunk in plan.events.chunks(CHUNK_ROWS) {
                 let mut query =
@@ -134,14 +141,14 @@ macro_rules! shared_sql {
                         .push_bind(event.at)
                         .push_bind(event.payload.as_slice());
                 });
-                query.build().execute(&mut *conn).await?;
+                query.build().persistent(keep_prepared(chunk.len())).execute(&mut *conn).await?;
             }
             for chunk in plan.keys.chunks(CHUNK_ROWS) {
                 let mut query = QueryBuilder::<$db>::new("INSERT INTO idempotency_keys (key, case_id, created_at) ");
                 query.push_values(chunk, |mut row, (key, id, at)| {
                     row.push_bind(*key).push_bind(*id).push_bind(*at);
                 });
-                query.build().execute(&mut *conn).await?;
+                query.build().persistent(keep_prepared(chunk.len())).execute(&mut *conn).await?;
             }
             let departments: Vec<(i64, i64)> = plan
                 .cases
@@ -154,7 +161,7 @@ macro_rules! shared_sql {
                     row.push_bind(*case_id).push_bind(*department);
                 });
                 query.push(" ON CONFLICT (case_id, department_id) DO NOTHING");
-                query.build().execute(&mut *conn).await?;
+                query.build().persistent(keep_prepared(chunk.len())).execute(&mut *conn).await?;
             }
             for chunk in plan.notifications.chunks(CHUNK_ROWS) {
                 let mut query = QueryBuilder::<$db>::new(
@@ -170,7 +177,7 @@ macro_rules! shared_sql {
                         .push_bind(n.at.0);
                 });
                 query.push(" ON CONFLICT (user_id, seq) DO NOTHING");
-                query.build().execute(&mut *conn).await?;
+                query.build().persistent(keep_prepared(chunk.len())).execute(&mut *conn).await?;
             }
             for chunk in plan.deliveries.chunks(CHUNK_ROWS) {
                 let mut query =
@@ -179,7 +186,7 @@ macro_rules! shared_sql {
                     row.push_bind(d.webhook).push_bind(d.seq).push_bind(d.body.as_str()).push_bind("pending").push_bind(d.at.0);
                 });
                 query.push(" ON CONFLICT (webhook_id, seq) DO NOTHING");
-                query.build().execute(&mut *conn).await?;
+                query.build().persistent(keep_prepared(chunk.len())).execute(&mut *conn).await?;
             }
             for (follower, seq) in &plan.followers {
                 sqlx::query(
@@ -229,7 +236,7 @@ macro_rules! shared_sql {
                         .push_bind(entry.address.as_deref())
                         .push_bind(entry.detail.as_deref());
                 });
-                query.build().execute(&mut *conn).await?;
+                query.build().persistent(keep_prepared(chunk.len())).execute(&mut *conn).await?;
             }
             Ok(())
         }
