@@ -65,7 +65,7 @@ impl BatchWriter for SqliteWriter {
         let answers = answers?;
         // A bulk load never pauses, so the background checkpointer would never catch up and the WAL would
         // grow by gigabytes; the writer copies it back itself after each chunk.
-        if writes.iter().any(|w| matches!(w, Write::Bulk { .. })) {
+        if bulk {
             sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut self.conn).await?;
         }
         Ok(answers)

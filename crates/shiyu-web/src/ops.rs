@@ -141,6 +141,11 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 /// Prometheus text format.
+/// One unlabelled metric with its help and type lines.
+fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+}
+
 async fn metrics(State(state): State<AppState>) -> Response {
     let mut out = String::new();
     out.push_str("# HELP shiyu_http_requests_total HTTP requests by method, route and status.\n");
@@ -194,33 +199,32 @@ async fn metrics(State(state): State<AppState>) -> Response {
     // How far the statistics trail the log: the projection follows within a second, so a growing gap means
     // the follower is stuck (an event it cannot read, or a database it cannot reach).
     match state.store.last_seq().await {
-        Ok(seq) => {
-            out.push_str(
-                "# HELP shiyu_log_seq The event log's last sequence number.
-# TYPE shiyu_log_seq gauge
-",
-            );
-            let _ = writeln!(out, "shiyu_log_seq {seq}");
-        }
+        Ok(seq) => metric(&mut out, "shiyu_log_seq", "gauge", "The event log's last sequence number.", seq),
         Err(error) => tracing::warn!(%error, "cannot read the log's position for /metrics"),
     }
-    out.push_str(
-        "# HELP shiyu_analytics_seq The last event folded into the statistics.
-",
-    );
-    out.push_str(
-        "# TYPE shiyu_analytics_seq gauge
-",
-    );
-    let _ = writeln!(out, "shiyu_analytics_seq {}", state.analytics.read().seq);
+    let folded = state.analytics.read().seq;
+    metric(&mut out, "shiyu_analytics_seq", "gauge", "The last event folded into the statistics.", folded);
     let commits = state.store.commit_stats();
-    out.push_str("# HELP shiyu_group_commit_transactions_total Transactions of the group committer.\n");
-    out.push_str("# TYPE shiyu_group_commit_transactions_total counter\n");
-    let _ = writeln!(out, "shiyu_group_commit_transactions_total {}", commits.transactions);
-    out.push_str("# HELP shiyu_group_commit_writes_total Writes carried by those transactions.\n");
-    out.push_str("# TYPE shiyu_group_commit_writes_total counter\n");
-    let _ = writeln!(out, "shiyu_group_commit_writes_total {}", commits.writes);
-    out.push_str("# HELP shiyu_group_commit_largest_batch Largest batch so far.\n# TYPE shiyu_group_commit_largest_batch gauge\n");
-    let _ = writeln!(out, "shiyu_group_commit_largest_batch {}", commits.largest_batch);
+    metric(
+        &mut out,
+        "shiyu_group_commit_transactions_total",
+        "counter",
+        "Transactions of the group committer.",
+        commits.transactions,
+    );
+    metric(
+        &mut out,
+        "shiyu_group_commit_writes_total",
+        "counter",
+        "Writes carried by those transactions.",
+        commits.writes,
+    );
+    metric(
+        &mut out,
+        "shiyu_group_commit_largest_batch",
+        "gauge",
+        "Largest batch so far.",
+        commits.largest_batch,
+    );
     ([("content-type", "text/plain; version=0.0.4")], out).into_response()
 }

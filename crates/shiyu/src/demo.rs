@@ -369,15 +369,14 @@ pub async fn simulate(
         until: clock::now(),
         first_id: store.count_cases().await? as i64 + 1,
     };
+    let builds_indexes = shiyu_sim::simulate::defers_indexes(cases, options.first_id as u64 - 1);
     let started = std::time::Instant::now();
     let mut progress = crate::progress::ProgressLine::default();
     let (tally, truth) = shiyu_sim::simulate::simulate(store, world, privacy, options, |tally| {
         let seconds = started.elapsed().as_secs_f64().max(1e-3);
         let rate = tally.cases as f64 / seconds;
         let left = cases.saturating_sub(tally.cases) as f64 / rate.max(1.0);
-        let detail = if tally.cases >= cases
-            && shiyu_sim::simulate::defers_indexes(cases, options.first_id as u64 - 1)
-        {
+        let detail = if tally.cases >= cases && builds_indexes {
             format!("{rate:.0} cases/s; building the indexes")
         } else {
             format!("{rate:.0} cases/s, {left:.0} s left")

@@ -1003,6 +1003,22 @@ impl Db {
         }
     }
 
+    async fn execute(&mut self, sql: &str) -> anyhow::Result<()> {
+        match self {
+            Db::Sqlite(c) => c.execute(sql).await.map(|_| ()),
+            Db::Postgres(c) => c.execute(sql).await.map(|_| ()),
+        }
+        .with_context(|| format!("running {sql}"))
+    }
+
+    async fn close(self) -> anyhow::Result<()> {
+        match self {
+            Db::Sqlite(c) => c.close().await?,
+            Db::Postgres(c) => c.close().await?,
+        }
+        Ok(())
+    }
+
     async fn fetch(&mut self, sql: &str, kinds: &[Kind]) -> anyhow::Result<Vec<Vec<Cell>>> {
         let mut out = Vec::new();
         match self {
@@ -1504,6 +1520,28 @@ struct SqlRun {
     checked: usize,
 }
 
+/// After the load: builds the indexes and the planner's statistics (`statistics`, timed together as
+/// `index_s`), puts the mix to the database (`ask_sql`) and closes it.
+async fn index_and_ask(
+    mut db: Db,
+    statistics: &[&str],
+    g: &Generator,
+    mix: &[Question],
+    expected: &[Answer],
+    now: i64,
+    rounds: usize,
+) -> anyhow::Result<SqlRun> {
+    let indexing = Instant::now();
+    for statement in INDEXES.iter().chain(statistics) {
+        db.execute(statement).await?;
+    }
+    let index_s = indexing.elapsed().as_secs_f64();
+    let mut run = ask_sql(&mut db, g, mix, expected, now, rounds).await?;
+    run.index_s = index_s;
+    db.close().await?;
+    Ok(run)
+}
+
 /// Checks every answer against the projection's (untimed), then times `rounds` rounds of the mix.
 async fn ask_sql(
     db: &mut Db,
@@ -1819,19 +1857,17 @@ pub async fn run(options: &AnalyticsOptions) -> anyhow::Result<Report> {
         let loading = Instant::now();
         load_sqlite(&generator, options.cases, &mut conn).await?;
         let load_s = loading.elapsed().as_secs_f64();
-        let indexing = Instant::now();
-        for index in INDEXES {
-            conn.execute(*index).await?;
-        }
-        conn.execute("ANALYZE").await?;
-        let index_s = indexing.elapsed().as_secs_f64();
-        let mut db = Db::Sqlite(conn);
-        let mut run = ask_sql(&mut db, &generator, &mix, &expected, until, options.sql_rounds).await?;
+        let mut run = index_and_ask(
+            Db::Sqlite(conn),
+            &["ANALYZE"],
+            &generator,
+            &mix,
+            &expected,
+            until,
+            options.sql_rounds,
+        )
+        .await?;
         run.load_s = load_s;
-        run.index_s = index_s;
-        if let Db::Sqlite(conn) = db {
-            conn.close().await?;
-        }
         run
     };
     let sqlite_bytes = std::fs::metadata(folder.path().join("facts.db")).map_or(0, |m| m.len());
@@ -1855,20 +1891,18 @@ pub async fn run(options: &AnalyticsOptions) -> anyhow::Result<Report> {
             load_postgres(&generator, options.cases, &mut conn, &mut second).await?;
             let load_s = loading.elapsed().as_secs_f64();
             second.close().await?;
-            let indexing = Instant::now();
-            for index in INDEXES {
-                conn.execute(*index).await?;
-            }
-            conn.execute("VACUUM ANALYZE facts").await?;
-            conn.execute("VACUUM ANALYZE dispatches").await?;
-            let index_s = indexing.elapsed().as_secs_f64();
-            let mut db = Db::Postgres(conn);
-            let mut run = ask_sql(&mut db, &generator, &mix, &expected, until, options.sql_rounds).await?;
+            let statistics = ["VACUUM ANALYZE facts", "VACUUM ANALYZE dispatches"];
+            let mut run = index_and_ask(
+                Db::Postgres(conn),
+                &statistics,
+                &generator,
+                &mix,
+                &expected,
+                until,
+                options.sql_rounds,
+            )
+            .await?;
             run.load_s = load_s;
-            run.index_s = index_s;
-            if let Db::Postgres(conn) = db {
-                conn.close().await?;
-            }
             admin.execute(format!("DROP SCHEMA {schema} CASCADE").as_str()).await?;
             admin.close().await?;
             Some(run)
