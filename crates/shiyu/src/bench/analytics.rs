@@ -1520,37 +1520,27 @@ struct SqlRun {
     checked: usize,
 }
 
-/// After the load: builds the indexes and the planner's statistics (`statistics`, timed together as
-/// `index_s`), puts the mix to the database (`ask_sql`) and closes it.
-async fn index_and_ask(
-    mut db: Db,
-    statistics: &[&str],
-    g: &Generator,
-    mix: &[Question],
-    expected: &[Answer],
+/// What every SQL database is asked, and what it must answer.
+struct Exam<'a> {
+    generator: &'a Generator,
+    mix: &'a [Question],
+    /// The projection's answers, in the order of `mix`.
+    expected: &'a [Answer],
     now: i64,
+    /// Timed rounds of the mix.
     rounds: usize,
-) -> anyhow::Result<SqlRun> {
+}
+
+/// After a load that took `load_s`: builds the indexes and the planner's statistics (`statistics`, timed
+/// together as `index_s`), checks every answer against the projection's (untimed), times the rounds of the
+/// mix, and closes the database.
+async fn ask_sql(mut db: Db, statistics: &[&str], load_s: f64, exam: &Exam<'_>) -> anyhow::Result<SqlRun> {
+    let Exam { generator: g, mix, expected, now, rounds } = *exam;
     let indexing = Instant::now();
     for statement in INDEXES.iter().chain(statistics) {
         db.execute(statement).await?;
     }
     let index_s = indexing.elapsed().as_secs_f64();
-    let mut run = ask_sql(&mut db, g, mix, expected, now, rounds).await?;
-    run.index_s = index_s;
-    db.close().await?;
-    Ok(run)
-}
-
-/// Checks every answer against the projection's (untimed), then times `rounds` rounds of the mix.
-async fn ask_sql(
-    db: &mut Db,
-    g: &Generator,
-    mix: &[Question],
-    expected: &[Answer],
-    now: i64,
-    rounds: usize,
-) -> anyhow::Result<SqlRun> {
     let backend = db.backend();
     let label = if backend == Backend::Sqlite { "SQLite" } else { "PostgreSQL" };
     let statements: Vec<Vec<Statement>> =
@@ -1587,6 +1577,9 @@ async fn ask_sql(
         run.samples.extend(samples);
     }
     run.samples.sort();
+    run.load_s = load_s;
+    run.index_s = index_s;
+    db.close().await?;
     Ok(run)
 }
 
@@ -1843,6 +1836,14 @@ pub async fn run(options: &AnalyticsOptions) -> anyhow::Result<Report> {
     };
     drop(shared);
 
+    let exam = Exam {
+        generator: &generator,
+        mix: &mix,
+        expected: &expected,
+        now: until,
+        rounds: options.sql_rounds,
+    };
+
     // 4. SQLite.
     std::fs::create_dir_all(&options.dir)?;
     let folder = tempfile::Builder::new().prefix("bench-analytics-sql-").tempdir_in(&options.dir)?;
@@ -1857,18 +1858,7 @@ pub async fn run(options: &AnalyticsOptions) -> anyhow::Result<Report> {
         let loading = Instant::now();
         load_sqlite(&generator, options.cases, &mut conn).await?;
         let load_s = loading.elapsed().as_secs_f64();
-        let mut run = index_and_ask(
-            Db::Sqlite(conn),
-            &["ANALYZE"],
-            &generator,
-            &mix,
-            &expected,
-            until,
-            options.sql_rounds,
-        )
-        .await?;
-        run.load_s = load_s;
-        run
+        ask_sql(Db::Sqlite(conn), &["ANALYZE"], load_s, &exam).await?
     };
     let sqlite_bytes = std::fs::metadata(folder.path().join("facts.db")).map_or(0, |m| m.len());
     drop(folder);
@@ -1892,17 +1882,7 @@ pub async fn run(options: &AnalyticsOptions) -> anyhow::Result<Report> {
             let load_s = loading.elapsed().as_secs_f64();
             second.close().await?;
             let statistics = ["VACUUM ANALYZE facts", "VACUUM ANALYZE dispatches"];
-            let mut run = index_and_ask(
-                Db::Postgres(conn),
-                &statistics,
-                &generator,
-                &mix,
-                &expected,
-                until,
-                options.sql_rounds,
-            )
-            .await?;
-            run.load_s = load_s;
+            let run = ask_sql(Db::Postgres(conn), &statistics, load_s, &exam).await?;
             admin.execute(format!("DROP SCHEMA {schema} CASCADE").as_str()).await?;
             admin.close().await?;
             Some(run)
