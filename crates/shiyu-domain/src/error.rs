@@ -41,6 +41,7 @@ error_kinds! {
     NoLevelAbove => "NO_LEVEL_ABOVE", "已是最高层级，无法继续上报", "There is no level above to escalate to";
     DeadlineNotInFuture => "DEADLINE_NOT_IN_FUTURE", "期限必须晚于当前时间", "The deadline must be in the future";
     MergeTargetInvalid => "MERGE_TARGET_INVALID", "不能合并到该事件", "The case cannot be merged into that case";
+    DepartmentOutsideCase => "DEPARTMENT_OUTSIDE_CASE", "只能派遣给事件所在地各级政府的部门", "Only departments of the governments over the case's place may be dispatched";
     NoResponsibleDepartment => "NO_RESPONSIBLE_DEPARTMENT", "权责清单中没有可承办该事项的部门", "No department holds this matter at any level of the case's place";
     JurisdictionPathInvalid => "JURISDICTION_PATH_INVALID", "事件的辖区层级链无效", "The case's chain of jurisdictions is invalid";
     NoWorkingTime => "NO_WORKING_TIME", "工作日历中没有可用的工作时间", "The working calendar has no working time to count a deadline on";

@@ -25,7 +25,9 @@ pub use org::{
     chain_to, Category, Department, DepartmentId, DuplicateRule, Jurisdiction, JurisdictionId, Level, Matter,
     Priority, Responsibility, Role, Scope, Stage, StageLimits, User, UserId,
 };
-pub use permissions::{authorize, can_view, role_may, Capability};
+pub use permissions::{
+    authorize, can_view, may_dispatch_to, may_merge_into, role_may, sees_handling, Capability,
+};
 pub use routing::{route, route_to_departments, verifier_note, Directory, Route};
 pub use sla::{next_alarm, Alarm, AlarmKind, Audience, EscalationRule, EscalationRules, Notice, Trigger};
 pub use time::{Date, Timestamp};

@@ -3,7 +3,7 @@
 use crate::case::{Actor, CaseState};
 use crate::decide::Action;
 use crate::error::{DomainError, ErrorKind};
-use crate::org::{DepartmentId, JurisdictionId, Role, Scope};
+use crate::org::{Department, DepartmentId, JurisdictionId, Role, Scope};
 
 /// What a role may do outside the case loop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,6 +102,24 @@ pub fn can_view(case: &CaseState, actor: &Actor) -> bool {
         Actor::User { scope: Scope::Jurisdiction(j), .. } => case.depth_of(*j).is_some(),
         Actor::User { scope: Scope::Unbound, .. } => false,
     }
+}
+
+/// Whether `actor` sees how a case is handled inside — departments, deadlines, notes, the staff who acted,
+/// routing and merges — or, as a reporter or citizen, only the public progress of their own report.
+pub fn sees_handling(actor: &Actor) -> bool {
+    !matches!(actor, Actor::Reporter | Actor::User { role: Role::Citizen, .. })
+}
+
+/// Whether a case may be dispatched to `department`: only to departments of the governments over the
+/// case's place (its township, county or the city), never to another county's.
+pub fn may_dispatch_to(case: &CaseState, department: &Department) -> bool {
+    case.path.contains(&department.jurisdiction)
+}
+
+/// Whether `actor` may merge a case into `target`: the target must be a case the actor can see, so that
+/// nobody merges into, or learns of, a case outside their reach.
+pub fn may_merge_into(target: &CaseState, actor: &Actor) -> bool {
+    sees_handling(actor) && can_view(target, actor)
 }
 
 /// The relation each role needs for each action; `None` means the role may never take it.

@@ -136,10 +136,12 @@ impl CaseService {
             ))
             .into());
         }
-        if let Action::Merge { into } = &command.action {
-            self.check_merge_target(id, *into).await?;
-        }
+        // The domain first decides whether the actor may act on this case at all; only then is the target of
+        // a merge looked at, so that the answers never tell an outsider which cases exist.
         let events = decide(Some(&current), command, actor, now, &self.rules())?;
+        if let Action::Merge { into } = &command.action {
+            self.check_merge_target(id, *into, actor).await?;
+        }
         let version = current.version;
         let next = fold(Some(current), &events)?;
         self.store.append(id, version, events, &next).await?;
@@ -150,13 +152,17 @@ impl CaseService {
         self.store.load_case(id).await?.ok_or_else(|| StoreError::NotFound(format!("case {}", id.0)).into())
     }
 
-    async fn check_merge_target(&self, id: CaseId, into: CaseId) -> Result<(), ServiceError> {
+    async fn check_merge_target(&self, id: CaseId, into: CaseId, actor: &Actor) -> Result<(), ServiceError> {
         let invalid = |why: &str| DomainError::with_detail(ErrorKind::MergeTargetInvalid, why);
         if into == id {
             return Err(invalid("a case cannot be merged into itself").into());
         }
         match self.store.load_case(into).await? {
+            // A case out of the actor's reach answers exactly like one that does not exist.
             None => Err(invalid("the target case does not exist").into()),
+            Some(target) if !shiyu_domain::may_merge_into(&target, actor) => {
+                Err(invalid("the target case does not exist").into())
+            }
             Some(target) if !target.status.accepts_merges() => {
                 Err(invalid("the target case was rejected, merged or voided").into())
             }

@@ -1034,6 +1034,28 @@ macro_rules! shared_sql {
             Ok(())
         }
 
+        pub(crate) async fn count_login_attempt(
+            pool: &Pool,
+            user: UserId,
+            now: shiyu_domain::Timestamp,
+            lock_after: i64,
+            lock_until: shiyu_domain::Timestamp,
+        ) -> StoreResult<Option<i64>> {
+            // The SET expressions read the row as it was, so one statement both counts and locks.
+            let row: Option<(i64,)> = sqlx::query_as(
+                "UPDATE users SET failed_logins = failed_logins + 1, \
+                 locked_until = CASE WHEN failed_logins + 1 >= $2 THEN $3 ELSE locked_until END \
+                 WHERE id = $1 AND (locked_until IS NULL OR locked_until <= $4) RETURNING failed_logins",
+            )
+            .bind(user.0)
+            .bind(lock_after)
+            .bind(lock_until.0)
+            .bind(now.0)
+            .fetch_optional(pool)
+            .await?;
+            Ok(row.map(|(failed,)| failed))
+        }
+
         pub(crate) async fn create_session(pool: &Pool, session: &crate::Session) -> StoreResult<()> {
             sqlx::query(
                 "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
@@ -1485,6 +1507,15 @@ macro_rules! store_impl {
                 locked_until: Option<shiyu_domain::Timestamp>,
             ) -> StoreResult<()> {
                 set_login_state(&self.reference_pool().await?, user, failed, locked_until).await
+            }
+            async fn count_login_attempt(
+                &self,
+                user: UserId,
+                now: shiyu_domain::Timestamp,
+                lock_after: i64,
+                lock_until: shiyu_domain::Timestamp,
+            ) -> StoreResult<Option<i64>> {
+                count_login_attempt(&self.reference_pool().await?, user, now, lock_after, lock_until).await
             }
             async fn create_session(&self, session: &crate::Session) -> StoreResult<()> {
                 create_session(&self.reference_pool().await?, session).await

@@ -179,6 +179,8 @@ impl SampleWorld {
     pub const OTHER_COUNTY: i64 = 6;
     pub const LEAD_DEPARTMENT: i64 = 101;
     pub const ASSISTING_DEPARTMENT: i64 = 102;
+    /// 海门区's 城管: never a department for a case in 崇川区.
+    pub const OTHER_COUNTY_DEPARTMENT: i64 = 103;
 
     pub fn new() -> SampleWorld {
         use shiyu_domain::{
@@ -200,16 +202,35 @@ impl SampleWorld {
             place(Self::GRID, "320613001001001", "桃坞路社区第一网格", Level::Grid, Some(Self::COMMUNITY)),
             place(Self::OTHER_COUNTY, "320614", "海门区", Level::County, Some(Self::CITY)),
         ];
-        let department = |id: i64, code: &str, name: &str, kind: &str| Department {
+        let department = |id: i64, code: &str, name: &str, kind: &str, county: i64| Department {
             id: DepartmentId(id),
             code: code.into(),
             name: name.into(),
             kind: kind.into(),
-            jurisdiction: JurisdictionId(Self::COUNTY),
+            jurisdiction: JurisdictionId(county),
         };
         let departments = vec![
-            department(Self::LEAD_DEPARTMENT, "320613-cg", "崇川区城市管理局", "urban_management"),
-            department(Self::ASSISTING_DEPARTMENT, "320613-sj", "崇川区市场监督管理局", "market_regulation"),
+            department(
+                Self::LEAD_DEPARTMENT,
+                "320613-cg",
+                "崇川区城市管理局",
+                "urban_management",
+                Self::COUNTY,
+            ),
+            department(
+                Self::ASSISTING_DEPARTMENT,
+                "320613-sj",
+                "崇川区市场监督管理局",
+                "market_regulation",
+                Self::COUNTY,
+            ),
+            department(
+                Self::OTHER_COUNTY_DEPARTMENT,
+                "320614-cg",
+                "海门区城市管理局",
+                "urban_management",
+                Self::OTHER_COUNTY,
+            ),
         ];
         let categories = vec![Category { code: "city_appearance".into(), name: "市容环境".into() }];
         let matters = vec![Matter {

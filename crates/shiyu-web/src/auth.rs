@@ -34,8 +34,18 @@ pub enum Principal {
     /// Signed in through a session (browser) or an API token (machine client).
     User {
         user: User,
-        session_token_hash: Option<String>,
+        credential: Credential,
     },
+}
+
+/// What a signed-in caller showed: the hash of their session or API token, looked up again by a long-lived
+/// request (the event stream) to notice a sign-out or a revoked token.
+#[derive(Clone, Debug)]
+pub enum Credential {
+    Session(String),
+    ApiToken(String),
+    /// Just signed in with a password, within this request.
+    Password,
 }
 
 impl Caller {
@@ -51,6 +61,25 @@ impl Caller {
     pub fn actor(&self) -> WebResult<Actor> {
         let user = self.user()?;
         Ok(Actor::User { user: user.id, role: user.role, scope: user.scope })
+    }
+
+    /// Whether the session or token this caller signed in with still holds, for the same user with the same
+    /// role and scope. Anything else — signed out, expired, revoked, the user changed, or the store not
+    /// answering — counts as no.
+    pub async fn still_signed_in(&self, state: &AppState) -> bool {
+        let Principal::User { user, credential } = &self.principal else { return true };
+        let same = |now: &User| now.id == user.id && now.role == user.role && now.scope == user.scope;
+        match credential {
+            Credential::Session(hash) => matches!(
+                state.store.find_session(hash).await,
+                Ok(Some((session, now))) if session.expires_at > state.now() && same(&now)
+            ),
+            Credential::ApiToken(hash) => matches!(
+                state.store.find_api_token(hash).await,
+                Ok(Some((token, now))) if !token.revoked && same(&now)
+            ),
+            Credential::Password => true,
+        }
     }
 
     pub fn audit(
@@ -109,7 +138,8 @@ impl FromRequestParts<AppState> for Caller {
                     WebError::forbidden().with_details(format!("the token lacks the `{scope}` scope"))
                 );
             }
-            return Ok(Caller { principal: Principal::User { user, session_token_hash: None }, address });
+            let credential = Credential::ApiToken(api_token.token_hash);
+            return Ok(Caller { principal: Principal::User { user, credential }, address });
         }
         let Some(token) = cookie_value(&parts.headers, SESSION_COOKIE) else {
             return Ok(Caller { principal: Principal::Anonymous, address });
@@ -133,7 +163,7 @@ impl FromRequestParts<AppState> for Caller {
                 ));
             }
         }
-        Ok(Caller { principal: Principal::User { user, session_token_hash: Some(hash) }, address })
+        Ok(Caller { principal: Principal::User { user, credential: Credential::Session(hash) }, address })
     }
 }
 
@@ -150,6 +180,19 @@ pub struct LoginResponse {
     /// Send this back in the `X-CSRF-Token` header of every write made with the session cookie.
     pub csrf_token: String,
     pub expires_at: i64,
+}
+
+fn account_locked(until: Option<Timestamp>) -> WebError {
+    let error = WebError::refused(
+        StatusCode::TOO_MANY_REQUESTS,
+        "ACCOUNT_LOCKED",
+        "登录失败次数过多，账号已临时锁定",
+        "Too many failed sign-ins; the account is locked for a while",
+    );
+    match until {
+        Some(until) => error.with_details(format!("locked until {until}")),
+        None => error,
+    }
 }
 
 fn login_failed() -> WebError {
@@ -179,20 +222,19 @@ pub async fn login(
         let _ = verify_in_background(request.password, None).await;
         return Err(login_failed());
     };
-    if let Some(until) = credentials.locked_until.filter(|until| *until > now) {
-        return Err(WebError::refused(
-            StatusCode::TOO_MANY_REQUESTS,
-            "ACCOUNT_LOCKED",
-            "登录失败次数过多，账号已临时锁定",
-            "Too many failed sign-ins; the account is locked for a while",
-        )
-        .with_details(format!("locked until {until}")));
-    }
     let user = credentials.user.clone();
+    if let Some(until) = credentials.locked_until.filter(|until| *until > now) {
+        return Err(account_locked(Some(until)));
+    }
+    // The attempt is counted before the password is checked: guesses sent in parallel each take a place in
+    // the count, and those beyond the limit are refused without being checked.
+    let lock_until = now.plus_minutes(settings.lockout_minutes);
+    let Some(failed) =
+        state.store.count_login_attempt(user.id, now, settings.lockout_after, lock_until).await?
+    else {
+        return Err(account_locked(None));
+    };
     if !verify_in_background(request.password, credentials.password_hash.clone()).await {
-        let failed = credentials.failed_logins + 1;
-        let lock = (failed >= settings.lockout_after).then(|| now.plus_minutes(settings.lockout_minutes));
-        state.store.set_login_state(user.id, failed, lock).await?;
         state
             .store
             .audit(vec![caller.audit(now, "login_failed", Some(format!("user:{}", user.id.0)), None)])
@@ -201,9 +243,7 @@ pub async fn login(
         tokio::time::sleep(std::time::Duration::from_millis(200 * failed.clamp(1, 10) as u64)).await;
         return Err(login_failed());
     }
-    if credentials.failed_logins > 0 || credentials.locked_until.is_some() {
-        state.store.set_login_state(user.id, 0, None).await?;
-    }
+    state.store.set_login_state(user.id, 0, None).await?;
     let token = shiyu_auth::random_token();
     let session = Session {
         token_hash: shiyu_auth::token_hash(&token),
@@ -213,8 +253,10 @@ pub async fn login(
         expires_at: now.plus_minutes(settings.session_minutes),
     };
     state.store.create_session(&session).await?;
-    let signed_in =
-        Caller { principal: Principal::User { user: user.clone(), session_token_hash: None }, ..caller };
+    let signed_in = Caller {
+        principal: Principal::User { user: user.clone(), credential: Credential::Password },
+        ..caller
+    };
     state.store.audit(vec![signed_in.audit(now, "login", Some(format!("user:{}", user.id.0)), None)]).await?;
     let cookie = session_cookie(&token, settings.session_minutes * 60, settings.secure_cookies);
     let body = LoginResponse {
@@ -249,7 +291,7 @@ async fn verify_in_background(password: String, hash: Option<String>) -> bool {
 /// Signs out: the session ends on the server and the cookie is cleared.
 #[utoipa::path(delete, path = "/api/session", tag = "sign-in", responses((status = 204)))]
 pub async fn logout(State(state): State<AppState>, caller: Caller) -> WebResult<Response> {
-    if let Principal::User { session_token_hash: Some(hash), .. } = &caller.principal {
+    if let Principal::User { credential: Credential::Session(hash), .. } = &caller.principal {
         state.store.delete_session(hash).await?;
         state.store.audit(vec![caller.audit(state.now(), "logout", None, None)]).await?;
     }

@@ -225,6 +225,10 @@ impl EventStream {
             }
             let size =
                 usize::from_str_radix(size.trim(), 16).map_err(|_| io::Error::other("bad chunk size"))?;
+            // The last chunk: the server ended the stream (the connection itself may stay open).
+            if size == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "stream ended"));
+            }
             let mut chunk = vec![0; size + 2];
             self.reader.read_exact(&mut chunk).await?;
             self.buffer.push_str(&String::from_utf8_lossy(&chunk[..size]));

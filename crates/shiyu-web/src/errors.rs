@@ -136,6 +136,7 @@ fn domain_status(kind: ErrorKind) -> StatusCode {
         | DescriptionEmpty
         | RatingOutOfRange
         | DispatchDepartmentsInvalid
+        | DepartmentOutsideCase
         | ExtensionLengthInvalid
         | DeadlineNotInFuture
         | MergeTargetInvalid

@@ -5,13 +5,14 @@
 use crate::api::deadlines::NotificationView;
 use crate::auth::Caller;
 use crate::errors::{ErrorBody, WebResult};
+use crate::views::public_step;
 use crate::AppState;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::stream::{self, Stream};
 use serde::{Deserialize, Serialize};
-use shiyu_domain::{can_view, Actor, CaseId};
+use shiyu_domain::{can_view, sees_handling, Actor, CaseId};
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::time::Duration;
@@ -20,6 +21,9 @@ use utoipa::{IntoParams, ToSchema};
 /// How long the stream waits before looking at the log again when nothing was new.
 const POLL: Duration = Duration::from_millis(250);
 const PAGE: u32 = 500;
+/// How often a stream looks again at the session or token it was opened with: a sign-out or a revoked token
+/// ends it within this time.
+const RECHECK: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -42,6 +46,8 @@ pub struct StreamedEvent {
 
 struct Tail {
     state: AppState,
+    caller: Caller,
+    checked: tokio::time::Instant,
     actor: Actor,
     after: i64,
     ready: VecDeque<StreamedEvent>,
@@ -54,6 +60,12 @@ struct Tail {
 impl Tail {
     async fn next(mut self) -> Option<(Result<SseEvent, Infallible>, Tail)> {
         loop {
+            if self.checked.elapsed() >= RECHECK {
+                if !self.caller.still_signed_in(&self.state).await {
+                    return None;
+                }
+                self.checked = tokio::time::Instant::now();
+            }
             if let Some(notice) = self.notices.pop_front() {
                 let sse = SseEvent::default()
                     .event("notification")
@@ -97,16 +109,26 @@ impl Tail {
                         may
                     }
                 };
-                if may {
-                    self.ready.push_back(StreamedEvent {
-                        seq: stored.seq,
-                        case_id: stored.case_id.0,
-                        version: stored.version,
-                        kind: stored.event.change.kind().into(),
-                        label: stored.event.change.label_zh().into(),
-                        at: stored.event.at.0,
-                    });
+                if !may {
+                    continue;
                 }
+                // Reporters follow only the public progress, in its own words.
+                let label = if sees_handling(&self.actor) {
+                    stored.event.change.label_zh().to_string()
+                } else {
+                    match public_step(&stored.event) {
+                        Some(step) => step.label,
+                        None => continue,
+                    }
+                };
+                self.ready.push_back(StreamedEvent {
+                    seq: stored.seq,
+                    case_id: stored.case_id.0,
+                    version: stored.version,
+                    kind: stored.event.change.kind().into(),
+                    label,
+                    at: stored.event.at.0,
+                });
             }
         }
     }
@@ -151,7 +173,17 @@ pub async fn stream(
         Some(user) => state.store.notifications(user, false, None, 1).await?.first().map_or(0, |n| n.id),
         None => 0,
     };
-    let tail = Tail { state, actor, after, ready: VecDeque::new(), notified, notices: VecDeque::new() };
+    let checked = tokio::time::Instant::now();
+    let tail = Tail {
+        state,
+        caller,
+        checked,
+        actor,
+        after,
+        ready: VecDeque::new(),
+        notified,
+        notices: VecDeque::new(),
+    };
     Ok(Sse::new(stream::unfold(tail, Tail::next))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use shiyu_auth::Sealer;
+use shiyu_domain::permissions::sees_handling;
 use shiyu_domain::{
     Actor, AttachmentRef, CaseId, CaseState, Category, Change, Department, Event, Jurisdiction, Matter,
     Timestamp, User,
@@ -102,7 +103,7 @@ pub struct RatingView {
     pub at: i64,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Default, Serialize, ToSchema)]
 pub struct CountsView {
     pub returns: u32,
     pub reworks: u32,
@@ -155,7 +156,35 @@ pub fn masked(sealer: &Sealer, sealed: Option<&String>, mask: fn(&str) -> String
 }
 
 impl CaseView {
-    pub fn of(id: CaseId, case: &CaseState, now: Timestamp, sealer: &Sealer) -> CaseView {
+    /// The case as `actor` may see it: staff see everything; a citizen sees their own report with the
+    /// handling inside left out (`shiyu_domain::sees_handling`).
+    pub fn of(id: CaseId, case: &CaseState, now: Timestamp, sealer: &Sealer, actor: &Actor) -> CaseView {
+        let view = CaseView::whole(id, case, now, sealer);
+        if sees_handling(actor) {
+            view
+        } else {
+            view.without_handling()
+        }
+    }
+
+    /// What a reporter sees: no departments, deadline, supervision, counts or merge target, and the light
+    /// `off`.
+    fn without_handling(self) -> CaseView {
+        CaseView {
+            lead_department: None,
+            assisting_departments: Vec::new(),
+            accepted_by: Vec::new(),
+            deadline: None,
+            light: "off".into(),
+            pending_extension_minutes: None,
+            supervisions: Vec::new(),
+            merged_into: None,
+            counts: CountsView::default(),
+            ..self
+        }
+    }
+
+    fn whole(id: CaseId, case: &CaseState, now: Timestamp, sealer: &Sealer) -> CaseView {
         let reporter = &case.reporter;
         CaseView {
             id: id.0,
@@ -239,7 +268,28 @@ pub struct EventView {
 }
 
 impl EventView {
-    pub fn of(stored: &StoredEvent) -> EventView {
+    /// The step as `actor` may see it; `None` for the steps a reporter does not see. A reporter sees the
+    /// public steps only, never who on the staff acted, their notes, the event's data or the staff's files —
+    /// only their own.
+    pub fn seen_by(stored: &StoredEvent, actor: &Actor) -> Option<EventView> {
+        let view = EventView::of(stored);
+        if sees_handling(actor) {
+            return Some(view);
+        }
+        let step = public_step(&stored.event)?;
+        let own = matches!(stored.event.actor, Actor::Reporter)
+            || matches!((stored.event.actor, actor), (Actor::User { user: by, .. }, Actor::User { user: me, .. }) if by == *me);
+        Some(EventView {
+            label: step.label,
+            actor: ActorView { kind: view.actor.kind, user: None, role: None },
+            note: if own { view.note } else { None },
+            attachments: if own { view.attachments } else { Vec::new() },
+            data: serde_json::Value::Object(serde_json::Map::new()),
+            ..view
+        })
+    }
+
+    fn of(stored: &StoredEvent) -> EventView {
         let event = &stored.event;
         let actor = match event.actor {
             Actor::User { user, role, .. } => {

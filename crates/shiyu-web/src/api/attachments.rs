@@ -138,7 +138,12 @@ pub async fn download(
     let actor = caller.actor()?;
     super::cases::visible_case(&state, &actor, CaseId(id)).await?;
     let history = state.store.case_history(CaseId(id)).await?;
-    if !history.iter().any(|e| e.event.attachments.iter().any(|a| a.sha256 == sha256)) {
+    // Only a file the caller can see in the case's history: a reporter sees their own, not the staff's.
+    let listed = history
+        .iter()
+        .filter_map(|e| crate::views::EventView::seen_by(e, &actor))
+        .any(|e| e.attachments.iter().any(|a| a.sha256 == sha256));
+    if !listed {
         return Err(WebError::not_found());
     }
     let (meta, content) = state.store.attachment(&sha256).await?.ok_or_else(WebError::not_found)?;

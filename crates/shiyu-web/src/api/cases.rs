@@ -13,7 +13,8 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use shiyu_domain::{
     can_view, role_may, Action, Actor, AttachmentRef, Capability, CaseId, CaseState, Channel, Command,
-    DepartmentId, GeoPoint, JurisdictionId, NewCase, Priority, Reporter, Role, Scope, Status, Timestamp,
+    DepartmentId, DomainError, ErrorKind, GeoPoint, JurisdictionId, NewCase, Priority, Reporter, Role, Scope,
+    Status, Timestamp,
 };
 use shiyu_store::{CaseQuery, CaseScope};
 use utoipa::{IntoParams, ToSchema};
@@ -82,7 +83,7 @@ pub async fn list(
     let items = cases
         .iter()
         .filter(|(_, case)| can_view(case, &actor))
-        .map(|(id, case)| CaseView::of(*id, case, now, &state.sealer))
+        .map(|(id, case)| CaseView::of(*id, case, now, &state.sealer, &actor))
         .collect();
     Ok(Json(Page { items, next }))
 }
@@ -97,7 +98,7 @@ pub async fn show(
 ) -> WebResult<Json<CaseView>> {
     let actor = caller.actor()?;
     let case = visible_case(&state, &actor, CaseId(id)).await?;
-    Ok(Json(CaseView::of(CaseId(id), &case, state.now(), &state.sealer)))
+    Ok(Json(CaseView::of(CaseId(id), &case, state.now(), &state.sealer, &actor)))
 }
 
 /// A case's whole history (全程留痕): who did what, when, why, with which evidence.
@@ -111,7 +112,7 @@ pub async fn history(
     let actor = caller.actor()?;
     visible_case(&state, &actor, CaseId(id)).await?;
     let events = state.store.case_history(CaseId(id)).await?;
-    Ok(Json(events.iter().map(EventView::of).collect()))
+    Ok(Json(events.iter().filter_map(|e| EventView::seen_by(e, &actor)).collect()))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -408,7 +409,7 @@ pub async fn create(
         status,
         Json(CreatedView {
             tracking_code: created.state.reporter.tracking_code.clone(),
-            case: CaseView::of(created.id, &created.state, state.now(), &state.sealer),
+            case: CaseView::of(created.id, &created.state, state.now(), &state.sealer, &actor),
             created: created.created,
         }),
     ))
@@ -514,7 +515,7 @@ pub enum ActionBody {
 fn domain_action(body: ActionBody, reference: &Reference, case: &CaseState) -> WebResult<Action> {
     let matter = |code: &str| reference.matters.get(code).cloned().ok_or_else(|| unknown_matter(code));
     let department = |id: i64| {
-        reference.departments.contains_key(&DepartmentId(id)).then_some(DepartmentId(id)).ok_or_else(|| {
+        let known = reference.departments.get(&DepartmentId(id)).ok_or_else(|| {
             WebError::refused(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "DEPARTMENT_UNKNOWN",
@@ -522,7 +523,14 @@ fn domain_action(body: ActionBody, reference: &Reference, case: &CaseState) -> W
                 "The department does not exist",
             )
             .with_details(id.to_string())
-        })
+        })?;
+        if !shiyu_domain::may_dispatch_to(case, known) {
+            return Err(WebError::from(DomainError::with_detail(
+                ErrorKind::DepartmentOutsideCase,
+                format!("{} ({id})", known.name),
+            )));
+        }
+        Ok(known.id)
     };
     Ok(match body {
         ActionBody::Register { matter: code, priority } => {
@@ -587,7 +595,7 @@ pub async fn act(
     };
     let now = state.now();
     let case = state.service.act(CaseId(id), request.expected_version, &command, &actor, now).await?;
-    Ok(Json(CaseView::of(CaseId(id), &case, now, &state.sealer)))
+    Ok(Json(CaseView::of(CaseId(id), &case, now, &state.sealer, &actor)))
 }
 
 /// The catalog's answer for a case: where it happened, its matter, who leads, who assists, who verifies.
@@ -627,6 +635,9 @@ pub async fn route(
 ) -> WebResult<Json<RouteView>> {
     let actor = caller.actor()?;
     let case = visible_case(&state, &actor, CaseId(id)).await?;
+    if !shiyu_domain::sees_handling(&actor) {
+        return Err(WebError::not_found());
+    }
     let reference = state.reference.get();
     let route = match &case.matter {
         Some(_) => catalog_route(&reference, &case)?,

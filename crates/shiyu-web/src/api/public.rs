@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use shiyu_domain::{Action, Actor, CaseId, CaseState, Channel, Command, Status};
 use utoipa::ToSchema;
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublicReport {
     pub description: String,
@@ -54,6 +54,10 @@ pub async fn report(
     headers: HeaderMap,
     JsonBody(request): JsonBody<PublicReport>,
 ) -> WebResult<(StatusCode, Json<PublicReceipt>)> {
+    // Anonymous senders share one namespace, so the key alone would hand one sender's receipt to another
+    // who happened to pick the same key: it counts only together with what was reported.
+    let fingerprint = shiyu_auth::sha256_hex(&serde_json::to_vec(&request).unwrap_or_default());
+    let key = idempotency_key(&headers, &format!("public:{fingerprint}"))?;
     let command = intake_command(
         &state,
         &caller,
@@ -73,7 +77,6 @@ pub async fn report(
         },
     )
     .await?;
-    let key = idempotency_key(&headers, "public")?;
     let created = state.service.receive(key, &command, &Actor::Reporter, state.now()).await?;
     let case = &created.state;
     Ok((

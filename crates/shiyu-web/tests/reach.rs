@@ -1,0 +1,222 @@
+//! Nobody reaches past their rights by the side doors a review found: guesses sent in parallel, merging into
+//! a case out of reach, a citizen reading the staff's view of their report, dispatching to another county's
+//! department, two anonymous senders picking the same Idempotency-Key, an event stream outliving its session.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use serde_json::{json, Value};
+use shiyu_store::testing::SampleWorld;
+use shiyu_web::client::{EventStream, HttpClient};
+use std::time::Duration;
+use support::TestApp;
+
+const GRID: &str = "320613001001001";
+const OTHER_COUNTY: &str = "320614";
+
+on_both_backends![
+    parallel_guesses_cannot_outrun_the_lock,
+    a_case_is_merged_only_into_one_the_operator_can_see,
+    citizens_see_their_own_reports_without_the_handling_inside,
+    cases_are_dispatched_only_to_departments_over_their_place,
+    anonymous_senders_never_share_a_receipt,
+    an_event_stream_ends_with_its_session,
+];
+
+async fn report(client: &mut HttpClient, jurisdiction: &str, description: &str) -> i64 {
+    let body = json!({"channel": "hotline", "description": description, "jurisdiction": jurisdiction});
+    let (status, created) = client.json("POST", "/api/cases", Some(&body)).await.unwrap();
+    assert_eq!(status, 201, "{created}");
+    created["case"]["id"].as_i64().unwrap()
+}
+
+async fn act(client: &mut HttpClient, id: i64, request: Value) -> (u16, Value) {
+    client.json("POST", &format!("/api/cases/{id}/actions"), Some(&request)).await.unwrap()
+}
+
+fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("")
+}
+
+async fn parallel_guesses_cannot_outrun_the_lock(app: TestApp) {
+    // The test app locks after three failures; twelve guesses arrive at once.
+    let mut guesses = tokio::task::JoinSet::new();
+    for n in 0..12 {
+        let mut client = app.anonymous();
+        guesses.spawn(async move {
+            let wrong = json!({"username": "operator", "password": format!("guess-number-{n}")});
+            let (status, body) = client.json("POST", "/api/session", Some(&wrong)).await.unwrap();
+            (status, code(&body).to_string())
+        });
+    }
+    let mut answers = Vec::new();
+    while let Some(answer) = guesses.join_next().await {
+        answers.push(answer.unwrap());
+    }
+    let checked = answers.iter().filter(|(status, _)| *status == 401).count();
+    let refused = answers.iter().filter(|(status, code)| *status == 429 && code == "ACCOUNT_LOCKED").count();
+    assert_eq!(
+        (checked, refused),
+        (3, 9),
+        "only as many guesses as the lock allows are checked: {answers:?}"
+    );
+    let (status, body) = app.anonymous().sign_in("operator", support::PASSWORD).await.unwrap();
+    assert_eq!((status, code(&body)), (429, "ACCOUNT_LOCKED"), "the right password waits for the lock too");
+    app.advance_minutes(16);
+    assert_eq!(app.anonymous().sign_in("operator", support::PASSWORD).await.unwrap().0, 200);
+    let credentials = app.store.credentials("operator").await.unwrap().unwrap();
+    assert_eq!(
+        (credentials.failed_logins, credentials.locked_until),
+        (0, None),
+        "a sign-in clears the count"
+    );
+}
+
+async fn a_case_is_merged_only_into_one_the_operator_can_see(app: TestApp) {
+    let mut hotline = app.signed_in("hotline").await;
+    let mine = report(&mut hotline, GRID, "小区门口垃圾堆积").await;
+    let same = report(&mut hotline, GRID, "小区门口垃圾堆积无人清理").await;
+    let elsewhere = report(&mut hotline, OTHER_COUNTY, "海门区某路口垃圾堆积").await;
+    let mut operator = app.signed_in("operator").await;
+    let merge = |into: i64| json!({"action": {"type": "merge", "into": into}, "note": "重复反映"});
+
+    // A case of another county answers exactly like one that does not exist, and nothing changes.
+    let (status, outside) = act(&mut operator, mine, merge(elsewhere)).await;
+    let (missing_status, missing) = act(&mut operator, mine, merge(99_999)).await;
+    assert_eq!((status, code(&outside)), (422, "MERGE_TARGET_INVALID"), "{outside}");
+    assert_eq!((status, &outside), (missing_status, &missing));
+    // A role that may not merge learns nothing about the target: the same refusal whatever it names.
+    let mut mediator = app.signed_in("mediator").await;
+    for into in [elsewhere, same, 99_999] {
+        let (status, body) = act(&mut mediator, mine, merge(into)).await;
+        assert_eq!((status, code(&body)), (403, "ROLE_NOT_PERMITTED"), "{into}: {body}");
+    }
+    let (_, case) = operator.json("GET", &format!("/api/cases/{mine}"), None).await.unwrap();
+    assert_eq!((case["status"].as_str(), case["version"].as_u64()), (Some("received"), Some(1)));
+
+    let (status, merged) = act(&mut operator, mine, merge(same)).await;
+    assert_eq!((status, merged["merged_into"].as_i64()), (200, Some(same)), "{merged}");
+}
+
+async fn citizens_see_their_own_reports_without_the_handling_inside(app: TestApp) {
+    let mut citizen = app.signed_in("citizen").await;
+    let body = json!({"channel": "app", "description": "楼下餐馆油烟扰民", "jurisdiction": GRID});
+    let (status, created) = citizen.json("POST", "/api/cases", Some(&body)).await.unwrap();
+    assert_eq!(status, 201, "{created}");
+    let id = created["case"]["id"].as_i64().unwrap();
+
+    let mut operator = app.signed_in("operator").await;
+    let photo = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR the inspector's photo".to_vec();
+    let uploaded =
+        operator.request("POST", "/api/attachments?name=site.png", &[], Some(&photo)).await.unwrap();
+    let sha = uploaded.json()["sha256"].as_str().unwrap().to_string();
+    let register = json!({"action": {"type": "register", "matter": "street_vending"},
+        "note": "内部备注：反映人多次来电，注意方式", "attachments": [{"sha256": sha, "name": "site.png"}]});
+    assert_eq!(act(&mut operator, id, register).await.0, 200);
+    let dispatch = json!({"action": {"type": "dispatch", "lead": SampleWorld::LEAD_DEPARTMENT}});
+    assert_eq!(act(&mut operator, id, dispatch).await.0, 200);
+
+    // Staff still see everything.
+    let (_, staff) = operator.json("GET", &format!("/api/cases/{id}"), None).await.unwrap();
+    assert_eq!(staff["lead_department"], SampleWorld::LEAD_DEPARTMENT);
+    let (_, staff_history) = operator.json("GET", &format!("/api/cases/{id}/history"), None).await.unwrap();
+    assert_eq!(staff_history.as_array().unwrap().len(), 3);
+
+    // The citizen sees their report and its public progress, nothing of the handling.
+    let (status, case) = citizen.json("GET", &format!("/api/cases/{id}"), None).await.unwrap();
+    assert_eq!((status, case["status"].as_str()), (200, Some("dispatched")));
+    assert_eq!((case["lead_department"].clone(), case["deadline"].clone()), (Value::Null, Value::Null));
+    assert_eq!(case["light"], "off");
+    let (_, listed) = citizen.json("GET", "/api/cases", None).await.unwrap();
+    assert_eq!(listed["items"][0]["lead_department"], Value::Null, "{listed}");
+    let (status, history) = citizen.json("GET", &format!("/api/cases/{id}/history"), None).await.unwrap();
+    assert_eq!(status, 200);
+    let labels: Vec<&str> =
+        history.as_array().unwrap().iter().map(|e| e["label"].as_str().unwrap()).collect();
+    assert_eq!(labels, ["已受理", "已立案", "已转交职能部门办理"]);
+    let text = history.to_string();
+    assert!(!text.contains("内部备注") && !text.contains(&sha), "{text}");
+    assert!(history
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["actor"]["user"].is_null() && e["actor"]["role"].is_null()));
+    assert_eq!(citizen.json("GET", &format!("/api/cases/{id}/route"), None).await.unwrap().0, 404);
+    let file = format!("/api/cases/{id}/attachments/{sha}");
+    assert_eq!(citizen.request("GET", &file, &[], None).await.unwrap().status, 404);
+    assert_eq!(operator.request("GET", &file, &[], None).await.unwrap().status, 200);
+}
+
+async fn cases_are_dispatched_only_to_departments_over_their_place(app: TestApp) {
+    let mut hotline = app.signed_in("hotline").await;
+    let id = report(&mut hotline, GRID, "桃坞路流动摊贩占道").await;
+    let mut operator = app.signed_in("operator").await;
+    assert_eq!(
+        act(&mut operator, id, json!({"action": {"type": "register", "matter": "street_vending"}})).await.0,
+        200
+    );
+    let before = app.store.load_case(shiyu_domain::CaseId(id)).await.unwrap().unwrap().version;
+    let other = SampleWorld::OTHER_COUNTY_DEPARTMENT;
+    for request in [
+        json!({"action": {"type": "dispatch", "lead": other}}),
+        json!({"action": {"type": "dispatch", "lead": SampleWorld::LEAD_DEPARTMENT, "assisting": [other]}}),
+    ] {
+        let (status, body) = act(&mut operator, id, request.clone()).await;
+        assert_eq!((status, code(&body)), (422, "DEPARTMENT_OUTSIDE_CASE"), "{request}: {body}");
+        assert!(!body["error"]["message"].as_str().unwrap().is_empty());
+        assert!(!body["error"]["message_en"].as_str().unwrap().is_empty());
+    }
+    assert_eq!(app.store.load_case(shiyu_domain::CaseId(id)).await.unwrap().unwrap().version, before);
+    let (status, dispatched) = act(
+        &mut operator,
+        id,
+        json!({"action": {"type": "dispatch", "lead": SampleWorld::LEAD_DEPARTMENT, "assisting": [SampleWorld::ASSISTING_DEPARTMENT]}}),
+    )
+    .await;
+    assert_eq!((status, dispatched["lead_department"].as_i64()), (200, Some(SampleWorld::LEAD_DEPARTMENT)));
+}
+
+async fn anonymous_senders_never_share_a_receipt(app: TestApp) {
+    let send = |body: Value| {
+        let mut client = app.anonymous();
+        async move {
+            let bytes = body.to_string().into_bytes();
+            let headers = [("Content-Type", "application/json"), ("Idempotency-Key", "report-1")];
+            let response =
+                client.request("POST", "/api/public/reports", &headers, Some(&bytes)).await.unwrap();
+            (response.status, response.json()["tracking_code"].as_str().unwrap_or("").to_string())
+        }
+    };
+    let first = json!({"description": "半夜施工噪音扰民", "jurisdiction": GRID, "phone": "13900001111"});
+    let (status, mine) = send(first.clone()).await;
+    assert_eq!(status, 201);
+    let (status, theirs) = send(json!({"description": "路灯不亮", "jurisdiction": GRID})).await;
+    assert_eq!(status, 201, "another sender's report is taken in, not answered with the first receipt");
+    assert_ne!(mine, theirs);
+    assert_eq!(send(first).await, (200, mine), "a true retry still returns the first receipt");
+    assert_eq!(app.store.count_cases().await.unwrap(), 2);
+}
+
+async fn an_event_stream_ends_with_its_session(app: TestApp) {
+    let mut operator = app.signed_in("operator").await;
+    let cookie = operator.cookie.clone().unwrap();
+    let mut stream =
+        EventStream::open(app.address, "/api/events/stream", &[("Cookie", &cookie)]).await.unwrap();
+    assert_eq!(stream.status, 200);
+    let mut hotline = app.signed_in("hotline").await;
+    report(&mut hotline, GRID, "signed in: this one arrives").await;
+    let first = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.unwrap().unwrap();
+    assert_eq!(first.event.as_deref(), Some("received"));
+
+    assert_eq!(operator.request("DELETE", "/api/session", &[], None).await.unwrap().status, 204);
+    report(&mut hotline, GRID, "signed out: the stream ends instead").await;
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if stream.next().await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream still ran twenty seconds after sign-out");
+}
