@@ -14,6 +14,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use shiyu_domain::{Actor, Role, Scope, Timestamp, User};
 use shiyu_store::{AuditEntry, Session};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use utoipa::ToSchema;
 
@@ -182,6 +183,39 @@ pub struct LoginResponse {
     pub expires_at: i64,
 }
 
+/// Failed sign-ins under usernames that do not exist, counted in memory the way `count_login_attempt` counts
+/// a real account's, so that the lock does not single out the real ones.
+#[derive(Debug, Default)]
+pub struct UnknownLogins(std::sync::Mutex<HashMap<String, (i64, Option<Timestamp>)>>);
+
+impl UnknownLogins {
+    /// Names remembered at most: a flood of made-up names empties the memory rather than growing it.
+    const MOST: usize = 10_000;
+
+    /// The failures so far under `name`, this one included, or `Err` with the time a lock lifts.
+    fn count(
+        &self,
+        name: &str,
+        now: Timestamp,
+        lock_after: i64,
+        lock_until: Timestamp,
+    ) -> Result<i64, Option<Timestamp>> {
+        let mut names = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if names.len() >= Self::MOST && !names.contains_key(name) {
+            names.clear();
+        }
+        let (failed, locked) = names.entry(name.to_string()).or_insert((0, None));
+        if let Some(until) = locked.filter(|until| *until > now) {
+            return Err(Some(until));
+        }
+        *failed += 1;
+        if *failed >= lock_after {
+            *locked = Some(lock_until);
+        }
+        Ok(*failed)
+    }
+}
+
 fn account_locked(until: Option<Timestamp>) -> WebError {
     let error = WebError::refused(
         StatusCode::TOO_MANY_REQUESTS,
@@ -218,8 +252,13 @@ pub async fn login(
     let credentials = state.store.credentials(&request.username).await?;
     let Some(credentials) = credentials.filter(|c| c.user.role != Role::Citizen || c.password_hash.is_some())
     else {
-        // Spend the same effort as a real check, so that timing does not tell which usernames exist.
+        // Answered as a real account would be — counted, slowed, locked — and with the same effort, so that
+        // neither the answers nor their timing tell which usernames exist.
+        let lock_until = now.plus_minutes(settings.lockout_minutes);
+        let failed = state.unknown_logins.count(&request.username, now, settings.lockout_after, lock_until);
+        let failed = failed.map_err(account_locked)?;
         let _ = verify_in_background(request.password, None).await;
+        tokio::time::sleep(std::time::Duration::from_millis(200 * failed.clamp(1, 10) as u64)).await;
         return Err(login_failed());
     };
     let user = credentials.user.clone();

@@ -67,6 +67,7 @@ pub struct AppState {
     /// The columnar projection of every case, kept current from the log by a task that ends with the
     /// last clone of this state.
     pub analytics: shiyu_analytics::Analytics,
+    pub unknown_logins: Arc<auth::UnknownLogins>,
     _follower: Arc<Follower>,
 }
 
@@ -113,6 +114,7 @@ impl AppState {
             metrics: Arc::new(ops::Metrics::default()),
             classifier: Arc::new(classifier),
             analytics,
+            unknown_logins: Arc::default(),
             _follower: Arc::new(Follower(follower.abort_handle())),
         })
     }

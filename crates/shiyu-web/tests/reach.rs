@@ -16,6 +16,7 @@ const OTHER_COUNTY: &str = "320614";
 
 on_both_backends![
     parallel_guesses_cannot_outrun_the_lock,
+    a_lock_does_not_tell_which_usernames_exist,
     a_case_is_merged_only_into_one_the_operator_can_see,
     citizens_see_their_own_reports_without_the_handling_inside,
     cases_are_dispatched_only_to_departments_over_their_place,
@@ -70,6 +71,21 @@ async fn parallel_guesses_cannot_outrun_the_lock(app: TestApp) {
         (0, None),
         "a sign-in clears the count"
     );
+}
+
+async fn a_lock_does_not_tell_which_usernames_exist(app: TestApp) {
+    let mut answers = Vec::new();
+    for username in ["mediator", "no-such-user"] {
+        let wrong = json!({"username": username, "password": "a-wrong-password"});
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            let (status, body) = app.anonymous().json("POST", "/api/session", Some(&wrong)).await.unwrap();
+            seen.push((status, code(&body).to_string()));
+        }
+        answers.push(seen);
+    }
+    assert_eq!(answers[0], answers[1], "a real account and a made-up name answer alike");
+    assert_eq!(answers[0][3], (429, "ACCOUNT_LOCKED".to_string()));
 }
 
 async fn a_case_is_merged_only_into_one_the_operator_can_see(app: TestApp) {
