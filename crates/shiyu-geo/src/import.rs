@@ -7,7 +7,7 @@ use crate::shape::Shape;
 use crate::validate::{self, Problem};
 use serde_json::{json, Map, Value};
 use shiyu_domain::{Jurisdiction, JurisdictionId, Level};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// What an import will write.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -189,6 +189,7 @@ pub fn plan_boundaries(existing: &[Jurisdiction], text: &str) -> Result<MapPlan,
     let known: HashMap<&str, &Jurisdiction> = existing.iter().map(|j| (j.code.as_str(), j)).collect();
     let mut problems = Vec::new();
     let mut plan = MapPlan::default();
+    let mut seen = HashSet::new();
     for feature in &features {
         let Some(jurisdiction) = feature.text("code").and_then(|code| known.get(code)) else {
             problems.push(format!(
@@ -197,6 +198,24 @@ pub fn plan_boundaries(existing: &[Jurisdiction], text: &str) -> Result<MapPlan,
             ));
             continue;
         };
+        if !seen.insert(jurisdiction.code.as_str()) {
+            problems.push(format!(
+                "{}: {} has a second outline in the file",
+                feature.label(),
+                jurisdiction.code
+            ));
+            continue;
+        }
+        if jurisdiction.level >= Level::Grid {
+            problems.push(format!(
+                "{}: {} is a {}; grids are imported with `import grids`, which checks them against their \
+                 neighbours and parent",
+                feature.label(),
+                jurisdiction.code,
+                jurisdiction.level.as_str()
+            ));
+            continue;
+        }
         if let Some(level) = feature.text("level").filter(|l| *l != jurisdiction.level.as_str()) {
             problems.push(format!(
                 "{}: level `{level}`, but {} is a {}",
@@ -236,11 +255,16 @@ pub fn plan_grids(
     let mut registry = Registry::new(existing);
     let mut plan = MapPlan::default();
     let mut accepted: Vec<(&Feature, Level, String)> = Vec::new();
+    let mut seen = HashSet::new();
     for feature in &features {
         let Some(code) = feature.text("code").filter(|_| feature.text("name").is_some()) else {
             problems.push(format!("{}: a grid needs `code` and `name`", feature.label()));
             continue;
         };
+        if !seen.insert(code) {
+            problems.push(format!("{}: {code} appears twice in the file", feature.label()));
+            continue;
+        }
         let level = match feature.text("level") {
             Some("grid") | None => Level::Grid,
             Some("micro_grid") => Level::MicroGrid,
@@ -250,6 +274,17 @@ pub fn plan_grids(
                 continue;
             }
         };
+        // Only grids and micro-grids are written here: a code that names a township or community would turn
+        // it into a grid under its own child.
+        if let Some(known) = registry.by_code.get(code).filter(|known| known.level != level) {
+            problems.push(format!(
+                "{}: {code} is already a {}, not a {}",
+                feature.label(),
+                known.level.as_str(),
+                level.as_str()
+            ));
+            continue;
+        }
         let parent_code = feature
             .text("parent_code")
             .map(str::to_string)
@@ -392,6 +427,58 @@ mod tests {
         let outline =
             geojson::read(&collection(&[square_feature("x", 120.0, 0.02)])).unwrap()[0].shape.clone();
         (known, community, HashMap::from([(community, outline)]))
+    }
+
+    #[test]
+    fn a_grid_file_cannot_rename_a_township_or_list_a_code_twice() {
+        let (known, _, outlines) = community_with_outline();
+        // The township's own code, with the community below it as parent, would make a cycle.
+        let township = square_feature("320613001", 120.0, 0.01)
+            .replace(r#""level":"grid""#, r#""level":"grid","parent_code":"320613001001""#);
+        let twice = square_feature("320613001001002", 120.01, 0.01);
+        let problems = plan_grids(
+            &known,
+            &outlines,
+            &collection(&[township, twice.clone(), twice]),
+            5.0,
+            &mut |_, _, _| {},
+        )
+        .unwrap_err();
+        assert!(
+            problems.iter().any(|p| p.contains("320613001 is already a township, not a grid")),
+            "{problems:#?}"
+        );
+        assert!(problems.iter().any(|p| p.contains("320613001001002 appears twice")), "{problems:#?}");
+    }
+
+    #[test]
+    fn outlines_must_be_degrees_once_each_and_not_of_grids() {
+        let mut known = existing();
+        let community = known.iter().find(|j| j.level == Level::Community).unwrap().id;
+        known.push(Jurisdiction {
+            id: JurisdictionId(99),
+            code: "320613001001001".into(),
+            name: "第一网格".into(),
+            level: Level::Grid,
+            parent: Some(community),
+        });
+        let outline =
+            |code: &str, lon: f64| square_feature(code, lon, 0.01).replace(r#","level":"grid""#, "");
+        let problems = plan_boundaries(
+            &known,
+            &collection(&[
+                outline("320613", 500.0),
+                outline("320613001", 120.0),
+                outline("320613001", 120.1),
+                outline("320613001001001", 120.0),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(problems.len(), 3, "{problems:#?}");
+        assert!(problems[0].contains("not a longitude and latitude"), "{problems:#?}");
+        assert!(problems[1].contains("320613001 has a second outline"), "{problems:#?}");
+        assert!(problems[2].contains("is a grid; grids are imported with `import grids`"), "{problems:#?}");
+        assert!(plan_boundaries(&known, &collection(&[outline("320613", 120.0)])).is_ok());
     }
 
     #[test]

@@ -115,6 +115,16 @@ pub fn shape_problems(shape: &Shape) -> Vec<Problem> {
     if shape.0.is_empty() {
         return vec![problem("the shape has no polygon", None)];
     }
+    // Longitude and latitude in degrees (WGS 84): anything else is a file in another projection or a typo.
+    let off_the_globe = shape
+        .0
+        .iter()
+        .flat_map(Polygon::rings)
+        .flat_map(|ring| ring.0.iter())
+        .find(|p| !(-180.0..=180.0).contains(&p.lon) || !(-90.0..=90.0).contains(&p.lat));
+    if let Some(p) = off_the_globe {
+        return vec![problem("a point is not a longitude and latitude in degrees (WGS 84)", Some(*p))];
+    }
     shape.0.iter().flat_map(polygon_problems).collect()
 }
 
