@@ -65,6 +65,9 @@ impl Privacy for DeploymentPrivacy {
     }
 }
 
+/// Written when a demo city is complete; only such a city is reused.
+const BUILT_SETTING: &str = "demo_city_built";
+
 pub async fn run(
     store: Arc<dyn Store>,
     rules: Rules,
@@ -72,12 +75,21 @@ pub async fn run(
     options: DemoOptions,
 ) -> anyhow::Result<()> {
     // Before anything is written: a city half built for want of a key would be reused as if complete.
-    serve::sealer(config)?;
+    serve::ensure_key(config, store.as_ref()).await?;
     let accounts_path = config.storage.data_dir.join(ACCOUNTS_FILE);
-    if store.jurisdictions().await?.is_empty() {
+    let cases = store.count_cases().await?;
+    if store.setting(BUILT_SETTING).await?.is_some() {
+        say!("reusing the city already in the data folder ({cases} cases)");
+    } else if store.jurisdictions().await?.is_empty() && store.users().await?.is_empty() && cases == 0 {
         build(store.clone(), rules.clone(), config, &options, &accounts_path).await?;
+        store.put_setting(BUILT_SETTING, "{}", clock::now()).await?;
     } else {
-        say!("reusing the city already in the data folder ({} cases)", store.count_cases().await?);
+        anyhow::bail!(
+            "the data folder holds data that `shiyu demo` did not finish building — a build that was stopped, one \
+             still running, or data of another deployment — and the demo never builds over it: give it an \
+             empty folder with --data, or remove {} and run it again / 数据目录中已有未由demo完整建成的数据，请换用空目录",
+            config.storage.data_dir.display()
+        );
     }
     let accounts: Vec<DemoAccount> = match std::fs::read_to_string(&accounts_path) {
         Ok(text) => {
@@ -360,6 +372,7 @@ pub async fn simulate(
     if store.jurisdictions().await?.is_empty() {
         anyhow::bail!("the data folder has no city yet: build one with `shiyu demo --no-serve` first");
     }
+    serve::ensure_key(config, store.as_ref()).await?;
     let world = Arc::new(shiyu_sim::simulate::load_world(store.as_ref(), rules, seed).await?);
     let privacy: Arc<dyn Privacy> = Arc::new(DeploymentPrivacy(serve::sealer(config)?));
     let options = SimulateOptions {

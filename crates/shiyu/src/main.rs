@@ -318,6 +318,12 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let store = open_store(&config, false).await?;
             store.backup(&to).await.with_context(|| format!("backing up to {}", to.display()))?;
             println!("backup written to {}", to.display());
+            if config.security.personal_data_keys.is_none() {
+                println!(
+                    "keep {} with it: the phone and ID numbers in the copy open only with that key",
+                    config.storage.data_dir.join("keys").join("personal-data.keys").display()
+                );
+            }
         }
         Command::Serve { listen } => {
             init_logging();

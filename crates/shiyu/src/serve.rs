@@ -22,7 +22,8 @@ fn parse_keys(text: &str) -> anyhow::Result<Sealer> {
     Ok(Sealer::new(&pairs)?)
 }
 
-/// The personal-data sealer: configured keys, or for SQLite a key generated once into the data folder.
+/// The personal-data sealer: configured keys, or for SQLite the key file in the data folder
+/// ([`ensure_key`] writes it).
 pub fn sealer(config: &Config) -> anyhow::Result<Sealer> {
     if let Some(keys) = &config.security.personal_data_keys {
         return parse_keys(keys.expose());
@@ -30,12 +31,35 @@ pub fn sealer(config: &Config) -> anyhow::Result<Sealer> {
     if config.storage.database_url.is_some() {
         bail!("set SHIYU_SECURITY__PERSONAL_DATA_KEYS (generate a key with `shiyu new-key`): every node must share it");
     }
-    let file = config.storage.data_dir.join("keys").join("personal-data.keys");
-    if !file.exists() {
-        write_private(&file, &format!("k1={}\n", Sealer::generate_key()))?;
-    }
+    let file = key_file(config);
     let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
     parse_keys(&text).with_context(|| format!("in {}", file.display()))
+}
+
+fn key_file(config: &Config) -> std::path::PathBuf {
+    config.storage.data_dir.join("keys").join("personal-data.keys")
+}
+
+/// Makes sure the sealer can be built. With SQLite and no configured keys, a key is generated into the data
+/// folder — but only while it holds no case: once reports are stored, a missing key file means their phone
+/// and ID numbers can only be read with the lost key, and a fresh one would hide that until someone needs them.
+pub async fn ensure_key(config: &Config, store: &dyn Store) -> anyhow::Result<()> {
+    let file = key_file(config);
+    if config.security.personal_data_keys.is_none() && config.storage.database_url.is_none() && !file.exists()
+    {
+        let cases = store.count_cases().await?;
+        if cases > 0 {
+            bail!(
+                "{} is missing, but the database holds {cases} cases whose phone and ID numbers were sealed \
+                 with it. Put the key file back (it belongs with every copy of the data folder), or give the \
+                 keys in SHIYU_SECURITY__PERSONAL_DATA_KEYS. A new key would leave that data unreadable, so \
+                 none is made. / 个人信息密钥文件缺失，而数据库中已有{cases}件事件的加密个人信息：请恢复该密钥文件。",
+                file.display()
+            );
+        }
+        write_private(&file, &format!("k1={}\n", Sealer::generate_key()))?;
+    }
+    sealer(config).map(drop)
 }
 
 /// Writes a file only its owner may read (keys, demo passwords).
@@ -106,6 +130,7 @@ pub async fn start_background(
 
 /// Serves the API until Ctrl-C or SIGTERM, then finishes the requests in flight.
 pub async fn serve(store: Arc<dyn Store>, rules: Rules, config: &Config, listen: &str) -> anyhow::Result<()> {
+    ensure_key(config, store.as_ref()).await?;
     let service = CaseService::new(store, Arc::new(rules));
     let clock = clock::configured()?;
     let state = AppState::new(service.clone(), sealer(config)?, clock.clone(), web_settings(config)).await?;

@@ -141,8 +141,26 @@ fn demo_builds_nantong_once_simulates_more_and_backup_copies_it_online() {
     assert!(!twice.status.success(), "an existing backup is never overwritten");
     std::fs::create_dir(dir.path().join("restored")).unwrap();
     std::fs::rename(dir.path().join("copy.sqlite3"), dir.path().join("restored/shiyu.sqlite3")).unwrap();
+    // Without the key file beside it the copy's personal data is unreadable: refused, not given a new key.
+    let keyless = shiyu(&["--data", "restored", "demo", "--no-serve"], dir.path());
+    assert!(!keyless.status.success(), "{}", text(&keyless));
+    assert!(text(&keyless).contains("personal-data.keys is missing"), "{}", text(&keyless));
+    assert!(!dir.path().join("restored/keys").exists(), "no new key was made");
+    std::fs::create_dir(dir.path().join("restored/keys")).unwrap();
+    std::fs::copy(
+        dir.path().join("city/keys/personal-data.keys"),
+        dir.path().join("restored/keys/personal-data.keys"),
+    )
+    .unwrap();
     let restored = shiyu(&["--data", "restored", "demo", "--no-serve"], dir.path());
     assert!(text(&restored).contains("(3500 cases)"), "{}", text(&restored));
+
+    // The demo never builds over data it did not make: here a deployment's own division tree.
+    std::fs::write(dir.path().join("own.csv"), "level,code,name,parent_code\ncity,320600,南通市,\n").unwrap();
+    let imported = shiyu(&["--data", "own", "import", "divisions", "own.csv"], dir.path());
+    assert!(imported.status.success(), "{}", text(&imported));
+    let over = shiyu(&["--data", "own", "demo", "--no-serve", "--cases", "10"], dir.path());
+    assert!(!over.status.success() && text(&over).contains("did not finish building"), "{}", text(&over));
 }
 
 /// One HTTP/1.1 exchange on a new connection; returns the status line's code and the body.
