@@ -313,6 +313,19 @@ pub struct User {
 }
 
 impl User {
+    /// What a username and display name must be, whoever creates the user (the API or `shiyu user add`).
+    pub const NAME_RULE: &'static str =
+        "usernames are 3–64 letters, digits, `_`, `-` or `.`; display names 1–64 characters";
+
+    /// Whether `username` and `display_name` follow [`User::NAME_RULE`].
+    pub fn names_are_valid(username: &str, display_name: &str) -> bool {
+        (3..=64).contains(&username.chars().count())
+            && username.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            && !display_name.trim().is_empty()
+            && display_name.chars().count() <= 64
+            && !display_name.chars().any(char::is_control)
+    }
+
     /// A user's scope must match what their role is bound to.
     pub fn scope_fits_role(&self) -> bool {
         matches!(

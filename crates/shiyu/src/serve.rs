@@ -188,10 +188,14 @@ pub async fn add_user(
         (None, None) => Scope::Unbound,
         (Some(_), Some(_)) => bail!("give --jurisdiction or --department, not both"),
     };
+    let display_name = display_name.unwrap_or_else(|| username.into());
+    if !shiyu_domain::User::names_are_valid(username, &display_name) {
+        bail!("{} / 用户名须为3到64个字母、数字或 _ - .，显示名1到64个字符", shiyu_domain::User::NAME_RULE);
+    }
     let candidate = shiyu_domain::User {
         id: shiyu_domain::UserId(0),
         username: username.into(),
-        display_name: username.into(),
+        display_name: display_name.clone(),
         role,
         scope,
     };
@@ -209,13 +213,19 @@ pub async fn add_user(
     shiyu_auth::check_password_policy(&password)?;
     let password_hash = Some(shiyu_auth::hash_password(&password)?);
     let user = store
-        .add_user(&NewUser {
-            username: username.into(),
-            display_name: display_name.unwrap_or_else(|| username.into()),
-            role,
-            scope,
-            password_hash,
-        })
+        .add_user(&NewUser { username: username.into(), display_name, role, scope, password_hash })
+        .await?;
+    // Users made on the server's own command line are audited like those made over the API.
+    store
+        .audit(vec![shiyu_store::AuditEntry {
+            at: clock::now(),
+            user: None,
+            actor: "command_line".into(),
+            action: "user_created".into(),
+            target: Some(format!("user:{}", user.id.0)),
+            address: None,
+            detail: Some(format!("{} (shiyu user add)", role.as_str())),
+        }])
         .await?;
     println!("user {} ({}) created with id {}", user.username, role.as_str(), user.id.0);
     Ok(())

@@ -135,6 +135,44 @@ fn demo_builds_nantong_once_simulates_more_and_backup_copies_it_online() {
     let wrong = shiyu(&["--data", "city", "report", "--month", "2026-13"], dir.path());
     assert!(!wrong.status.success() && text(&wrong).contains("not a month"), "{}", text(&wrong));
 
+    // `user add` holds names to the API's rule and is audited like the API.
+    let add = |name: &str| {
+        Command::new(env!("CARGO_BIN_EXE_shiyu"))
+            .args(["--data", "city", "user", "add", name, "--role", "admin", "--jurisdiction", "320600"])
+            .arg("--password-stdin")
+            .current_dir(dir.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child.stdin.take().unwrap().write_all(b"Chief-admin-2026\n")?;
+                child.wait_with_output()
+            })
+            .unwrap()
+    };
+    for bad in ["", "a b", "x", "名字"] {
+        let refused = add(bad);
+        assert!(
+            !refused.status.success() && text(&refused).contains("usernames are 3–64"),
+            "{bad}: {}",
+            text(&refused)
+        );
+    }
+    let chief = add("chief");
+    assert!(chief.status.success(), "{}", text(&chief));
+    let audit = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = shiyu_store::sqlite::SqliteStore::open(&dir.path().join("city"), Default::default())
+            .await
+            .unwrap();
+        shiyu_store::Store::audit_log(&store, 0, 100_000).await.unwrap()
+    });
+    assert!(
+        audit.iter().any(|r| r.entry.action == "user_created" && r.entry.actor == "command_line"),
+        "the new admin is in the audit log"
+    );
+
     let backup = shiyu(&["--data", "city", "backup", "--to", "copy.sqlite3"], dir.path());
     assert!(backup.status.success(), "{}", text(&backup));
     let twice = shiyu(&["--data", "city", "backup", "--to", "copy.sqlite3"], dir.path());

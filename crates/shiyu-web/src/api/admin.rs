@@ -137,12 +137,8 @@ pub async fn create_user(
         }
     };
     let username = request.username.trim().to_string();
-    let valid_name = (3..=64).contains(&username.chars().count())
-        && username.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if !valid_name || request.display_name.trim().is_empty() || request.display_name.chars().count() > 64 {
-        return Err(WebError::invalid(
-            "usernames are 3–64 letters, digits, `_`, `-` or `.`; display names 1–64 characters",
-        ));
+    if !shiyu_domain::User::names_are_valid(&username, &request.display_name) {
+        return Err(WebError::invalid(shiyu_domain::User::NAME_RULE));
     }
     let candidate = shiyu_domain::User {
         id: UserId(0),
