@@ -16,8 +16,16 @@ pub trait Names {
 
 /// The first moment of `month` ("2026-10") and of the month after, in Beijing time.
 pub fn month_bounds(month: &str) -> Option<(Timestamp, Timestamp)> {
+    // Exactly `YYYY-MM`, years 1970–2099: `26-11`, `+2026-11` or `2026-011` are typing slips, not months.
     let (year, number) = month.split_once('-')?;
+    let digits = |text: &str, len: usize| text.len() == len && text.bytes().all(|b| b.is_ascii_digit());
+    if !digits(year, 4) || !digits(number, 2) {
+        return None;
+    }
     let (year, number): (i32, u32) = (year.parse().ok()?, number.parse().ok()?);
+    if !(1970..=2099).contains(&year) {
+        return None;
+    }
     let first = Date::from_ymd(year, number, 1)?;
     let next =
         if number == 12 { Date::from_ymd(year + 1, 1, 1)? } else { Date::from_ymd(year, number + 1, 1)? };
@@ -151,4 +159,22 @@ pub fn monthly_report(
             .map(|(n, d)| (n.to_string(), d.to_string()))
             .collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::month_bounds;
+
+    #[test]
+    fn a_month_is_exactly_four_digits_a_dash_and_two() {
+        let (from, to) = month_bounds("2026-11").unwrap();
+        assert_eq!(to.0 - from.0, 30 * 86_400_000);
+        assert!(month_bounds("2026-12").is_some(), "December ends in the next year");
+        for slip in [
+            "26-11", "+2026-11", "2026-+11", "2026-011", "02026-11", "99999-01", "2026-13", "2026-00",
+            "2026-1", "abcd",
+        ] {
+            assert!(month_bounds(slip).is_none(), "{slip}");
+        }
+    }
 }

@@ -92,18 +92,19 @@ impl Report {
         Value::Object(self.fields.iter().cloned().collect::<Map<String, Value>>())
     }
 
-    pub fn print(&self, as_json: bool) {
+    pub fn print(&self, as_json: bool) -> std::io::Result<()> {
         let width = self.fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
         for (key, value) in &self.fields {
             let shown = match value {
                 Value::String(text) => text.clone(),
                 other => other.to_string(),
             };
-            println!("{key:<width$}  {shown}");
+            say!("{key:<width$}  {shown}");
         }
         if as_json {
-            println!("{}", self.to_json());
+            say!("{}", self.to_json());
         }
+        Ok(())
     }
 }
 

@@ -14,14 +14,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Prints a line, returning the error instead of panicking when the reader has gone (`shiyu demo | head`).
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        writeln!(std::io::stdout(), $($arg)*)?
-    }};
-}
-
 #[derive(Debug)]
 pub struct DemoOptions {
     pub listen: Option<String>,

@@ -1,5 +1,13 @@
 //! `shiyu`: the one binary of the platform.
 
+/// Prints a line, returning the error instead of panicking when the reader has gone (`shiyu demo | head`).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)?
+    }};
+}
+
 mod bench;
 mod clock;
 mod config;
@@ -279,7 +287,20 @@ enum Benchmark {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    match start() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        // The reader of our output went away (`shiyu demo | head`): nothing is wrong with the work done.
+        Err(error) if is_broken_pipe(&error) => std::process::ExitCode::SUCCESS,
+        // The message and its causes on one line, never a backtrace: RUST_BACKTRACE is for panics.
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn start() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut config = Config::load(cli.config.as_deref(), std::env::vars())?;
     if let Some(data) = &cli.data {
@@ -289,11 +310,7 @@ fn main() -> anyhow::Result<()> {
         config.storage.database_url = Some(Secret(url.clone()));
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    match runtime.block_on(run(cli.command, config)) {
-        // The reader of our output went away (`shiyu demo | head`): nothing is wrong with the work done.
-        Err(error) if is_broken_pipe(&error) => Ok(()),
-        other => other,
-    }
+    runtime.block_on(run(cli.command, config))
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
@@ -304,10 +321,10 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
-        Command::DefaultConfig => print!("{}", config::EXAMPLE),
+        Command::DefaultConfig => say!("{}", config::EXAMPLE.trim_end()),
         Command::Migrate => {
             let store = open_store(&config, true).await?;
-            println!("{} schema is up to date", store.backend().as_str());
+            say!("{} schema is up to date", store.backend().as_str());
         }
         Command::Backup { to } => {
             if config.storage.database_url.is_some() {
@@ -315,11 +332,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     "`shiyu backup` copies the SQLite file; back PostgreSQL up with pg_dump or pg_basebackup"
                 );
             }
-            let store = open_store(&config, false).await?;
+            let store = open_existing_store(&config).await?;
             store.backup(&to).await.with_context(|| format!("backing up to {}", to.display()))?;
-            println!("backup written to {}", to.display());
+            say!("backup written to {}", to.display());
             if config.security.personal_data_keys.is_none() {
-                println!(
+                say!(
                     "keep {} with it: the phone and ID numbers in the copy open only with that key",
                     config.storage.data_dir.join("keys").join("personal-data.keys").display()
                 );
@@ -342,27 +359,41 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             serve::add_user(store, &username, display_name, &role, jurisdiction, department, password)
                 .await?;
         }
-        Command::NewKey => println!("k{}={}", clock::now().0 / 1000, shiyu_auth::Sealer::generate_key()),
+        Command::NewKey => say!("k{}={}", clock::now().0 / 1000, shiyu_auth::Sealer::generate_key()),
         Command::Demo { listen, rate, no_serve, cases, days, seed } => {
+            if !(rate > 0.0 && rate <= MOST_REPORTS_PER_SECOND) {
+                bail!("--rate is new reports a second, more than 0 and at most {MOST_REPORTS_PER_SECOND} / --rate 须大于0且不超过{MOST_REPORTS_PER_SECOND}");
+            }
+            check_history(cases, days, true)?;
             let store = open_store(&config, false).await?;
             let options = demo::DemoOptions { listen, rate, no_serve, cases, days, seed };
             demo::run(store, rules(&config)?, &config, options).await?;
         }
         Command::Simulate { cases, days, seed, truth } => {
-            let store = open_store(&config, false).await?;
+            check_history(cases, days, false)?;
             let truth = truth.unwrap_or_else(|| config.storage.data_dir.join("simulation-truth.json"));
-            demo::simulate(store, rules(&config)?, &config, cases, days.max(1), seed, &truth).await?;
+            let store = open_existing_store(&config).await?;
+            // Checked before anything is written: a history loaded without its ground truth is of no use.
+            let folder =
+                truth.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+            if !folder.is_dir() {
+                bail!("--truth {}: the folder {} does not exist", truth.display(), folder.display());
+            }
+            demo::simulate(store, rules(&config)?, &config, cases, days, seed, &truth).await?;
         }
         Command::Import { kind, file, tolerance_m } => {
+            if !(0.0..=100.0).contains(&tolerance_m) {
+                bail!("--tolerance-m is metres from 0 to 100 / --tolerance-m 须在0到100米之间");
+            }
             let store = open_store(&config, false).await?;
-            map::import(store.as_ref(), kind, &file, tolerance_m.max(0.0)).await?;
+            map::import(store.as_ref(), kind, &file, tolerance_m).await?;
         }
         Command::Export { what: ExportKind::Grids, to } => {
-            let store = open_store(&config, false).await?;
+            let store = open_existing_store(&config).await?;
             map::export(store.as_ref(), to.as_deref()).await?;
         }
         Command::Report { month, jurisdiction, format, out } => {
-            let store = open_store(&config, false).await?;
+            let store = open_existing_store(&config).await?;
             let format = shiyu_web::api::reports::Format::parse(&format)
                 .with_context(|| format!("unknown format `{format}`: csv, xlsx, html or json"))?;
             let analytics = shiyu_analytics::Analytics::rebuild(store.as_ref()).await?;
@@ -399,7 +430,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             }
         }
         Command::Rebuild { what: RebuildKind::Analytics, json } => {
-            let store = open_store(&config, false).await?;
+            let store = open_existing_store(&config).await?;
             let started = std::time::Instant::now();
             let analytics = shiyu_analytics::Analytics::rebuild(store.as_ref()).await?;
             let seconds = started.elapsed().as_secs_f64();
@@ -413,10 +444,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 "bytes_per_case",
                 bench::round3(projection.bytes() as f64 / projection.len().max(1) as f64),
             );
-            report.print(json);
+            report.print(json)?;
         }
         Command::TrainClassifier { json } => {
-            let store = open_store(&config, false).await?;
+            let store = open_existing_store(&config).await?;
             let Some((model, evaluation)) =
                 shiyu_web::classifier::retrain(store.as_ref(), clock::now()).await?
             else {
@@ -428,7 +459,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             report.set("held_out", evaluation.held_out as u64);
             report.set("top1_accuracy", bench::round3(evaluation.top1));
             report.set("top3_accuracy", bench::round3(evaluation.top3));
-            report.print(json);
+            report.print(json)?;
         }
         Command::Bench { benchmark, json } => {
             let database = config.storage.database_url.as_ref().map(|s| s.expose().to_string());
@@ -499,7 +530,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     bench::analytics::run(&options).await?
                 }
             };
-            report.print(json);
+            report.print(json)?;
         }
     }
     Ok(())
@@ -526,6 +557,42 @@ async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<Arc<dyn St
     };
     let store = shiyu_store::open(location, write, migrate).await.context("opening the database")?;
     Ok(store)
+}
+
+/// The most live reports a second `demo --rate` feeds.
+const MOST_REPORTS_PER_SECOND: f64 = 1_000.0;
+/// The most cases one `demo` or `simulate` writes: a thousand times the demo city's year, and far more than
+/// a disk holds at about 2.3 KB a case.
+const MOST_SIMULATED_CASES: u64 = 100_000_000;
+/// The longest history: ten years.
+const MOST_SIMULATED_DAYS: u32 = 3_650;
+
+/// Refuses a history the simulator cannot sensibly make, before anything is written.
+fn check_history(cases: u64, days: u32, zero_cases_allowed: bool) -> anyhow::Result<()> {
+    if cases > MOST_SIMULATED_CASES || (cases == 0 && !zero_cases_allowed) {
+        bail!("--cases is from 1 to {MOST_SIMULATED_CASES} / --cases 须在1到{MOST_SIMULATED_CASES}之间");
+    }
+    if !(1..=MOST_SIMULATED_DAYS).contains(&days) {
+        bail!(
+            "--days is from 1 to {MOST_SIMULATED_DAYS} (ten years) / --days 须在1到{MOST_SIMULATED_DAYS}之间"
+        );
+    }
+    Ok(())
+}
+
+/// Opens the store for a command that only works on what is already there: a mistyped --data must not
+/// quietly become a new, empty database.
+async fn open_existing_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    if config.storage.database_url.is_none() {
+        let file = config.storage.data_dir.join(shiyu_store::sqlite::DATABASE_FILE);
+        if !file.is_file() {
+            bail!(
+                "there is no database in {} (build one with `shiyu demo --no-serve`, or check --data) / 该数据目录中没有数据库",
+                config.storage.data_dir.display()
+            );
+        }
+    }
+    open_store(config, false).await
 }
 
 /// The domain rules this deployment runs on: the national calendar plus any configured calendar files.

@@ -55,7 +55,7 @@ pub async fn import(
         }
     };
     store.put_map(&plan.jurisdictions, &plan.shapes).await.context("writing the import")?;
-    println!(
+    say!(
         "imported {}: {} new, {} updated, {} outlines",
         file.display(),
         plan.added,
@@ -74,7 +74,7 @@ pub async fn export(store: &dyn Store, to: Option<&Path>) -> anyhow::Result<()> 
             std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
             eprintln!("exported {count} grids to {}", path.display());
         }
-        None => println!("{text}"),
+        None => say!("{text}"),
     }
     Ok(())
 }

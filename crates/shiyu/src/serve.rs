@@ -138,9 +138,9 @@ pub async fn serve(store: Arc<dyn Store>, rules: Rules, config: &Config, listen:
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
     let address = listener.local_addr()?;
-    println!("shiyu serving on http://{address}  (API description: http://{address}/api/openapi.json)");
+    say!("shiyu serving on http://{address}  (API description: http://{address}/api/openapi.json)");
     shiyu_web::serve(listener, state, shutdown_signal()).await?;
-    println!("shiyu stopped");
+    say!("shiyu stopped");
     Ok(())
 }
 
@@ -227,6 +227,6 @@ pub async fn add_user(
             detail: Some(format!("{} (shiyu user add)", role.as_str())),
         }])
         .await?;
-    println!("user {} ({}) created with id {}", user.username, role.as_str(), user.id.0);
+    say!("user {} ({}) created with id {}", user.username, role.as_str(), user.id.0);
     Ok(())
 }

@@ -34,6 +34,43 @@ fn default_config_prints_a_file_the_binary_accepts() {
 }
 
 #[test]
+fn bad_arguments_are_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, said) in [
+        (&["--data", "nowhere", "export", "grids"][..], "there is no database in nowhere"),
+        (&["--data", "nowhere", "report", "--month", "2026-11"][..], "there is no database"),
+        (&["--data", "nowhere", "demo", "--no-serve", "--rate", "inf"][..], "--rate is new reports a second"),
+        (&["--data", "nowhere", "demo", "--no-serve", "--rate", "0"][..], "--rate is new reports a second"),
+        (&["--data", "nowhere", "demo", "--no-serve", "--days", "0"][..], "--days is from 1 to 3650"),
+        (
+            &["--data", "nowhere", "demo", "--no-serve", "--cases", "18446744073709551615"][..],
+            "--cases is from 1",
+        ),
+        (&["--data", "nowhere", "simulate", "--cases", "0", "--days", "1"][..], "--cases is from 1"),
+        (
+            &["--data", "nowhere", "simulate", "--cases", "5", "--days", "100000"][..],
+            "--days is from 1 to 3650",
+        ),
+        (
+            &["--data", "nowhere", "import", "grids", "x.geojson", "--tolerance-m", "inf"][..],
+            "--tolerance-m is metres",
+        ),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_shiyu"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.starts_with("error: ") && stderr.contains(said), "{args:?}: {stderr}");
+        assert!(!stderr.contains("backtrace") && !stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(!dir.path().join("nowhere").exists(), "{args:?} wrote a data folder");
+    }
+}
+
+#[test]
 fn a_bad_setting_is_refused_with_its_name() {
     let dir = tempfile::tempdir().unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_shiyu"))
@@ -91,6 +128,12 @@ fn demo_builds_nantong_once_simulates_more_and_backup_copies_it_online() {
     assert!(more.status.success(), "{}", text(&more));
     assert!(text(&more).contains("wrote 500 cases"), "{}", text(&more));
     assert!(dir.path().join("more.json").exists());
+    let lost = shiyu(
+        &["--data", "city", "simulate", "--cases", "50", "--days", "1", "--truth", "missing/truth.json"],
+        dir.path(),
+    );
+    assert!(text(&lost).contains("the folder missing does not exist"), "{}", text(&lost));
+    // …and wrote nothing: the city still holds 3500 cases below.
     let again = shiyu(&["--data", "city", "demo", "--no-serve"], dir.path());
     assert!(
         text(&again).contains("reusing the city already in the data folder (3500 cases)"),
@@ -100,7 +143,7 @@ fn demo_builds_nantong_once_simulates_more_and_backup_copies_it_online() {
     assert!(text(&again).contains(accounts[0]["password"].as_str().unwrap()), "the same accounts");
     let empty = shiyu(&["--data", "nothing", "simulate", "--cases", "5", "--days", "1"], dir.path());
     assert!(!empty.status.success());
-    assert!(text(&empty).contains("no city yet"), "{}", text(&empty));
+    assert!(text(&empty).contains("there is no database in nothing"), "{}", text(&empty));
 
     // The analytics read model rebuilds from the log, and the month's report renders from it.
     let rebuilt = shiyu(&["--data", "city", "rebuild", "analytics", "--json"], dir.path());
