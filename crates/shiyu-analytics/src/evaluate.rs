@@ -116,15 +116,23 @@ impl Default for Weights {
     }
 }
 
+/// The largest weight: weights are relative, and a thousand to one is already more than any ranking needs.
+pub const MOST_WEIGHT: f64 = 1_000.0;
+
 impl Weights {
-    /// Refuses negative or non-finite weights and a set that weighs nothing.
+    /// Refuses negative, non-finite or oversized weights and a set that weighs nothing.
     pub fn check(&self) -> Result<(), String> {
         let all = self.pairs(&Indicators::default());
         if all.iter().any(|(w, _)| !w.is_finite() || *w < 0.0) {
             return Err("weights must be finite and not negative".into());
         }
-        if all.iter().map(|(w, _)| w).sum::<f64>() <= 0.0 {
+        let sum = all.iter().map(|(w, _)| w).sum::<f64>();
+        if sum <= 0.0 {
             return Err("at least one weight must be above zero".into());
+        }
+        // Each weight finite is not enough: two near f64::MAX overflow the sum, and every score with it.
+        if !sum.is_finite() || all.iter().any(|(w, _)| *w > MOST_WEIGHT) {
+            return Err(format!("each weight is at most {MOST_WEIGHT}"));
         }
         Ok(())
     }

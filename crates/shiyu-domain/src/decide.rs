@@ -17,6 +17,8 @@ pub const MAX_ATTACHMENTS: usize = 20;
 pub const MAX_ASSISTING: usize = 10;
 /// The longest extension one request may ask for: 30 days.
 pub const MAX_EXTENSION_MINUTES: u32 = 30 * 24 * 60;
+/// The furthest a supervision (督办) order may set its due date: a supervised case is urgent by definition.
+pub const MAX_SUPERVISION_DAYS: i64 = 90;
 
 /// What someone asks to happen to a case, with their reason and evidence.
 #[derive(Clone, Debug, PartialEq)]
@@ -459,6 +461,9 @@ fn change_for(
         Action::Supervise { due } => {
             if *due <= now {
                 return Err(ErrorKind::DeadlineNotInFuture.into());
+            }
+            if due.0 - now.0 > MAX_SUPERVISION_DAYS * 86_400_000 {
+                return Err(ErrorKind::DeadlineTooFar.into());
             }
             Change::Supervised { due: *due }
         }

@@ -40,6 +40,7 @@ error_kinds! {
     ExtensionLengthInvalid => "EXTENSION_LENGTH_INVALID", "延期时长须在1分钟到30个自然日之间", "An extension must be from one minute to 30 days";
     NoLevelAbove => "NO_LEVEL_ABOVE", "已是最高层级，无法继续上报", "There is no level above to escalate to";
     DeadlineNotInFuture => "DEADLINE_NOT_IN_FUTURE", "期限必须晚于当前时间", "The deadline must be in the future";
+    DeadlineTooFar => "DEADLINE_TOO_FAR", "督办期限不能超过90天", "A supervision's due date may be at most 90 days ahead";
     MergeTargetInvalid => "MERGE_TARGET_INVALID", "不能合并到该事件", "The case cannot be merged into that case";
     DepartmentOutsideCase => "DEPARTMENT_OUTSIDE_CASE", "只能派遣给事件所在地各级政府的部门", "Only departments of the governments over the case's place may be dispatched";
     NoResponsibleDepartment => "NO_RESPONSIBLE_DEPARTMENT", "权责清单中没有可承办该事项的部门", "No department holds this matter at any level of the case's place";

@@ -128,24 +128,34 @@ impl CaseService {
         actor: &Actor,
         now: Timestamp,
     ) -> Result<CaseState, ServiceError> {
-        let current = self.load(id).await?;
-        if let Some(expected) = expected_version.filter(|v| *v != current.version) {
-            return Err(StoreError::Conflict(format!(
-                "case {} is at version {}, not {expected}: someone else changed it first",
-                id.0, current.version
-            ))
-            .into());
+        // A caller who did not name the version they saw means the case as it is: when someone else's change
+        // lands between reading and writing, the command is decided again on the newer state (which may then
+        // refuse it for what it is, say `CASE_ALREADY_RATED`, instead of a bare conflict).
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let current = self.load(id).await?;
+            if let Some(expected) = expected_version.filter(|v| *v != current.version) {
+                return Err(StoreError::Conflict(format!(
+                    "case {} is at version {}, not {expected}: someone else changed it first",
+                    id.0, current.version
+                ))
+                .into());
+            }
+            // The domain first decides whether the actor may act on this case at all; only then is the target
+            // of a merge looked at, so that the answers never tell an outsider which cases exist.
+            let events = decide(Some(&current), command, actor, now, &self.rules())?;
+            if let Action::Merge { into } = &command.action {
+                self.check_merge_target(id, *into, actor).await?;
+            }
+            let version = current.version;
+            let next = fold(Some(current), &events)?;
+            match self.store.append(id, version, events, &next).await {
+                Err(StoreError::Conflict(_)) if expected_version.is_none() && attempts < 3 => continue,
+                Err(error) => return Err(error.into()),
+                Ok(()) => return Ok(next),
+            }
         }
-        // The domain first decides whether the actor may act on this case at all; only then is the target of
-        // a merge looked at, so that the answers never tell an outsider which cases exist.
-        let events = decide(Some(&current), command, actor, now, &self.rules())?;
-        if let Action::Merge { into } = &command.action {
-            self.check_merge_target(id, *into, actor).await?;
-        }
-        let version = current.version;
-        let next = fold(Some(current), &events)?;
-        self.store.append(id, version, events, &next).await?;
-        Ok(next)
     }
 
     pub async fn load(&self, id: CaseId) -> Result<CaseState, ServiceError> {

@@ -139,6 +139,7 @@ fn domain_status(kind: ErrorKind) -> StatusCode {
         | DepartmentOutsideCase
         | ExtensionLengthInvalid
         | DeadlineNotInFuture
+        | DeadlineTooFar
         | MergeTargetInvalid
         | JurisdictionPathInvalid
         | EscalationRuleInvalid
@@ -187,6 +188,54 @@ impl IntoResponse for WebError {
 }
 
 pub type WebResult<T> = Result<T, WebError>;
+
+/// Gives every refusal the error body, also those made outside the handlers: a path or query that does not
+/// parse (axum answers them in plain text), an upload over the body limit, an unknown route or method. The
+/// handlers' own errors are JSON already and pass untouched, as do successful answers of any type.
+pub async fn uniform_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.map(|b| String::from_utf8_lossy(&b).into_owned());
+    let details: String = text.unwrap_or_default().chars().take(300).collect();
+    let error = match status {
+        StatusCode::NOT_FOUND => WebError::not_found(),
+        StatusCode::METHOD_NOT_ALLOWED => WebError::refused(
+            status,
+            "METHOD_NOT_ALLOWED",
+            "该地址不支持此请求方法",
+            "This address does not take this method",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            WebError::refused(status, "BODY_TOO_LARGE", "请求体过大", "The request body is too large")
+        }
+        StatusCode::BAD_REQUEST => WebError::refused(
+            status,
+            "INVALID_PARAMETERS",
+            "地址或查询参数有误",
+            "A value in the address or the query is invalid",
+        ),
+        _ => WebError::refused(status, "BAD_REQUEST", "请求无效", "The request is invalid"),
+    };
+    let error = if details.trim().is_empty() { error } else { error.with_details(details) };
+    let mut uniform = error.into_response();
+    *uniform.status_mut() = status;
+    // Headers that say how to go on (Allow on a 405, Retry-After) stay.
+    for name in [axum::http::header::ALLOW, axum::http::header::RETRY_AFTER] {
+        if let Some(value) = parts.headers.get(&name) {
+            uniform.headers_mut().insert(name, value.clone());
+        }
+    }
+    uniform
+}
 
 #[cfg(test)]
 mod tests {

@@ -131,6 +131,8 @@ pub fn router(state: AppState) -> Router {
         .merge(api::routes())
         .merge(ops::routes())
         .route("/api/openapi.json", axum::routing::get(openapi::document))
+        .fallback(|| async { errors::WebError::not_found() })
+        .layer(axum::middleware::from_fn(errors::uniform_errors))
         .layer(axum::middleware::from_fn_with_state(state.clone(), ops::track))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)

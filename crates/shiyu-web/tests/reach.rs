@@ -22,6 +22,7 @@ on_both_backends![
     cases_are_dispatched_only_to_departments_over_their_place,
     anonymous_senders_never_share_a_receipt,
     an_event_stream_ends_with_its_session,
+    every_refusal_has_the_error_body_and_changes_nothing,
 ];
 
 async fn report(client: &mut HttpClient, jurisdiction: &str, description: &str) -> i64 {
@@ -235,4 +236,65 @@ async fn an_event_stream_ends_with_its_session(app: TestApp) {
     })
     .await;
     assert!(ended.is_ok(), "the stream still ran twenty seconds after sign-out");
+}
+
+async fn every_refusal_has_the_error_body_and_changes_nothing(app: TestApp) {
+    let mut operator = app.signed_in("operator").await;
+    // Refusals made before any handler runs answer in the same shape as the handlers' own.
+    for (method, path, status, expected) in [
+        ("GET", "/api/cases/9223372036854775808", 400, "INVALID_PARAMETERS"),
+        ("GET", "/api/cases?limit=abc", 400, "INVALID_PARAMETERS"),
+        ("GET", "/api/no-such-thing", 404, "NOT_FOUND"),
+        ("DELETE", "/api/cases", 405, "METHOD_NOT_ALLOWED"),
+    ] {
+        let response = operator.request(method, path, &[], None).await.unwrap();
+        let body = response.json();
+        assert_eq!((response.status, code(&body)), (status, expected), "{method} {path}: {body}");
+        assert!(
+            !body["error"]["message"].as_str().unwrap().is_empty()
+                && !body["error"]["message_en"].as_str().unwrap().is_empty()
+        );
+    }
+    let huge = vec![0xFFu8; 11 * 1024 * 1024];
+    let response = operator.request("POST", "/api/attachments?name=big.jpg", &[], Some(&huge)).await.unwrap();
+    assert_eq!((response.status, code(&response.json())), (413, "BODY_TOO_LARGE"));
+
+    // A key reused for a different report makes a case of its own; the same report again is a retry.
+    let send = |description: &str| {
+        json!({"channel": "hotline", "description": description, "jurisdiction": GRID})
+            .to_string()
+            .into_bytes()
+    };
+    let headers = [("Content-Type", "application/json"), ("Idempotency-Key", "call-7")];
+    let mut hotline = app.signed_in("hotline").await;
+    let first = hotline.request("POST", "/api/cases", &headers, Some(&send("井盖缺失"))).await.unwrap();
+    let other =
+        hotline.request("POST", "/api/cases", &headers, Some(&send("燃气泄漏，情况紧急"))).await.unwrap();
+    let again = hotline.request("POST", "/api/cases", &headers, Some(&send("井盖缺失"))).await.unwrap();
+    assert_eq!((first.status, other.status, again.status), (201, 201, 200));
+    assert_eq!(first.json()["case"]["id"], again.json()["case"]["id"]);
+    assert_ne!(first.json()["case"]["id"], other.json()["case"]["id"], "the second report is not dropped");
+
+    // A supervision's due date is bounded like an extension.
+    let id = first.json()["case"]["id"].as_i64().unwrap();
+    let far = json!({"action": {"type": "supervise", "due": 9_223_372_036_854_775_807_i64}, "note": "督办"});
+    let mut leader = app.signed_in("leader").await;
+    let (status, body) = act(&mut leader, id, far).await;
+    assert_eq!((status, code(&body)), (422, "DEADLINE_TOO_FAR"), "{body}");
+
+    // Usernames are unique whatever their letter case.
+    let mut admin = app.signed_in("admin").await;
+    let user = json!({"username": "OPERATOR", "display_name": "x", "role": "operator", "jurisdiction": "320613", "password": "Operator-pass-2026"});
+    let (status, body) = admin.json("POST", "/api/users", Some(&user)).await.unwrap();
+    assert_eq!((status, code(&body)), (409, "USERNAME_TAKEN"), "{body}");
+    assert!(!body.to_string().contains("UNIQUE"), "no database text: {body}");
+
+    // Weights whose sum overflows would make every score null.
+    let (_, mut weights) = admin.json("GET", "/api/evaluation/weights/2026", None).await.unwrap();
+    weights["response"] = json!(1e308);
+    weights["resolution"] = json!(1e308);
+    let (status, body) = admin.json("PUT", "/api/evaluation/weights/2026", Some(&weights)).await.unwrap();
+    assert_eq!(status, 422, "{body}");
+    let (_, kept) = admin.json("GET", "/api/evaluation/weights/2026", None).await.unwrap();
+    assert_ne!(kept["response"], json!(1e308));
 }

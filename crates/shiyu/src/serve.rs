@@ -192,6 +192,9 @@ pub async fn add_user(
     if !shiyu_domain::User::names_are_valid(username, &display_name) {
         bail!("{} / 用户名须为3到64个字母、数字或 _ - .，显示名1到64个字符", shiyu_domain::User::NAME_RULE);
     }
+    if store.users().await?.iter().any(|u| u.username.eq_ignore_ascii_case(username)) {
+        bail!("the username `{username}` is taken (letter case does not count) / 用户名已被使用");
+    }
     let candidate = shiyu_domain::User {
         id: shiyu_domain::UserId(0),
         username: username.into(),

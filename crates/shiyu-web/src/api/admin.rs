@@ -140,6 +140,16 @@ pub async fn create_user(
     if !shiyu_domain::User::names_are_valid(&username, &request.display_name) {
         return Err(WebError::invalid(shiyu_domain::User::NAME_RULE));
     }
+    // Names that differ only in case would be two accounts that people take for one.
+    if state.store.users().await?.iter().any(|u| u.username.eq_ignore_ascii_case(&username)) {
+        return Err(WebError::refused(
+            StatusCode::CONFLICT,
+            "USERNAME_TAKEN",
+            "用户名已被使用（不区分大小写）",
+            "The username is taken (letter case does not count)",
+        )
+        .with_details(username));
+    }
     let candidate = shiyu_domain::User {
         id: UserId(0),
         username: username.clone(),

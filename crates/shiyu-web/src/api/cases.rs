@@ -154,7 +154,7 @@ pub async fn personal_data(
 }
 
 /// A report taken by staff: a hotline call, a grid worker's patrol, a walk-in.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCaseRequest {
     /// hotline, app, mini_program, grid_patrol, sensor or other
@@ -371,6 +371,7 @@ pub async fn create(
     JsonBody(request): JsonBody<NewCaseRequest>,
 ) -> WebResult<(StatusCode, Json<CreatedView>)> {
     let actor = caller.actor()?;
+    let key = idempotency_key(&headers, &format!("user:{}", caller.user()?.id.0), &request)?;
     let reference = state.reference.get();
     let channel = parse_name::<Channel>(&request.channel)
         .ok_or_else(|| WebError::invalid(format!("unknown channel `{}`", request.channel)))?;
@@ -402,7 +403,6 @@ pub async fn create(
         },
     )
     .await?;
-    let key = idempotency_key(&headers, &format!("user:{}", caller.user()?.id.0))?;
     let created = state.service.receive(key, &command, &actor, state.now()).await?;
     let status = if created.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((
@@ -415,8 +415,17 @@ pub async fn create(
     ))
 }
 
-/// The idempotency key of a request, namespaced by who sent it so that two clients never collide.
-pub fn idempotency_key(headers: &HeaderMap, namespace: &str) -> WebResult<Option<String>> {
+/// The idempotency key of a request, namespaced by who sent it and by what was sent: a retry (the same key
+/// and the same report) finds the first case, while a different report under a key already used — a client
+/// that reuses its keys, or two anonymous senders who picked the same one — is a case of its own, never
+/// answered with someone else's receipt.
+pub fn idempotency_key(
+    headers: &HeaderMap,
+    sender: &str,
+    request: &impl Serialize,
+) -> WebResult<Option<String>> {
+    let fingerprint = shiyu_auth::sha256_hex(&serde_json::to_vec(request).unwrap_or_default());
+    let namespace = format!("{sender}:{fingerprint}");
     let Some(value) = headers.get(IDEMPOTENCY_KEY) else { return Ok(None) };
     let key =
         value.to_str().ok().map(str::trim).filter(|k| !k.is_empty() && k.len() <= 128).ok_or_else(|| {

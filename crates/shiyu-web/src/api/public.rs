@@ -54,10 +54,7 @@ pub async fn report(
     headers: HeaderMap,
     JsonBody(request): JsonBody<PublicReport>,
 ) -> WebResult<(StatusCode, Json<PublicReceipt>)> {
-    // Anonymous senders share one namespace, so the key alone would hand one sender's receipt to another
-    // who happened to pick the same key: it counts only together with what was reported.
-    let fingerprint = shiyu_auth::sha256_hex(&serde_json::to_vec(&request).unwrap_or_default());
-    let key = idempotency_key(&headers, &format!("public:{fingerprint}"))?;
+    let key = idempotency_key(&headers, "public", &request)?;
     let command = intake_command(
         &state,
         &caller,
