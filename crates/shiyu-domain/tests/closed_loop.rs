@@ -320,6 +320,8 @@ fn supervision_table() -> Vec<Row> {
         ("escalated", supervise_next_week(), LEADER_CITY, Ev("supervised")),
         ("handling", supervise_next_week(), LEADER_OTHER, No(E::OutOfJurisdiction)),
         ("handling", past, OP_CITY, No(E::DeadlineNotInFuture)),
+        ("handling", supervise(t0().plus_minutes(91 * 24 * 60)), OP_CITY, No(E::DeadlineTooFar)),
+        ("handling", supervise(t0().plus_minutes(89 * 24 * 60)), OP_CITY, Ev("supervised")),
         (
             "handling",
             bare(Action::Supervise { due: t0().plus_minutes(9_000) }),
@@ -595,11 +597,13 @@ fn the_tables_allow_and_refuse_every_action_and_reach_every_refusal() {
     // Tested on their own below: a calendar without working time, and events applied out of order. The domain
     // cannot see other cases, so whether a merge target is valid is for the store to judge. Routing, not
     // `decide`, finds that no department holds a matter (tested in `routing.rs`). Deadline alarms and
-    // escalation rules are the deadline engine's, tested in `deadlines.rs`.
+    // escalation rules are the deadline engine's, tested in `deadlines.rs`. Which departments lie over a
+    // case's place needs the department list, which the API holds (`may_dispatch_to`, tested over HTTP).
     let elsewhere = [
         E::NoWorkingTime,
         E::EventOutOfOrder,
         E::MergeTargetInvalid,
+        E::DepartmentOutsideCase,
         E::NoResponsibleDepartment,
         E::AlarmNotDue,
         E::EscalationRuleInvalid,

@@ -359,7 +359,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             serve::add_user(store, &username, display_name, &role, jurisdiction, department, password)
                 .await?;
         }
-        Command::NewKey => say!("k{}={}", clock::now().0 / 1000, shiyu_auth::Sealer::generate_key()),
+        // Milliseconds, so that keys made one after another never share an id.
+        Command::NewKey => say!("k{}={}", clock::now().0, shiyu_auth::Sealer::generate_key()),
         Command::Demo { listen, rate, no_serve, cases, days, seed } => {
             if !(rate > 0.0 && rate <= MOST_REPORTS_PER_SECOND) {
                 bail!("--rate is new reports a second, more than 0 and at most {MOST_REPORTS_PER_SECOND} / --rate 须大于0且不超过{MOST_REPORTS_PER_SECOND}");

@@ -437,6 +437,17 @@ fn the_map_imports_checks_everything_first_and_exports_back() {
         shiyu(&["--data", "city", "import", "boundaries", &data("districts.geojson")], dir.path());
     assert!(boundaries.status.success(), "{}", text(&boundaries));
     assert!(text(&boundaries).contains("7 outlines"), "{}", text(&boundaries));
+    // An empty file is the wrong file; a byte-order mark, as spreadsheets write, is no problem.
+    std::fs::write(dir.path().join("empty.csv"), "level,code,name,parent_code\n").unwrap();
+    let empty = shiyu(&["--data", "city", "import", "divisions", "empty.csv"], dir.path());
+    assert!(!empty.status.success() && text(&empty).contains("holds nothing to import"), "{}", text(&empty));
+    std::fs::write(
+        dir.path().join("bom.csv"),
+        "\u{feff}level,code,name,parent_code\ncommunity,320613001901,新社区,320613001\n",
+    )
+    .unwrap();
+    let bom = shiyu(&["--data", "city", "import", "divisions", "bom.csv"], dir.path());
+    assert!(bom.status.success() && text(&bom).contains("1 new"), "{}", text(&bom));
 
     // Two grids of 和平桥街道's first community: one fine, one crossing itself, one with an unknown parent.
     let feature = |code: &str, ring: &str| {
