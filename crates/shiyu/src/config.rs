@@ -187,9 +187,52 @@ impl Config {
             let Some(toml::Value::Table(table)) = merged.get_mut(&section) else {
                 bail!("unknown configuration section in {name}");
             };
-            table.insert(key, env_value(&value));
+            // An empty variable is an unset one (`SHIYU_STORAGE__DATABASE_URL=` means SQLite).
+            if value.is_empty() {
+                table.remove(&key);
+                continue;
+            }
+            // The default says what the value is: a folder named `2026` is still a folder. Keys without a
+            // default are the optional ones, all text.
+            let typed = match table.get(&key) {
+                None | Some(toml::Value::String(_)) => toml::Value::String(value),
+                Some(_) => env_value(&value),
+            };
+            table.insert(key, typed);
         }
-        toml::Value::Table(merged).try_into().context("invalid configuration")
+        let config: Config = toml::Value::Table(merged).try_into().context("invalid configuration")?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Refuses settings outside what the platform can work with, naming each; nothing is clamped quietly.
+    fn check(&self) -> anyhow::Result<()> {
+        let mut wrong = Vec::new();
+        if self.writes.max_batch == 0 {
+            wrong.push("writes.max_batch must be at least 1");
+        }
+        if self.security.session_minutes <= 0 {
+            wrong.push("security.session_minutes must be at least 1");
+        }
+        if self.deadlines.yellow_permille > 1000 {
+            wrong.push("deadlines.yellow_permille is thousandths: at most 1000");
+        }
+        if self.deadlines.extension_decision_minutes == 0 {
+            wrong.push("deadlines.extension_decision_minutes must be at least 1");
+        }
+        if !(0.0..=1000.0).contains(&self.server.map_tolerance_m) {
+            wrong.push("server.map_tolerance_m is metres from 0 to 1000");
+        }
+        if self.storage.database_url.as_ref().is_some_and(|url| {
+            !(url.expose().starts_with("postgres://") || url.expose().starts_with("postgresql://"))
+        }) {
+            wrong.push("storage.database_url must be a PostgreSQL URL (postgres://…)");
+        }
+        if wrong.is_empty() {
+            Ok(())
+        } else {
+            bail!("invalid configuration: {} / 配置有误", wrong.join("; "))
+        }
     }
 }
 
@@ -270,5 +313,27 @@ mod tests {
         assert!(Config::load(None, env(&[("SHIYU_NOPE__X", "1")])).is_err());
         assert!(Config::load(None, env(&[("SHIYU_WRITES__MAX_BATCH", "many")])).is_err());
         assert!(Config::load(Some(&dir.path().join("missing.toml")), env(&[])).is_err());
+        for (name, value) in [
+            ("SHIYU_WRITES__MAX_BATCH", "0"),
+            ("SHIYU_SECURITY__SESSION_MINUTES", "-5"),
+            ("SHIYU_DEADLINES__YELLOW_PERMILLE", "5000"),
+            ("SHIYU_SERVER__MAP_TOLERANCE_M", "-1"),
+            ("SHIYU_STORAGE__DATABASE_URL", "mysql://db/shiyu"),
+        ] {
+            let refused = Config::load(None, env(&[(name, value)])).unwrap_err();
+            assert!(format!("{refused:#}").contains("invalid configuration"), "{name}={value}: {refused:#}");
+        }
+    }
+
+    #[test]
+    fn environment_values_take_the_type_of_their_setting() {
+        let config = Config::load(None, env(&[("SHIYU_STORAGE__DATA_DIR", "2026")])).unwrap();
+        assert_eq!(config.storage.data_dir, PathBuf::from("2026"), "a folder named like a number");
+        let config = Config::load(None, env(&[("SHIYU_STORAGE__DATA_DIR", "true")])).unwrap();
+        assert_eq!(config.storage.data_dir, PathBuf::from("true"));
+        let config = Config::load(None, env(&[("SHIYU_STORAGE__DATABASE_URL", "")])).unwrap();
+        assert!(config.storage.database_url.is_none(), "an empty variable is an unset one");
+        let config = Config::load(None, env(&[("SHIYU_WRITES__MAX_BATCH", "8")])).unwrap();
+        assert_eq!(config.writes.max_batch, 8);
     }
 }

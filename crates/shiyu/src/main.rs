@@ -302,6 +302,19 @@ fn main() -> std::process::ExitCode {
 
 fn start() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // These two make a configuration rather than read one: a broken shiyu.toml must not stand in their way.
+    match cli.command {
+        Command::DefaultConfig => {
+            say!("{}", config::EXAMPLE.trim_end());
+            return Ok(());
+        }
+        Command::NewKey => {
+            // Milliseconds, so that keys made one after another never share an id.
+            say!("k{}={}", clock::now().0, shiyu_auth::Sealer::generate_key());
+            return Ok(());
+        }
+        _ => {}
+    }
     let mut config = Config::load(cli.config.as_deref(), std::env::vars())?;
     if let Some(data) = &cli.data {
         config.storage.data_dir = data.clone();
@@ -321,7 +334,8 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
-        Command::DefaultConfig => say!("{}", config::EXAMPLE.trim_end()),
+        // Answered in `start`, before the configuration is read.
+        Command::DefaultConfig | Command::NewKey => {}
         Command::Migrate => {
             let store = open_store(&config, true).await?;
             say!("{} schema is up to date", store.backend().as_str());
@@ -359,8 +373,6 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             serve::add_user(store, &username, display_name, &role, jurisdiction, department, password)
                 .await?;
         }
-        // Milliseconds, so that keys made one after another never share an id.
-        Command::NewKey => say!("k{}={}", clock::now().0, shiyu_auth::Sealer::generate_key()),
         Command::Demo { listen, rate, no_serve, cases, days, seed } => {
             if !(rate > 0.0 && rate <= MOST_REPORTS_PER_SECOND) {
                 bail!("--rate is new reports a second, more than 0 and at most {MOST_REPORTS_PER_SECOND} / --rate 须大于0且不超过{MOST_REPORTS_PER_SECOND}");
