@@ -8,6 +8,9 @@ use shiyu_domain::{DomainError, ErrorKind};
 use shiyu_store::{ServiceError, StoreError};
 use utoipa::ToSchema;
 
+/// The most characters of `details` sent back.
+const DETAILS_MAX_CHARS: usize = 300;
+
 /// The error body every endpoint answers with.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
@@ -48,7 +51,13 @@ impl WebError {
     pub fn with_details(self, details: impl Into<String>) -> WebError {
         match self {
             WebError::Refused { status, code, zh, en, .. } => {
-                WebError::Refused { status, code, zh, en, details: Some(details.into()) }
+                // Details often quote the input: a megabyte sent is not a megabyte echoed.
+                let details: String = details.into();
+                let details = match details.char_indices().nth(DETAILS_MAX_CHARS) {
+                    Some((cut, _)) => format!("{}…", &details[..cut]),
+                    None => details,
+                };
+                WebError::Refused { status, code, zh, en, details: Some(details) }
             }
             other => other,
         }

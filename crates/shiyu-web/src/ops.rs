@@ -105,6 +105,12 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
                     "Too many requests; try again shortly",
                 )
                 .into_response();
+                // One request's worth of the bucket refills in this many seconds.
+                let mut response = response;
+                let wait = (60.0 / f64::from(per_minute.max(1))).ceil().max(1.0) as u64;
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(wait));
                 state.metrics.record(&method, route, 429, started.elapsed().as_secs_f64());
                 return response;
             }

@@ -575,8 +575,10 @@ async fn public_endpoints_are_rate_limited_per_address() {
         [404, 404, 404, 404, 429, 429],
         "a burst of half a minute's allowance, then refusals"
     );
-    let (_, body) = citizen.json("GET", "/api/public/reports/AAAA-BBBB-CCCC", None).await.unwrap();
-    assert_eq!(body["error"]["code"], "RATE_LIMITED");
+    let refused = citizen.request("GET", "/api/public/reports/AAAA-BBBB-CCCC", &[], None).await.unwrap();
+    assert_eq!(refused.json()["error"]["code"], "RATE_LIMITED");
+    let wait: u64 = refused.header("retry-after").expect("it says when to try again").parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
     // Signed-in staff endpoints are not limited this way.
     for _ in 0..10 {
         assert_eq!(operator.json("GET", "/api/cases", None).await.unwrap().0, 200);

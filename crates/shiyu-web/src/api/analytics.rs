@@ -142,13 +142,22 @@ impl StatsView {
     }
 }
 
+/// What a group's key holds: a number (an id), text (a code or name) or null.
+fn id_code_or_null() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::AnyValue)
+        .description(Some(
+            "A jurisdiction's or department's id (a number) or a code (text); null when the case has none \
+             (not yet classified, not dispatched).",
+        ))
+        .build()
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct KeyView {
     /// The dimension: category, matter, county, …
     pub dim: String,
-    /// A jurisdiction's or department's id, or a code; null when the case has none (not yet classified,
-    /// not dispatched).
-    #[schema(value_type = Object)]
+    #[schema(schema_with = id_code_or_null)]
     pub value: serde_json::Value,
     /// The name to show (Chinese), when known.
     pub name: Option<String>,
