@@ -184,7 +184,13 @@ fn geometry_problems(feature: &Feature) -> Vec<String> {
 }
 
 /// Outlines of known jurisdictions: features with `code` (and `level`, which must match what is known).
-pub fn plan_boundaries(existing: &[Jurisdiction], text: &str) -> Result<MapPlan, Vec<String>> {
+/// A new outline must still hold the outlines already drawn inside it (`outlines`), within `tolerance_m`.
+pub fn plan_boundaries(
+    existing: &[Jurisdiction],
+    outlines: &HashMap<JurisdictionId, Shape>,
+    text: &str,
+    tolerance_m: f64,
+) -> Result<MapPlan, Vec<String>> {
     let features = read_features(text)?;
     let known: HashMap<&str, &Jurisdiction> = existing.iter().map(|j| (j.code.as_str(), j)).collect();
     let mut problems = Vec::new();
@@ -227,8 +233,21 @@ pub fn plan_boundaries(existing: &[Jurisdiction], text: &str) -> Result<MapPlan,
         }
         let broken = geometry_problems(feature);
         if broken.is_empty() {
-            plan.shapes.push((jurisdiction.id, geojson::geometry_json(&feature.shape).to_string()));
-            plan.changed += 1;
+            // Moving an outline away from what is drawn inside it would leave grids outside their county.
+            let inside: Vec<(String, Shape)> = existing
+                .iter()
+                .filter(|child| child.parent == Some(jurisdiction.id))
+                .filter_map(|child| {
+                    Some((format!("{} {}", child.code, child.name), outlines.get(&child.id)?.clone()))
+                })
+                .collect();
+            let left_out = validate::outside_parent(&feature.shape, &inside, tolerance_m);
+            if left_out.is_empty() {
+                plan.shapes.push((jurisdiction.id, geojson::geometry_json(&feature.shape).to_string()));
+                plan.changed += 1;
+            }
+            problems
+                .extend(left_out.iter().map(|p| format!("{}: the new outline leaves {p}", feature.label())));
         }
         problems.extend(broken);
     }
@@ -466,19 +485,35 @@ mod tests {
             |code: &str, lon: f64| square_feature(code, lon, 0.01).replace(r#","level":"grid""#, "");
         let problems = plan_boundaries(
             &known,
+            &HashMap::new(),
             &collection(&[
                 outline("320613", 500.0),
                 outline("320613001", 120.0),
                 outline("320613001", 120.1),
                 outline("320613001001001", 120.0),
             ]),
+            5.0,
         )
         .unwrap_err();
         assert_eq!(problems.len(), 3, "{problems:#?}");
         assert!(problems[0].contains("not a longitude and latitude"), "{problems:#?}");
         assert!(problems[1].contains("320613001 has a second outline"), "{problems:#?}");
         assert!(problems[2].contains("is a grid; grids are imported with `import grids`"), "{problems:#?}");
-        assert!(plan_boundaries(&known, &collection(&[outline("320613", 120.0)])).is_ok());
+        assert!(
+            plan_boundaries(&known, &HashMap::new(), &collection(&[outline("320613", 120.0)]), 5.0).is_ok()
+        );
+        // The community's outline may not move away from its grid.
+        let grid = HashMap::from([(
+            JurisdictionId(99),
+            geojson::read(&collection(&[square_feature("g", 120.0, 0.005)])).unwrap()[0].shape.clone(),
+        )]);
+        assert!(plan_boundaries(&known, &grid, &collection(&[outline("320613001001", 120.0)]), 5.0).is_ok());
+        let moved =
+            plan_boundaries(&known, &grid, &collection(&[outline("320613001001", 121.0)]), 5.0).unwrap_err();
+        assert!(
+            moved[0].contains("the new outline leaves 320613001001001 第一网格 reaches outside"),
+            "{moved:#?}"
+        );
     }
 
     #[test]

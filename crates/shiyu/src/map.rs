@@ -42,7 +42,7 @@ pub async fn import(
     let planned = match kind {
         ImportKind::Divisions => plan_divisions(&existing, text)
             .map_err(|problems| problems.iter().map(ToString::to_string).collect()),
-        ImportKind::Boundaries => plan_boundaries(&existing, text),
+        ImportKind::Boundaries => plan_boundaries(&existing, &outlines(store).await?, text, tolerance_m),
         ImportKind::Grids => {
             let outlines = outlines(store).await?;
             plan_grids(&existing, &outlines, text, tolerance_m, &mut |what, done, total| {
