@@ -36,6 +36,15 @@ fn label(position: usize, properties: &Map<String, Value>) -> String {
 /// Reads a FeatureCollection. `Err` holds one message per feature that could not be read (and a single
 /// message when the document itself is not a feature collection).
 pub fn read(text: &str) -> Result<Vec<Feature>, Vec<String>> {
+    match read_each(text)? {
+        (features, problems) if problems.is_empty() => Ok(features),
+        (_, problems) => Err(problems),
+    }
+}
+
+/// The features whose geometry reads, and a problem for each of the others, so that an import can check
+/// the rest too and name every problem at once. Only a document that is no FeatureCollection is an `Err`.
+pub fn read_each(text: &str) -> Result<(Vec<Feature>, Vec<String>), Vec<String>> {
     let document: Value = serde_json::from_str(text).map_err(|e| vec![format!("not JSON: {e}")])?;
     if document.get("type").and_then(Value::as_str) != Some("FeatureCollection") {
         return Err(vec!["not a GeoJSON FeatureCollection (\"type\": \"FeatureCollection\")".into()]);
@@ -52,11 +61,7 @@ pub fn read(text: &str) -> Result<Vec<Feature>, Vec<String>> {
             Err(why) => problems.push(format!("{}: {why}", label(position, &properties))),
         }
     }
-    if problems.is_empty() {
-        Ok(read)
-    } else {
-        Err(problems)
-    }
+    Ok((read, problems))
 }
 
 /// Every stored outline (`Store::shapes`) back into shapes by jurisdiction; the error names the first one

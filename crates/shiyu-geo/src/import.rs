@@ -175,8 +175,9 @@ pub fn plan_divisions(existing: &[Jurisdiction], csv: &str) -> Result<MapPlan, V
     }
 }
 
-fn read_features(text: &str) -> Result<Vec<Feature>, Vec<String>> {
-    geojson::read(text)
+/// The readable features, and the problems of the unreadable ones to report with everything else.
+fn read_features(text: &str) -> Result<(Vec<Feature>, Vec<String>), Vec<String>> {
+    geojson::read_each(text)
 }
 
 fn geometry_problems(feature: &Feature) -> Vec<String> {
@@ -191,9 +192,8 @@ pub fn plan_boundaries(
     text: &str,
     tolerance_m: f64,
 ) -> Result<MapPlan, Vec<String>> {
-    let features = read_features(text)?;
+    let (features, mut problems) = read_features(text)?;
     let known: HashMap<&str, &Jurisdiction> = existing.iter().map(|j| (j.code.as_str(), j)).collect();
-    let mut problems = Vec::new();
     let mut plan = MapPlan::default();
     let mut seen = HashSet::new();
     for feature in &features {
@@ -269,8 +269,7 @@ pub fn plan_grids(
     tolerance_m: f64,
     progress: Progress<'_>,
 ) -> Result<MapPlan, Vec<String>> {
-    let features = read_features(text)?;
-    let mut problems: Vec<String> = Vec::new();
+    let (features, mut problems) = read_features(text)?;
     let mut registry = Registry::new(existing);
     let mut plan = MapPlan::default();
     let mut accepted: Vec<(&Feature, Level, String)> = Vec::new();
@@ -468,6 +467,17 @@ mod tests {
             "{problems:#?}"
         );
         assert!(problems.iter().any(|p| p.contains("320613001001002 appears twice")), "{problems:#?}");
+    }
+
+    #[test]
+    fn an_unreadable_geometry_does_not_hide_the_other_problems() {
+        let null =
+            r#"{"type":"Feature","properties":{"code":"320613","name":"x"},"geometry":null}"#.to_string();
+        let unknown = square_feature("999999", 120.0, 0.01).replace(r#","level":"grid""#, "");
+        let problems =
+            plan_boundaries(&existing(), &HashMap::new(), &collection(&[null, unknown]), 5.0).unwrap_err();
+        assert_eq!(problems.len(), 2, "{problems:#?}");
+        assert!(problems.iter().any(|p| p.contains("no known jurisdiction has this code")), "{problems:#?}");
     }
 
     #[test]
