@@ -107,6 +107,18 @@ pub fn plan_divisions(existing: &[Jurisdiction], csv: &str) -> Result<MapPlan, V
             });
             continue;
         }
+        // A township turned county (or a grid turned community) would leave what lies below it at the
+        // wrong depth, and its outline and cases with it: a division keeps its level.
+        if let Some(known) = existing.iter().find(|j| j.code == code && j.level != level) {
+            problems.push(LineProblem {
+                line: number,
+                message: format!(
+                    "{code} is a {}; a division keeps its level (a new level needs a new code)",
+                    known.level.as_str()
+                ),
+            });
+            continue;
+        }
         rows.push((number, level, code, name, parent));
     }
     let file_levels: HashMap<&str, Level> = rows.iter().map(|r| (r.2, r.1)).collect();
@@ -402,6 +414,15 @@ mod tests {
                 .unwrap();
         assert_eq!((again.added, again.changed), (1, 0), "the city is unchanged, one community is new");
         assert_eq!(again.jurisdictions[0].id, JurisdictionId(5));
+    }
+
+    #[test]
+    fn a_division_keeps_its_level() {
+        let problems = plan_divisions(&existing(), "county,320613001,和平桥街道,320600\n").unwrap_err();
+        assert!(
+            problems[0].to_string().contains("320613001 is a township; a division keeps its level"),
+            "{problems:#?}"
+        );
     }
 
     #[test]
