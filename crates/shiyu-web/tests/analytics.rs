@@ -8,13 +8,12 @@ use serde_json::{json, Value};
 use shiyu_web::client::HttpClient;
 use std::time::Duration;
 use support::TestApp;
+use support::GRID;
 
 on_both_backends![
     statistics_and_evaluation_stay_within_the_callers_scope,
     monthly_reports_render_in_every_format
 ];
-
-const GRID: &str = "320613001001001";
 
 async fn case_through_the_loop(app: &TestApp, rate: u8) -> i64 {
     let mut hotline = app.signed_in("hotline").await;

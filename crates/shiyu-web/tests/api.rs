@@ -6,9 +6,7 @@ mod support;
 use serde_json::{json, Value};
 use shiyu_web::client::HttpClient;
 use support::TestApp;
-
-const GRID: &str = "320613001001001";
-const OTHER_COUNTY: &str = "320614";
+use support::{GRID, OTHER_COUNTY};
 
 on_both_backends![
     the_whole_loop_runs_over_http_for_the_right_people,

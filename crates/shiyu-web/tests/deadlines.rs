@@ -8,14 +8,13 @@ use shiyu_web::client::{EventStream, HttpClient};
 use std::sync::Arc;
 use std::time::Duration;
 use support::TestApp;
+use support::GRID;
 
 on_both_backends![
     notifications_reach_the_inbox_and_the_live_stream,
     admins_edit_escalation_rules_and_bad_rules_change_nothing,
     a_calendar_change_moves_open_deadlines_with_the_reason,
 ];
-
-const GRID: &str = "320613001001001";
 
 async fn new_case(app: &TestApp) -> i64 {
     let mut hotline = app.signed_in("hotline").await;

@@ -9,10 +9,10 @@ use serde_json::{json, Value};
 use shiyu_web::client::{EventStream, HttpClient};
 use std::collections::HashMap;
 use support::TestApp;
+use support::GRID;
 
 on_both_backends![every_caller_against_every_endpoint, every_caller_against_every_loop_action];
 
-const GRID: &str = "320613001001001";
 /// Anonymous first, then the sample world's users (see `SampleWorld`): the hotline and the leader work for the
 /// city, the grid worker for the case's grid, the operator for its county (崇川区), the handler for the lead
 /// department 101, the mediator for the township, and `operator_haimen` for the other county (海门区).

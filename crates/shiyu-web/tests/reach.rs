@@ -10,9 +10,7 @@ use shiyu_store::testing::SampleWorld;
 use shiyu_web::client::{EventStream, HttpClient};
 use std::time::Duration;
 use support::TestApp;
-
-const GRID: &str = "320613001001001";
-const OTHER_COUNTY: &str = "320614";
+use support::{GRID, OTHER_COUNTY};
 
 on_both_backends![
     parallel_guesses_cannot_outrun_the_lock,

@@ -15,6 +15,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 pub const PASSWORD: &str = "Shiyu-test-2026";
+/// The sample world's grid (桃坞路社区第一网格) and the county beside its own (海门区), by code.
+pub const GRID: &str = "320613001001001";
+pub const OTHER_COUNTY: &str = "320614";
 /// 2026-11-23 09:00 Beijing, a working Monday.
 pub const START: Timestamp = Timestamp(1_795_395_600_000);
 
