@@ -264,6 +264,14 @@ pub fn decide(
     }])
 }
 
+/// Characters no report needs and that can mislead whoever reads it: control characters other than line
+/// breaks and tabs (a NUL, an escape that recolours a terminal) and the marks that reverse the direction of
+/// the text after them, which make `exe.txt` show as `txt.exe`.
+fn hides_or_controls(c: char) -> bool {
+    (c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
 fn check_texts(command: &Command) -> Result<(), DomainError> {
     let note = command.note.as_deref().map(str::trim).unwrap_or("");
     if command.action.needs_note() && note.is_empty() {
@@ -275,6 +283,8 @@ fn check_texts(command: &Command) -> Result<(), DomainError> {
                 ErrorKind::TextTooLong,
                 format!("{field}: at most {max} characters"),
             ))
+        } else if text.chars().any(hides_or_controls) {
+            Err(DomainError::with_detail(ErrorKind::TextHasControlCharacters, field.to_string()))
         } else {
             Ok(())
         }
@@ -283,7 +293,7 @@ fn check_texts(command: &Command) -> Result<(), DomainError> {
     too_long(command.origin.as_deref().unwrap_or(""), MAX_SHORT_TEXT_CHARS, "origin")?;
     if command.attachments.len() > MAX_ATTACHMENTS {
         return Err(DomainError::with_detail(
-            ErrorKind::TextTooLong,
+            ErrorKind::TooManyAttachments,
             format!("at most {MAX_ATTACHMENTS} attachments"),
         ));
     }

@@ -30,6 +30,8 @@ error_kinds! {
     VerifierIsHandler => "VERIFIER_IS_HANDLER", "核查人不能是处置人", "The verifier must not be the person who handled the case";
     ReasonRequired => "REASON_REQUIRED", "请填写原因或说明", "A reason or note is required";
     TextTooLong => "TEXT_TOO_LONG", "文字超过允许的长度", "The text is longer than allowed";
+    TextHasControlCharacters => "TEXT_HAS_CONTROL_CHARACTERS", "文字中含有控制字符或文字方向控制符", "The text holds control characters or marks that reverse its direction";
+    TooManyAttachments => "TOO_MANY_ATTACHMENTS", "附件数量超过上限", "There are more attachments than allowed";
     DescriptionEmpty => "DESCRIPTION_EMPTY", "请描述反映的问题", "Describe the problem being reported";
     RatingOutOfRange => "RATING_OUT_OF_RANGE", "评分须为1到5分", "A rating must be from 1 to 5";
     AlreadyRated => "CASE_ALREADY_RATED", "该事件已评价", "The case has already been rated";

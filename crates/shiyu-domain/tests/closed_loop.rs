@@ -109,6 +109,31 @@ fn intake_table() -> Vec<Row> {
         ("none", new_case_with(|n| n.description = long(10_000)), CITIZEN, No(E::TextTooLong)),
         ("none", new_case_with(|n| n.description = long(4_000)), CITIZEN, Ev("received")),
         ("none", new_case_with(|n| n.address = Some(long(501))), CITIZEN, No(E::TextTooLong)),
+        (
+            "none",
+            new_case_with(|n| n.description = "井盖丢了\u{0}".into()),
+            CITIZEN,
+            No(E::TextHasControlCharacters),
+        ),
+        (
+            "none",
+            new_case_with(|n| n.address = Some("桃坞路\u{202E}号12".into())),
+            CITIZEN,
+            No(E::TextHasControlCharacters),
+        ),
+        ("none", new_case_with(|n| n.description = "井盖丢了\n第二行\t附注".into()), CITIZEN, Ev("received")),
+        (
+            "none",
+            Command {
+                attachments: vec![
+                    shiyu_domain::AttachmentRef { sha256: "0".repeat(64), name: "p.jpg".into() };
+                    shiyu_domain::decide::MAX_ATTACHMENTS + 1
+                ],
+                ..receive()
+            },
+            CITIZEN,
+            No(E::TooManyAttachments),
+        ),
         ("none", new_case_with(|n| n.description = " \n\t ".into()), CITIZEN, No(E::DescriptionEmpty)),
         ("none", new_case_with(|n| n.path.clear()), CITIZEN, No(E::JurisdictionPathInvalid)),
         (

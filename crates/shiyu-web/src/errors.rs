@@ -142,6 +142,8 @@ fn domain_status(kind: ErrorKind) -> StatusCode {
         | ExtensionPending | NoExtensionPending | NoLevelAbove | AlarmNotDue => StatusCode::CONFLICT,
         ReasonRequired
         | TextTooLong
+        | TextHasControlCharacters
+        | TooManyAttachments
         | DescriptionEmpty
         | RatingOutOfRange
         | DispatchDepartmentsInvalid

@@ -368,6 +368,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         } => {
             let mut password = String::new();
             std::io::stdin().read_line(&mut password).context("reading the password from standard input")?;
+            if password.is_empty() {
+                bail!("no password on standard input: send it as one line, e.g. `echo \"$PASSWORD\" | shiyu user add …` / 请从标准输入提供密码");
+            }
             let store = open_store(&config, false).await?;
             let password = password.trim_end_matches(['\r', '\n']).to_string();
             serve::add_user(store, &username, display_name, &role, jurisdiction, department, password)
@@ -488,7 +491,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 } => {
                     let options = bench::http::HttpOptions {
                         reports: reports.max(1),
-                        report_connections,
+                        report_connections: report_connections.max(1),
                         reads: reads.max(1),
                         read_connections,
                         read_rate,

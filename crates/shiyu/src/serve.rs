@@ -204,7 +204,7 @@ pub async fn add_user(
     };
     if !candidate.scope_fits_role() {
         bail!(
-            "a {} needs {}",
+            "the role {} takes {}",
             role.as_str(),
             match role.binding() {
                 shiyu_domain::org::Binding::Department => "--department",

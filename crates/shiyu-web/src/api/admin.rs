@@ -158,9 +158,12 @@ pub async fn create_user(
         scope,
     };
     if !scope_fits(&candidate) {
-        return Err(WebError::invalid(
-            "the role needs a jurisdiction (or, for department handlers, a department)",
-        ));
+        let needs = match role.binding() {
+            shiyu_domain::org::Binding::Department => "a department handler belongs to a department",
+            shiyu_domain::org::Binding::Jurisdiction => "this role works for a jurisdiction: give its code",
+            shiyu_domain::org::Binding::Nothing => "this role belongs to no jurisdiction or department",
+        };
+        return Err(WebError::invalid(needs));
     }
     let password_hash = Some(hash_checked(request.password).await?);
     let user = state
