@@ -75,11 +75,61 @@ use utoipa::OpenApi;
         (name = "deadlines", description = "Escalation rules and the working calendar every deadline runs on"),
         (name = "analytics", description = "Statistics and evaluation within the caller's jurisdiction (分析研判, 行政问效)"),
         (name = "webhooks", description = "Outgoing webhooks per department and their dead letters (admins)"),
-    )
+    ),
+    modifiers(&SignIn)
 )]
 #[derive(Debug)]
 pub struct ApiDoc;
 
 pub async fn document() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
+}
+
+/// How callers sign in, for client generators and testing tools: the session cookie or a bearer API token
+/// on every operation, except the citizens' endpoints and signing in itself, which take either or nothing.
+struct SignIn;
+
+impl utoipa::Modify for SignIn {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::auth::SESSION_COOKIE,
+                "Set by POST /api/session; writes also need its csrf_token in X-CSRF-Token.",
+            ))),
+        );
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API token (admins issue them) with the read and/or write scope."))
+                    .build(),
+            ),
+        );
+        let signed_in = vec![
+            SecurityRequirement::new("session", Vec::<String>::new()),
+            SecurityRequirement::new("token", Vec::<String>::new()),
+        ];
+        let mut anyone = signed_in.clone();
+        anyone.push(SecurityRequirement::default());
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                item.get.as_mut(),
+                item.post.as_mut(),
+                item.put.as_mut(),
+                item.delete.as_mut(),
+                item.patch.as_mut(),
+            ];
+            for operation in operations.into_iter().flatten() {
+                let public = path == "/api/session"
+                    || operation.tags.as_ref().is_some_and(|tags| tags.iter().any(|t| t == "citizens"));
+                operation.security = Some(if public { anyone.clone() } else { signed_in.clone() });
+            }
+        }
+    }
 }

@@ -35,3 +35,18 @@ fn every_route_is_described() {
         assert!(schemas.contains_key(schema), "{schema} schema missing");
     }
 }
+
+#[test]
+fn the_document_says_how_to_sign_in_and_where_no_one_must() {
+    let document: serde_json::Value = serde_json::to_value(shiyu_web::openapi::ApiDoc::openapi()).unwrap();
+    let schemes = &document["components"]["securitySchemes"];
+    assert_eq!(
+        (schemes["session"]["in"].as_str(), schemes["token"]["scheme"].as_str()),
+        (Some("cookie"), Some("bearer"))
+    );
+    let security =
+        |path: &str, method: &str| document["paths"][path][method]["security"].as_array().unwrap().len();
+    assert_eq!(security("/api/cases", "get"), 2, "staff sign in one way or the other");
+    assert_eq!(security("/api/public/reports", "post"), 3, "citizens may also come without signing in");
+    assert_eq!(security("/api/session", "post"), 3);
+}
