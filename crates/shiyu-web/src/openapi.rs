@@ -129,7 +129,41 @@ impl utoipa::Modify for SignIn {
                 let public = path == "/api/session"
                     || operation.tags.as_ref().is_some_and(|tags| tags.iter().any(|t| t == "citizens"));
                 operation.security = Some(if public { anyone.clone() } else { signed_in.clone() });
+                // The refusals any operation may meet before its handler decides anything.
+                let mut common = vec![("400", "a value in the path or query does not parse")];
+                if public {
+                    common.push((
+                        "429",
+                        "too many requests from this address; Retry-After says when to try again",
+                    ));
+                } else {
+                    common.push(("401", "not signed in, or the session or token is no longer valid"));
+                }
+                if operation.request_body.is_some() {
+                    common.push(("413", "the body is larger than allowed"));
+                    common.push(("415", "the body is not of the type the operation takes"));
+                }
+                for (status, why) in common {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| error_response(why));
+                }
             }
         }
     }
+}
+
+/// A response with the error body.
+fn error_response(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+        )
+        .build()
+        .into()
 }

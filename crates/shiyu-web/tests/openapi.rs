@@ -49,4 +49,13 @@ fn the_document_says_how_to_sign_in_and_where_no_one_must() {
     assert_eq!(security("/api/cases", "get"), 2, "staff sign in one way or the other");
     assert_eq!(security("/api/public/reports", "post"), 3, "citizens may also come without signing in");
     assert_eq!(security("/api/session", "post"), 3);
+    // The refusals made before a handler runs are documented too, with the error body.
+    let statuses = |path: &str, method: &str| -> Vec<String> {
+        document["paths"][path][method]["responses"].as_object().unwrap().keys().cloned().collect()
+    };
+    for status in ["400", "401", "413", "415"] {
+        assert!(statuses("/api/cases", "post").contains(&status.to_string()), "{status}");
+    }
+    assert!(statuses("/api/public/reports/{code}", "get").contains(&"429".to_string()));
+    assert!(!statuses("/api/public/reports/{code}", "get").contains(&"401".to_string()));
 }
