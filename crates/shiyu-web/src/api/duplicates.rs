@@ -128,8 +128,10 @@ pub async fn duplicates(
 #[serde(deny_unknown_fields)]
 pub struct DuplicateRuleRequest {
     /// 10 to 20,000 metres.
+    #[schema(minimum = 10, maximum = 20_000)]
     pub radius_m: u32,
     /// 1 to 720 hours.
+    #[schema(minimum = 1, maximum = 720)]
     pub window_hours: u32,
 }
 

@@ -116,6 +116,7 @@ pub async fn track(State(state): State<AppState>, Path(code): Path<String>) -> W
 #[serde(deny_unknown_fields)]
 pub struct PublicRating {
     /// 1 (very dissatisfied) to 5 (very satisfied)
+    #[schema(minimum = 1, maximum = 5)]
     pub score: u8,
     pub comment: Option<String>,
 }
