@@ -15,6 +15,42 @@ pub fn name_of<T: Serialize>(value: &T) -> String {
     serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
+/// The OpenAPI schema of a text field that takes the names of `values` (a domain enum's variants).
+fn names_schema<T: Serialize>(values: &[T], description: &str) -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(values.iter().map(name_of)))
+        .description(Some(description))
+        .build()
+}
+
+pub fn channel_names() -> utoipa::openapi::schema::Object {
+    names_schema(&shiyu_domain::Channel::ALL, "Where the report came from.")
+}
+
+/// Optional where it is used: null is allowed too.
+pub fn priority_names() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    let mut schema = names_schema(
+        &shiyu_domain::Priority::ALL,
+        "How urgent the case is; left out or null: the matter's own.",
+    );
+    schema.schema_type = SchemaType::from_iter([Type::String, Type::Null]);
+    if let Some(names) = schema.enum_values.as_mut() {
+        names.push(serde_json::Value::Null);
+    }
+    schema
+}
+
+pub fn status_names() -> utoipa::openapi::schema::Object {
+    names_schema(&shiyu_domain::Status::ALL, "A state of the closed loop.")
+}
+
+pub fn role_names() -> utoipa::openapi::schema::Object {
+    names_schema(&shiyu_domain::Role::ALL, "What the user does on the platform.")
+}
+
 /// Parses a snake_case name back into a domain enum.
 pub fn parse_name<T: for<'de> Deserialize<'de>>(text: &str) -> Option<T> {
     serde_json::from_value(serde_json::Value::String(text.to_string())).ok()

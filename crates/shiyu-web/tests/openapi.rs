@@ -58,4 +58,11 @@ fn the_document_says_how_to_sign_in_and_where_no_one_must() {
     }
     assert!(statuses("/api/public/reports/{code}", "get").contains(&"429".to_string()));
     assert!(!statuses("/api/public/reports/{code}", "get").contains(&"401".to_string()));
+    // Names the API takes are listed, from the domain's own lists.
+    let channels = &document["components"]["schemas"]["NewCaseRequest"]["properties"]["channel"]["enum"];
+    assert_eq!(channels.as_array().unwrap().len(), shiyu_domain::Channel::ALL.len(), "{channels}");
+    assert!(document["components"]["schemas"]["NewUserRequest"]["properties"]["role"]["enum"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("grid_worker")));
 }

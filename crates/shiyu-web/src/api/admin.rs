@@ -99,7 +99,7 @@ pub async fn list_users(
 pub struct NewUserRequest {
     pub username: String,
     pub display_name: String,
-    /// citizen, hotline_agent, grid_worker, operator, department_handler, mediator, leader or admin
+    #[schema(schema_with = crate::views::role_names)]
     pub role: String,
     /// Jurisdiction code, for every role but citizens and department handlers.
     pub jurisdiction: Option<String>,

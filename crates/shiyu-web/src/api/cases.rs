@@ -49,8 +49,8 @@ pub async fn visible_case(state: &AppState, actor: &Actor, id: CaseId) -> WebRes
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// Only cases in this state (received, registered, dispatched, handling, handled, verified, closed,
-    /// rejected, merged, voided).
+    /// Only cases in this state.
+    #[param(schema_with = crate::views::status_names)]
     pub status: Option<String>,
     /// The `next` cursor of the previous page.
     pub before: Option<i64>,
@@ -157,7 +157,7 @@ pub async fn personal_data(
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCaseRequest {
-    /// hotline, app, mini_program, grid_patrol, sensor or other
+    #[schema(schema_with = crate::views::channel_names)]
     pub channel: String,
     pub description: String,
     pub address: Option<String>,
@@ -167,7 +167,7 @@ pub struct NewCaseRequest {
     pub jurisdiction: Option<String>,
     /// The matter, if already known (catalog code).
     pub matter: Option<String>,
-    /// urgent, high, normal or low
+    #[schema(schema_with = crate::views::priority_names)]
     pub priority: Option<String>,
     pub reporter_phone: Option<String>,
     pub reporter_id_number: Option<String>,
