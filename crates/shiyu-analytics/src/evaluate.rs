@@ -21,10 +21,10 @@ pub enum Unit {
 }
 
 impl Unit {
+    pub const ALL: [Unit; 5] = [Unit::Department, Unit::County, Unit::Township, Unit::Community, Unit::Grid];
+
     pub fn parse(text: &str) -> Option<Unit> {
-        [Unit::Department, Unit::County, Unit::Township, Unit::Community, Unit::Grid]
-            .into_iter()
-            .find(|u| u.as_str() == text)
+        Unit::ALL.into_iter().find(|u| u.as_str() == text)
     }
 
     pub fn as_str(self) -> &'static str {

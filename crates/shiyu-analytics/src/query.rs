@@ -65,8 +65,10 @@ pub enum Bucket {
 }
 
 impl Bucket {
+    pub const ALL: [Bucket; 4] = [Bucket::Hour, Bucket::Day, Bucket::Week, Bucket::Month];
+
     pub fn parse(text: &str) -> Option<Bucket> {
-        [Bucket::Hour, Bucket::Day, Bucket::Week, Bucket::Month].into_iter().find(|b| b.as_str() == text)
+        Bucket::ALL.into_iter().find(|b| b.as_str() == text)
     }
 
     pub fn as_str(self) -> &'static str {

@@ -16,7 +16,7 @@ pub fn name_of<T: Serialize>(value: &T) -> String {
 }
 
 /// The OpenAPI schema of a text field that takes the names of `values` (a domain enum's variants).
-fn names_schema<T: Serialize>(values: &[T], description: &str) -> utoipa::openapi::schema::Object {
+pub fn names_schema<T: Serialize>(values: &[T], description: &str) -> utoipa::openapi::schema::Object {
     use utoipa::openapi::schema::{ObjectBuilder, Type};
     ObjectBuilder::new()
         .schema_type(Type::String)

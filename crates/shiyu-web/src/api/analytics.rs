@@ -208,13 +208,26 @@ fn group_view(state: &AppState, by: &[Dim], group: &Group) -> GroupView {
     }
 }
 
+fn dim_names() -> utoipa::openapi::schema::Object {
+    crate::views::names_schema(&Dim::ALL, "What the cases are grouped by.")
+}
+
+fn bucket_names() -> utoipa::openapi::schema::Object {
+    crate::views::names_schema(&shiyu_analytics::Bucket::ALL, "A span of time.")
+}
+
+fn unit_names() -> utoipa::openapi::schema::Object {
+    crate::views::names_schema(&shiyu_analytics::evaluate::Unit::ALL, "Who is evaluated.")
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct GroupParams {
     /// Up to two of category, matter, county, township, community, grid, department, channel, status,
     /// comma-separated; none for one total.
     pub by: Option<String>,
-    /// hour, day, week or month (Beijing time; weeks start on Monday).
+    /// Beijing time; weeks start on Monday.
+    #[param(schema_with = bucket_names)]
     pub bucket: Option<String>,
 }
 
@@ -264,7 +277,7 @@ pub async fn groups(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct TopParams {
-    /// grid, community, township, county, matter, category or department
+    #[param(schema_with = dim_names)]
     pub dim: String,
     /// How many (1–100, default 10).
     pub n: Option<usize>,
@@ -392,7 +405,7 @@ pub fn indicators_view(state: &AppState, unit: Unit, i: &Indicators) -> Indicato
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EvaluationParams {
-    /// department, county, township, community or grid
+    #[param(schema_with = unit_names)]
     pub unit: String,
 }
 
