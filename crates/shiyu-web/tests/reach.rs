@@ -273,6 +273,15 @@ async fn every_refusal_has_the_error_body_and_changes_nothing(app: TestApp) {
     assert_eq!(first.json()["case"]["id"], again.json()["case"]["id"]);
     assert_ne!(first.json()["case"]["id"], other.json()["case"]["id"], "the second report is not dropped");
 
+    // An unknown field is refused inside an action as well as beside it, whatever the action.
+    for action in
+        [json!({"type": "close", "force": true}), json!({"type": "merge", "into": 1, "force": true})]
+    {
+        let (status, body) =
+            act(&mut operator, first.json()["case"]["id"].as_i64().unwrap(), json!({"action": action})).await;
+        assert_eq!((status, code(&body)), (422, "INVALID_FIELDS"), "{action}: {body}");
+    }
+
     // A supervision's due date is bounded like an extension.
     let id = first.json()["case"]["id"].as_i64().unwrap();
     let far = json!({"action": {"type": "supervise", "due": 9_223_372_036_854_775_807_i64}, "note": "督办"});

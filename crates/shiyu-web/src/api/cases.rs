@@ -475,7 +475,7 @@ pub enum ActionBody {
     /// 立案
     Register { matter: String, priority: Option<String> },
     /// 不予立案 (note required)
-    Reject,
+    Reject {},
     /// 派遣 to a lead department and any assisting ones (联办)
     Dispatch {
         /// Leave out (with `assisting`) to dispatch by the matter catalog, as `GET /api/cases/{id}/route`
@@ -486,19 +486,19 @@ pub enum ActionBody {
         basis: Option<String>,
     },
     /// 签收 (部门报到)
-    Accept,
+    Accept {},
     /// 处置反馈 (note required)
-    ReportBack,
+    ReportBack {},
     /// 核查; a failure (note required) sends the work back
     Verify { passed: bool },
     /// 结案
-    Close,
+    Close {},
     /// 评价 (回访 by the hotline, or the reporter through the public endpoint)
     Rate { score: u8, comment: Option<String> },
     /// 就地解决 by a grid worker (note required)
     ResolveOnSpot { matter: String },
     /// 退回 (note required)
-    Return,
+    Return {},
     /// 延期申请 (note required)
     RequestExtension { minutes: u32 },
     /// 延期审批 (note required to deny)
@@ -506,19 +506,19 @@ pub enum ActionBody {
     /// 督办 with its own deadline (ms since epoch; note required)
     Supervise { due: i64 },
     /// 上报 to the level above (note required)
-    Escalate,
+    Escalate {},
     /// 合并 into another case
     Merge { into: i64 },
     /// 挂起 (note required)
-    Suspend,
+    Suspend {},
     /// 恢复
-    Resume,
+    Resume {},
     /// 作废 (note required)
-    Void,
+    Void {},
     /// 重新打开 (note required)
-    Reopen,
+    Reopen {},
     /// 领导批示 (note required)
-    Instruct,
+    Instruct {},
 }
 
 fn domain_action(body: ActionBody, reference: &Reference, case: &CaseState) -> WebResult<Action> {
@@ -545,7 +545,7 @@ fn domain_action(body: ActionBody, reference: &Reference, case: &CaseState) -> W
         ActionBody::Register { matter: code, priority } => {
             Action::Register { matter: matter(&code)?, priority: parse_priority(priority.as_deref())? }
         }
-        ActionBody::Reject => Action::Reject,
+        ActionBody::Reject {} => Action::Reject,
         ActionBody::Dispatch { lead: Some(lead), assisting, basis } => Action::Dispatch {
             lead: department(lead)?,
             assisting: assisting.into_iter().map(department).collect::<WebResult<_>>()?,
@@ -560,23 +560,23 @@ fn domain_action(body: ActionBody, reference: &Reference, case: &CaseState) -> W
             };
             Action::Dispatch { lead, assisting: route.assisting, basis: Some(basis) }
         }
-        ActionBody::Accept => Action::Accept,
-        ActionBody::ReportBack => Action::ReportBack,
+        ActionBody::Accept {} => Action::Accept,
+        ActionBody::ReportBack {} => Action::ReportBack,
         ActionBody::Verify { passed } => Action::Verify { passed },
-        ActionBody::Close => Action::Close,
+        ActionBody::Close {} => Action::Close,
         ActionBody::Rate { score, comment } => Action::Rate { score, comment },
         ActionBody::ResolveOnSpot { matter: code } => Action::ResolveOnSpot { matter: matter(&code)? },
-        ActionBody::Return => Action::Return,
+        ActionBody::Return {} => Action::Return,
         ActionBody::RequestExtension { minutes } => Action::RequestExtension { minutes },
         ActionBody::DecideExtension { approve } => Action::DecideExtension { approve },
         ActionBody::Supervise { due } => Action::Supervise { due: Timestamp(due) },
-        ActionBody::Escalate => Action::Escalate,
+        ActionBody::Escalate {} => Action::Escalate,
         ActionBody::Merge { into } => Action::Merge { into: CaseId(into) },
-        ActionBody::Suspend => Action::Suspend,
-        ActionBody::Resume => Action::Resume,
-        ActionBody::Void => Action::Void,
-        ActionBody::Reopen => Action::Reopen,
-        ActionBody::Instruct => Action::Instruct,
+        ActionBody::Suspend {} => Action::Suspend,
+        ActionBody::Resume {} => Action::Resume,
+        ActionBody::Void {} => Action::Void,
+        ActionBody::Reopen {} => Action::Reopen,
+        ActionBody::Instruct {} => Action::Instruct,
     })
 }
 
