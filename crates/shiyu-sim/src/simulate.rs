@@ -79,7 +79,7 @@ pub async fn simulate(
     options: SimulateOptions,
     progress: impl FnMut(Tally),
 ) -> Result<(Tally, Truth), SimulateError> {
-    let stored = u64::try_from(options.first_id - 1).unwrap_or(0);
+    let stored = store.count_cases().await?;
     if !defers_indexes(options.cases, stored) {
         return load(store, world, privacy, options, progress).await;
     }

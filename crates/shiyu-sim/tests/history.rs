@@ -242,10 +242,41 @@ async fn bulk_loaded_histories_read_back_exactly_and_a_second_load_must_follow_t
 
     // A load that does not follow the last case changes nothing.
     let stale = SimulateOptions { cases: 100, first_id: 5, ..options };
-    let error =
-        shiyu_sim::simulate::simulate(store.clone(), world, Arc::new(TestPrivacy::default()), stale, |_| {})
-            .await
-            .unwrap_err();
-    assert!(error.to_string().contains("next case is 12001"), "{error}");
+    let error = shiyu_sim::simulate::simulate(
+        store.clone(),
+        world.clone(),
+        Arc::new(TestPrivacy::default()),
+        stale,
+        |_| {},
+    )
+    .await
+    .unwrap_err();
+    assert!(error.to_string().contains("bulk load of cases 5–104: 100 of these ids are taken"), "{error}");
     assert_eq!(store.count_cases().await.unwrap(), 12_000);
+
+    // Reports taken in while a load runs get ids after the reserved ones, and the load goes on.
+    let first = store.reserve_case_ids(3_000, until()).await.unwrap();
+    assert_eq!(first.0, 12_001);
+    let service = shiyu_store::CaseService::new(store.clone(), Arc::new(shiyu_domain::Rules::default()));
+    let live = {
+        let place = store.load_case(shiyu_domain::CaseId(1)).await.unwrap().unwrap();
+        let command = shiyu_domain::Command::new(shiyu_domain::Action::Receive(shiyu_domain::NewCase {
+            channel: shiyu_domain::Channel::Hotline,
+            description: "加载期间的新来电".into(),
+            address: None,
+            location: None,
+            path: place.path.clone(),
+            owner: place.owner,
+            reporter: shiyu_domain::Reporter::default(),
+            matter: None,
+            priority: None,
+        }));
+        service.receive(None, &command, &shiyu_domain::Actor::System, until()).await.unwrap().id
+    };
+    assert_eq!(live.0, 15_001, "after the reserved ids");
+    let later = SimulateOptions { cases: 3_000, first_id: first.0, seed: 6, ..options };
+    // Tracking codes must not repeat the first load's.
+    let privacy = Arc::new(TestPrivacy(AtomicU64::new(1_000_000)));
+    shiyu_sim::simulate::simulate(store.clone(), world, privacy, later, |_| {}).await.unwrap();
+    assert_eq!(store.count_cases().await.unwrap(), 15_001);
 }

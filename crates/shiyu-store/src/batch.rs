@@ -176,6 +176,11 @@ pub(crate) enum Write {
         cases: BulkCases,
         audit: AuditEntry,
     },
+    /// Sets ids aside for bulk loads (`Store::reserve_case_ids`).
+    Reserve {
+        count: u64,
+        now: i64,
+    },
     /// What a follower of the log made of the events up to `seq`, written with its new position.
     Follow {
         follower: String,
@@ -199,6 +204,8 @@ pub(crate) enum Written {
     Appended,
     Audited,
     Loaded,
+    /// The first of the reserved ids.
+    Reserved(i64),
     Followed,
     Attempted,
     /// Filled in by the backend once the claim has run in the batch's transaction.
@@ -210,8 +217,11 @@ pub(crate) enum Written {
 pub(crate) struct Lookup {
     pub keys: HashMap<String, i64>,
     pub versions: HashMap<i64, i64>,
+    /// The last id given out: the largest case id, or the end of the last reservation if that is larger.
     pub max_id: i64,
     pub max_seq: i64,
+    /// For each bulk chunk's first id, how many cases already hold one of its ids.
+    pub taken: HashMap<i64, i64>,
 }
 
 /// The rows one batch writes, and the answer for each write.
@@ -232,6 +242,8 @@ pub(crate) struct Plan<'a> {
     pub attempts: Vec<&'a crate::DeliveryAttempt>,
     /// (answer index, now, lease until, limit): run after everything else the batch writes.
     pub claims: Vec<(usize, i64, i64, u32)>,
+    /// The new end of the reserved ids, and when it was set.
+    pub reserved_until: Option<(i64, i64)>,
     pub answers: Vec<StoreResult<Written>>,
 }
 
@@ -276,22 +288,36 @@ impl<'a> Plan<'a> {
                     plan.claims.push((plan.answers.len(), *now, *lease_until, *limit));
                     Ok(Written::Claimed(Vec::new()))
                 }
-                Write::Bulk { cases, audit } => match cases.rows.first() {
-                    Some((first, _, _)) if *first != lookup.max_id + 1 => Err(StoreError::Conflict(format!(
-                        "bulk load starts at case {first} but the next case is {}: someone else wrote cases meanwhile",
-                        lookup.max_id + 1
-                    ))),
-                    _ => {
+                Write::Bulk { cases, audit } => {
+                    let (Some((first, _, _)), Some((last, _, _))) = (cases.rows.first(), cases.rows.last())
+                    else {
+                        plan.answers.push(Ok(Written::Loaded));
+                        continue;
+                    };
+                    let taken = lookup.taken.get(first).copied().unwrap_or(0)
+                        + plan.cases.range(*first..=*last).count() as i64;
+                    if taken > 0 {
+                        Err(StoreError::Conflict(format!(
+                            "bulk load of cases {first}–{last}: {taken} of these ids are taken already (reserve \
+                             the ids first with reserve_case_ids)"
+                        )))
+                    } else {
                         for (id, case, events) in &cases.rows {
-                            lookup.max_id = *id;
                             plan.push_events(&mut lookup.max_seq, *id, 0, events);
                             lookup.versions.insert(*id, case.version);
                             plan.cases.insert(*id, case);
                         }
+                        lookup.max_id = lookup.max_id.max(*last);
                         plan.audit.push((None, audit));
                         Ok(Written::Loaded)
                     }
-                },
+                }
+                Write::Reserve { count, now } => {
+                    let first = lookup.max_id + 1;
+                    lookup.max_id += *count as i64;
+                    plan.reserved_until = Some((lookup.max_id, *now));
+                    Ok(Written::Reserved(first))
+                }
                 Write::Append { id, expected, case, events } => match lookup.versions.get(id) {
                     None => Err(StoreError::NotFound(format!("case {id}"))),
                     Some(actual) if *actual != *expected as i64 => Err(StoreError::Conflict(format!(

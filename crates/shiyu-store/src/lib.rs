@@ -137,9 +137,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> StoreResult<()>;
 
     /// Writes whole histories of new cases (the simulator's path): in one transaction, with sequence numbers
-    /// like any append, audited by `audit` once instead of once per event. `Conflict`, writing nothing, unless
-    /// the first case follows the last one stored.
+    /// like any append, audited by `audit` once instead of once per event. `Conflict`, writing nothing, when a
+    /// case of the chunk's ids exists already. Ids come from [`Store::reserve_case_ids`], so that reports
+    /// taken in while a long load runs get ids after the reserved ones instead of colliding with them.
     async fn bulk_load(&self, cases: BulkCases, audit: AuditEntry) -> StoreResult<()>;
+
+    /// Sets `count` case ids aside for a bulk load and returns the first; every case created afterwards gets
+    /// an id after them. Ids never used stay a gap.
+    async fn reserve_case_ids(&self, count: u64, now: Timestamp) -> StoreResult<CaseId>;
 
     /// Before a large bulk load: drops the case tables' secondary indexes, so that the load appends rows
     /// instead of changing ten b-trees at scattered places for every case (which slows a load down as the

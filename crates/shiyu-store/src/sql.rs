@@ -88,13 +88,27 @@ macro_rules! shared_sql {
                     lookup.versions.insert(id, version);
                 }
             }
-            let (max_id, max_seq): (i64, i64) = sqlx::query_as(
-                "SELECT COALESCE((SELECT MAX(id) FROM cases), 0), COALESCE((SELECT MAX(seq) FROM events), 0)",
+            let (max_id, max_seq, reserved): (i64, i64, i64) = sqlx::query_as(
+                "SELECT COALESCE((SELECT MAX(id) FROM cases), 0), COALESCE((SELECT MAX(seq) FROM events), 0), \
+                 COALESCE((SELECT CAST(body AS BIGINT) FROM settings WHERE name = 'reserved_case_ids'), 0)",
             )
             .fetch_one(&mut *conn)
             .await?;
-            lookup.max_id = max_id;
+            lookup.max_id = max_id.max(reserved);
             lookup.max_seq = max_seq;
+            for write in writes {
+                if let Write::Bulk { cases, .. } = write {
+                    if let (Some((first, _, _)), Some((last, _, _))) = (cases.rows.first(), cases.rows.last()) {
+                        let (taken,): (i64,) =
+                            sqlx::query_as("SELECT COUNT(*) FROM cases WHERE id BETWEEN $1 AND $2")
+                                .bind(*first)
+                                .bind(*last)
+                                .fetch_one(&mut *conn)
+                                .await?;
+                        lookup.taken.insert(*first, taken);
+                    }
+                }
+            }
             Ok(lookup)
         }
 
@@ -187,6 +201,16 @@ macro_rules! shared_sql {
                 });
                 query.push(" ON CONFLICT (webhook_id, seq) DO NOTHING");
                 query.build().persistent(keep_prepared(chunk.len())).execute(&mut *conn).await?;
+            }
+            if let Some((until, now)) = plan.reserved_until {
+                sqlx::query(
+                    "INSERT INTO settings (name, body, updated_at) VALUES ('reserved_case_ids', $1, $2) \
+                     ON CONFLICT (name) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+                )
+                .bind(until.to_string())
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
             }
             for (follower, seq) in &plan.followers {
                 sqlx::query(
@@ -1293,6 +1317,16 @@ macro_rules! store_impl {
                 Ok(())
             }
 
+            async fn reserve_case_ids(
+                &self,
+                count: u64,
+                now: shiyu_domain::Timestamp,
+            ) -> StoreResult<CaseId> {
+                match self.writer.submit(Write::Reserve { count, now: now.0 }).await? {
+                    Written::Reserved(first) => Ok(CaseId(first)),
+                    _ => Err(StoreError::Other("unexpected answer to a reservation".into())),
+                }
+            }
             async fn bulk_load(&self, cases: crate::BulkCases, audit: crate::AuditEntry) -> StoreResult<()> {
                 if cases.is_empty() {
                     return Ok(());

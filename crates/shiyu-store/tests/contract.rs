@@ -27,6 +27,7 @@ fn all_stories() -> Vec<Story> {
     stories![
         reference_data_round_trips,
         a_report_is_stored_with_its_history,
+        reserved_ids_are_skipped_by_new_reports,
         the_same_idempotency_key_never_makes_a_second_case,
         concurrent_retries_with_one_key_make_one_case,
         two_operators_acting_at_once_cannot_both_win,
@@ -72,6 +73,20 @@ async fn reference_data_round_trips(store: Arc<dyn Store>) {
     renamed[1].name = "崇川区（新）".into();
     store.put_jurisdictions(&renamed).await.unwrap();
     assert_eq!(store.jurisdictions().await.unwrap(), renamed);
+}
+
+async fn reserved_ids_are_skipped_by_new_reports(store: Arc<dyn Store>) {
+    let world = installed(&store).await;
+    let service = service(store.clone());
+    let report = |text: &str| world.report(text);
+    let first = service.receive(None, &report("第一件"), &actor("citizen"), NOW).await.unwrap();
+    assert_eq!(first.id, CaseId(1));
+    let reserved = store.reserve_case_ids(10, NOW).await.unwrap();
+    assert_eq!(reserved, CaseId(2));
+    let after = service.receive(None, &report("预留之后"), &actor("citizen"), NOW).await.unwrap();
+    assert_eq!(after.id, CaseId(12), "ids 2–11 are the load's");
+    assert_eq!(store.reserve_case_ids(5, NOW).await.unwrap(), CaseId(13), "a second reservation follows");
+    assert_eq!(store.count_cases().await.unwrap(), 2);
 }
 
 async fn a_report_is_stored_with_its_history(store: Arc<dyn Store>) {

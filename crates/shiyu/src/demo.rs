@@ -172,7 +172,7 @@ async fn build(
         days: options.days.max(1),
         seed: options.seed,
         until: clock::now(),
-        first_id: store.count_cases().await? as i64 + 1,
+        first_id: store.reserve_case_ids(options.cases, clock::now()).await?.0,
     };
     let history_started = std::time::Instant::now();
     let (tally, truth) =
@@ -372,9 +372,10 @@ pub async fn simulate(
         days,
         seed,
         until: clock::now(),
-        first_id: store.count_cases().await? as i64 + 1,
+        // A server on the same folder may take reports in while the load runs: they get ids after these.
+        first_id: store.reserve_case_ids(cases, clock::now()).await?.0,
     };
-    let builds_indexes = shiyu_sim::simulate::defers_indexes(cases, options.first_id as u64 - 1);
+    let builds_indexes = shiyu_sim::simulate::defers_indexes(cases, store.count_cases().await?);
     let started = std::time::Instant::now();
     let mut progress = crate::progress::ProgressLine::default();
     let (tally, truth) = shiyu_sim::simulate::simulate(store, world, privacy, options, |tally| {
