@@ -119,29 +119,54 @@ impl utoipa::Modify for SignIn {
         anyone.push(SecurityRequirement::default());
         for (path, item) in openapi.paths.paths.iter_mut() {
             let operations = [
-                item.get.as_mut(),
-                item.post.as_mut(),
-                item.put.as_mut(),
-                item.delete.as_mut(),
-                item.patch.as_mut(),
+                ("get", item.get.as_mut()),
+                ("post", item.post.as_mut()),
+                ("put", item.put.as_mut()),
+                ("delete", item.delete.as_mut()),
+                ("patch", item.patch.as_mut()),
             ];
-            for operation in operations.into_iter().flatten() {
+            for (method, operation) in operations.into_iter().filter_map(|(m, o)| Some((m, o?))) {
+                // Unique ids for client generators: the handlers' names repeat across modules (`list`).
+                operation.operation_id = Some(operation_id(method, path));
+                // utoipa drops `required` from a parameter whose schema is built by hand (the enums).
+                for parameter in operation.parameters.iter_mut().flatten() {
+                    if REQUIRED_ENUM_PARAMETERS.contains(&(path.as_str(), parameter.name.as_str())) {
+                        parameter.required = utoipa::openapi::Required::True;
+                    }
+                }
                 let public = path == "/api/session"
                     || operation.tags.as_ref().is_some_and(|tags| tags.iter().any(|t| t == "citizens"));
                 operation.security = Some(if public { anyone.clone() } else { signed_in.clone() });
-                // The refusals any operation may meet before its handler decides anything.
-                let mut common = vec![("400", "a value in the path or query does not parse")];
+                // The refusals any operation may meet before its handler decides anything. A credential that
+                // no longer holds is refused wherever it is sent, also on the citizens' operations.
+                let mut common = vec![
+                    ("400", "a value in the path or query does not parse"),
+                    ("401", "not signed in, or the session or token sent is no longer valid"),
+                ];
                 if public {
                     common.push((
                         "429",
                         "too many requests from this address; Retry-After says when to try again",
                     ));
-                } else {
-                    common.push(("401", "not signed in, or the session or token is no longer valid"));
                 }
-                if operation.request_body.is_some() {
+                if method != "get" {
+                    common.push((
+                        "403",
+                        "a session write without its X-CSRF-Token, or a token without the write scope",
+                    ));
+                }
+                if operation.request_body.is_some()
+                    || operation.parameters.as_ref().is_some_and(|p| !p.is_empty())
+                {
+                    common.push(("422", "a value is not one the operation takes"));
+                }
+                if let Some(body) = operation.request_body.as_mut() {
                     common.push(("413", "the body is larger than allowed"));
                     common.push(("415", "the body is not of the type the operation takes"));
+                    // Files are bytes, not the array of numbers `Vec<u8>` would describe.
+                    if let Some(content) = body.content.get_mut("application/octet-stream") {
+                        content.schema = Some(binary().into());
+                    }
                 }
                 for (status, why) in common {
                     operation
@@ -153,6 +178,23 @@ impl utoipa::Modify for SignIn {
             }
         }
     }
+}
+
+/// Query parameters that list their names and must be given: (path, parameter).
+const REQUIRED_ENUM_PARAMETERS: &[(&str, &str)] =
+    &[("/api/analytics/top", "dim"), ("/api/evaluation", "unit")];
+
+/// `get /api/cases/{id}/actions` → `get_api_cases_id_actions`.
+fn operation_id(method: &str, path: &str) -> String {
+    let words: Vec<&str> = path.split(['/', '{', '}', '-', '.']).filter(|w| !w.is_empty()).collect();
+    format!("{method}_{}", words.join("_"))
+}
+
+fn binary() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Binary)))
+        .build()
 }
 
 /// A response with the error body.

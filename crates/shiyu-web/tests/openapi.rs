@@ -57,7 +57,25 @@ fn the_document_says_how_to_sign_in_and_where_no_one_must() {
         assert!(statuses("/api/cases", "post").contains(&status.to_string()), "{status}");
     }
     assert!(statuses("/api/public/reports/{code}", "get").contains(&"429".to_string()));
-    assert!(!statuses("/api/public/reports/{code}", "get").contains(&"401".to_string()));
+    assert!(
+        statuses("/api/public/reports", "post").contains(&"403".to_string()),
+        "a write without its CSRF token"
+    );
+    // Operation ids are unique; required enum parameters stay required.
+    let ids: Vec<&str> = document["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values().filter_map(|op| op["operationId"].as_str()))
+        .collect();
+    assert_eq!(ids.len(), ids.iter().collect::<std::collections::HashSet<_>>().len(), "{ids:?}");
+    let dim = document["paths"]["/api/analytics/top"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "dim")
+        .unwrap();
+    assert_eq!(dim["required"], true);
     // Names the API takes are listed, from the domain's own lists.
     let channels = &document["components"]["schemas"]["NewCaseRequest"]["properties"]["channel"]["enum"];
     assert_eq!(channels.as_array().unwrap().len(), shiyu_domain::Channel::ALL.len(), "{channels}");

@@ -212,6 +212,13 @@ pub async fn reset_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
+fn scope_names() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(crate::views::names_schema(&["read", "write"], "What the token may do."))
+        .min_items(Some(1))
+        .build()
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTokenRequest {
@@ -220,6 +227,7 @@ pub struct NewTokenRequest {
     /// The user the client acts as; its role and jurisdiction bound what the client may do.
     pub username: String,
     /// `read`, `write` or both.
+    #[schema(schema_with = scope_names)]
     pub scopes: Vec<String>,
 }
 

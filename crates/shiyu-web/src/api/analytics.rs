@@ -277,7 +277,7 @@ pub async fn groups(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct TopParams {
-    #[param(schema_with = dim_names)]
+    #[param(schema_with = dim_names, required = true)]
     pub dim: String,
     /// How many (1–100, default 10).
     pub n: Option<usize>,
@@ -405,7 +405,7 @@ pub fn indicators_view(state: &AppState, unit: Unit, i: &Indicators) -> Indicato
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EvaluationParams {
-    #[param(schema_with = unit_names)]
+    #[param(schema_with = unit_names, required = true)]
     pub unit: String,
 }
 
@@ -442,8 +442,8 @@ pub async fn evaluation(
 }
 
 /// The composite score's weights for a year (defaults until an admin sets them).
-#[utoipa::path(get, path = "/api/evaluation/weights/{year}", tag = "analytics", params(("year" = i32, Path)),
-    responses((status = 200, body = Object), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/evaluation/weights/{year}", tag = "analytics", params(("year" = i32, Path, minimum = 2000, maximum = 2100)),
+    responses((status = 200, body = Object), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn weights(
     State(state): State<AppState>,
     caller: Caller,
@@ -454,11 +454,21 @@ pub async fn weights(
     {
         return Err(WebError::forbidden());
     }
+    check_year(year)?;
     Ok(Json(weights_for(&state, year).await?))
 }
 
+/// The years weights are kept for, read and written alike.
+fn check_year(year: i32) -> WebResult<()> {
+    if (2000..=2100).contains(&year) {
+        Ok(())
+    } else {
+        Err(bad("the year must be from 2000 to 2100"))
+    }
+}
+
 /// Sets a year's weights (admins): each finite and not negative, at least one above zero.
-#[utoipa::path(put, path = "/api/evaluation/weights/{year}", tag = "analytics", params(("year" = i32, Path)), request_body = Object,
+#[utoipa::path(put, path = "/api/evaluation/weights/{year}", tag = "analytics", params(("year" = i32, Path, minimum = 2000, maximum = 2100)), request_body = Object,
     responses((status = 200, body = Object), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn set_weights(
     State(state): State<AppState>,
@@ -467,9 +477,7 @@ pub async fn set_weights(
     JsonBody(weights): JsonBody<Weights>,
 ) -> WebResult<Json<Weights>> {
     require(&caller, Capability::ManageEvaluation)?;
-    if !(2000..=2100).contains(&year) {
-        return Err(bad("the year must be from 2000 to 2100"));
-    }
+    check_year(year)?;
     weights.check().map_err(bad)?;
     let now = state.now();
     let body = serde_json::to_string(&weights).map_err(shiyu_store::StoreError::from)?;

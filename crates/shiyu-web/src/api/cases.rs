@@ -473,7 +473,11 @@ pub struct ActionRequest {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ActionBody {
     /// 立案
-    Register { matter: String, priority: Option<String> },
+    Register {
+        matter: String,
+        #[schema(schema_with = crate::views::priority_names)]
+        priority: Option<String>,
+    },
     /// 不予立案 (note required)
     Reject {},
     /// 派遣 to a lead department and any assisting ones (联办)
@@ -494,7 +498,11 @@ pub enum ActionBody {
     /// 结案
     Close {},
     /// 评价 (回访 by the hotline, or the reporter through the public endpoint)
-    Rate { score: u8, comment: Option<String> },
+    Rate {
+        #[schema(minimum = 1, maximum = 5)]
+        score: u8,
+        comment: Option<String>,
+    },
     /// 就地解决 by a grid worker (note required)
     ResolveOnSpot { matter: String },
     /// 退回 (note required)

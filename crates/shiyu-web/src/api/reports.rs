@@ -108,13 +108,20 @@ pub struct ReportParams {
     pub month: String,
     /// A jurisdiction code within the caller's; default the caller's own.
     pub jurisdiction: Option<String>,
-    /// csv, xlsx, html (printable, with SVG charts) or json; default html.
+    /// html (printable, with SVG charts) unless asked otherwise.
+    #[param(schema_with = format_names)]
     pub format: Option<String>,
+}
+
+fn format_names() -> utoipa::openapi::schema::Object {
+    crate::views::names_schema(&["csv", "xlsx", "html", "json"], "The report's file format.")
 }
 
 /// The monthly report of a jurisdiction (the caller's, or one within it), in Chinese.
 #[utoipa::path(get, path = "/api/reports/monthly", tag = "analytics", params(ReportParams),
-    responses((status = 200, description = "the report in the asked format"), (status = 403, body = ErrorBody),
+    responses((status = 200, description = "the report in the asked format", content(
+                  (String = "text/html"), (String = "text/csv"), (Object = "application/json"),
+                  (String = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
               (status = 503, description = "the statistics are still being rebuilt at start-up", body = ErrorBody)))]
 pub async fn monthly(
