@@ -124,7 +124,8 @@ pub struct BulkCases {
 
 impl BulkCases {
     /// Checks each history's shape (it starts with the report, and the state's version counts its events) and
-    /// serialises it. Ids must follow each other; the store checks that the first follows its last case.
+    /// serialises it. Ids must follow each other; the store checks that none of them is taken (reserve them
+    /// with `Store::reserve_case_ids`).
     pub fn prepare(cases: &[(CaseId, CaseState, Vec<Event>)]) -> StoreResult<BulkCases> {
         let mut rows = Vec::with_capacity(cases.len());
         let mut previous: Option<i64> = None;
