@@ -121,6 +121,9 @@ pub fn plan_divisions(existing: &[Jurisdiction], csv: &str) -> Result<MapPlan, V
         }
         rows.push((number, level, code, name, parent));
     }
+    if rows.is_empty() && problems.is_empty() {
+        return Err(vec![LineProblem { line: 1, message: format!("the file {NOTHING_TO_IMPORT}") }]);
+    }
     let file_levels: HashMap<&str, Level> = rows.iter().map(|r| (r.2, r.1)).collect();
     let mut registry = Registry::new(existing);
     let mut plan = MapPlan::default();
@@ -187,10 +190,19 @@ pub fn plan_divisions(existing: &[Jurisdiction], csv: &str) -> Result<MapPlan, V
     }
 }
 
-/// The readable features, and the problems of the unreadable ones to report with everything else.
+/// The readable features, and the problems of the unreadable ones to report with everything else. A
+/// collection without features is most likely the wrong file.
 fn read_features(text: &str) -> Result<(Vec<Feature>, Vec<String>), Vec<String>> {
-    geojson::read_each(text)
+    match geojson::read_each(text)? {
+        (features, problems) if features.is_empty() && problems.is_empty() => {
+            Err(vec![format!("the collection {NOTHING_TO_IMPORT}")])
+        }
+        read => Ok(read),
+    }
 }
+
+/// Said of an empty file, a header alone or a collection without features.
+const NOTHING_TO_IMPORT: &str = "holds nothing to import (文件中没有可导入的内容)";
 
 fn geometry_problems(feature: &Feature) -> Vec<String> {
     validate::shape_problems(&feature.shape).iter().map(|p| format!("{}: {p}", feature.label())).collect()

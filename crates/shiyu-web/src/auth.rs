@@ -229,6 +229,13 @@ fn account_locked(until: Option<Timestamp>) -> WebError {
     }
 }
 
+/// The answer to the `failed`-th wrong password in a row: each comes more slowly than the last, up to two
+/// seconds.
+async fn failed_after(failed: i64) -> WebError {
+    tokio::time::sleep(std::time::Duration::from_millis(200 * failed.clamp(1, 10) as u64)).await;
+    login_failed()
+}
+
 fn login_failed() -> WebError {
     WebError::refused(
         StatusCode::UNAUTHORIZED,
@@ -250,16 +257,15 @@ pub async fn login(
     let now = state.now();
     let settings = state.settings.clone();
     let credentials = state.store.credentials(&request.username).await?;
+    let lock_until = now.plus_minutes(settings.lockout_minutes);
     let Some(credentials) = credentials.filter(|c| c.user.role != Role::Citizen || c.password_hash.is_some())
     else {
         // Answered as a real account would be — counted, slowed, locked — and with the same effort, so that
         // neither the answers nor their timing tell which usernames exist.
-        let lock_until = now.plus_minutes(settings.lockout_minutes);
         let failed = state.unknown_logins.count(&request.username, now, settings.lockout_after, lock_until);
         let failed = failed.map_err(account_locked)?;
         let _ = verify_in_background(request.password, None).await;
-        tokio::time::sleep(std::time::Duration::from_millis(200 * failed.clamp(1, 10) as u64)).await;
-        return Err(login_failed());
+        return Err(failed_after(failed).await);
     };
     let user = credentials.user.clone();
     if let Some(until) = credentials.locked_until.filter(|until| *until > now) {
@@ -267,7 +273,6 @@ pub async fn login(
     }
     // The attempt is counted before the password is checked: guesses sent in parallel each take a place in
     // the count, and those beyond the limit are refused without being checked.
-    let lock_until = now.plus_minutes(settings.lockout_minutes);
     let Some(failed) =
         state.store.count_login_attempt(user.id, now, settings.lockout_after, lock_until).await?
     else {
@@ -278,9 +283,7 @@ pub async fn login(
             .store
             .audit(vec![caller.audit(now, "login_failed", Some(format!("user:{}", user.id.0)), None)])
             .await?;
-        // Each failure answers more slowly than the last, up to two seconds.
-        tokio::time::sleep(std::time::Duration::from_millis(200 * failed.clamp(1, 10) as u64)).await;
-        return Err(login_failed());
+        return Err(failed_after(failed).await);
     }
     state.store.set_login_state(user.id, 0, None).await?;
     let token = shiyu_auth::random_token();

@@ -216,7 +216,7 @@ pub async fn uniform_errors(request: axum::extract::Request, next: axum::middlew
     }
     let (parts, body) = response.into_parts();
     let text = axum::body::to_bytes(body, 4096).await.map(|b| String::from_utf8_lossy(&b).into_owned());
-    let details: String = text.unwrap_or_default().chars().take(300).collect();
+    let details = text.unwrap_or_default();
     let error = match status {
         StatusCode::NOT_FOUND => WebError::not_found(),
         StatusCode::METHOD_NOT_ALLOWED => WebError::refused(

@@ -364,9 +364,9 @@ pub async fn simulate(
     if store.jurisdictions().await?.is_empty() {
         anyhow::bail!("the data folder has no city yet: build one with `shiyu demo --no-serve` first");
     }
-    serve::ensure_key(config, store.as_ref()).await?;
+    let sealer = serve::ensure_key(config, store.as_ref()).await?;
     let world = Arc::new(shiyu_sim::simulate::load_world(store.as_ref(), rules, seed).await?);
-    let privacy: Arc<dyn Privacy> = Arc::new(DeploymentPrivacy(serve::sealer(config)?));
+    let privacy: Arc<dyn Privacy> = Arc::new(DeploymentPrivacy(sealer));
     let options = SimulateOptions {
         cases,
         days,
@@ -375,7 +375,7 @@ pub async fn simulate(
         // A server on the same folder may take reports in while the load runs: they get ids after these.
         first_id: store.reserve_case_ids(cases, clock::now()).await?.0,
     };
-    let builds_indexes = shiyu_sim::simulate::defers_indexes(cases, store.count_cases().await?);
+    let builds_indexes = shiyu_sim::simulate::defers_indexes(cases, options.first_id as u64 - 1);
     let started = std::time::Instant::now();
     let mut progress = crate::progress::ProgressLine::default();
     let (tally, truth) = shiyu_sim::simulate::simulate(store, world, privacy, options, |tally| {

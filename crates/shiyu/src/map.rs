@@ -34,9 +34,6 @@ pub async fn import(
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     // Spreadsheet programs (and our own CSV reports) start UTF-8 files with a byte-order mark.
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    if holds_nothing(kind, text) {
-        bail!("{} holds nothing to import / 文件中没有可导入的内容", file.display());
-    }
     let existing = store.jurisdictions().await?;
     let mut progress = ProgressLine::default();
     let planned = match kind {
@@ -68,21 +65,6 @@ pub async fn import(
         plan.shapes.len()
     );
     Ok(())
-}
-
-/// An empty file, a header alone, or a collection without features: most likely the wrong file.
-fn holds_nothing(kind: ImportKind, text: &str) -> bool {
-    match kind {
-        ImportKind::Divisions => text
-            .lines()
-            .skip(1)
-            .chain(text.lines().take(1).filter(|l| !l.starts_with("level,")))
-            .all(|l| l.trim().is_empty()),
-        ImportKind::Boundaries | ImportKind::Grids => serde_json::from_str::<serde_json::Value>(text)
-            .ok()
-            .and_then(|v| v.get("features")?.as_array().map(Vec::is_empty))
-            .unwrap_or(false),
-    }
 }
 
 pub async fn export(store: &dyn Store, to: Option<&Path>) -> anyhow::Result<()> {

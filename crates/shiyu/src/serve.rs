@@ -43,7 +43,7 @@ fn key_file(config: &Config) -> std::path::PathBuf {
 /// Makes sure the sealer can be built. With SQLite and no configured keys, a key is generated into the data
 /// folder — but only while it holds no case: once reports are stored, a missing key file means their phone
 /// and ID numbers can only be read with the lost key, and a fresh one would hide that until someone needs them.
-pub async fn ensure_key(config: &Config, store: &dyn Store) -> anyhow::Result<()> {
+pub async fn ensure_key(config: &Config, store: &dyn Store) -> anyhow::Result<Sealer> {
     let file = key_file(config);
     if config.security.personal_data_keys.is_none() && config.storage.database_url.is_none() && !file.exists()
     {
@@ -59,7 +59,7 @@ pub async fn ensure_key(config: &Config, store: &dyn Store) -> anyhow::Result<()
         }
         write_private(&file, &format!("k1={}\n", Sealer::generate_key()))?;
     }
-    sealer(config).map(drop)
+    sealer(config)
 }
 
 /// Writes a file only its owner may read (keys, demo passwords).
@@ -130,10 +130,10 @@ pub async fn start_background(
 
 /// Serves the API until Ctrl-C or SIGTERM, then finishes the requests in flight.
 pub async fn serve(store: Arc<dyn Store>, rules: Rules, config: &Config, listen: &str) -> anyhow::Result<()> {
-    ensure_key(config, store.as_ref()).await?;
+    let sealer = ensure_key(config, store.as_ref()).await?;
     let service = CaseService::new(store, Arc::new(rules));
     let clock = clock::configured()?;
-    let state = AppState::new(service.clone(), sealer(config)?, clock.clone(), web_settings(config)).await?;
+    let state = AppState::new(service.clone(), sealer, clock.clone(), web_settings(config)).await?;
     let _background = start_background(&service, config, state.sealer.clone(), clock).await?;
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;

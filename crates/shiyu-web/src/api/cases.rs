@@ -424,8 +424,6 @@ pub fn idempotency_key(
     sender: &str,
     request: &impl Serialize,
 ) -> WebResult<Option<String>> {
-    let fingerprint = shiyu_auth::sha256_hex(&serde_json::to_vec(request).unwrap_or_default());
-    let namespace = format!("{sender}:{fingerprint}");
     let Some(value) = headers.get(IDEMPOTENCY_KEY) else { return Ok(None) };
     let key =
         value.to_str().ok().map(str::trim).filter(|k| !k.is_empty() && k.len() <= 128).ok_or_else(|| {
@@ -436,7 +434,9 @@ pub fn idempotency_key(
                 "Idempotency-Key must be 1 to 128 visible characters",
             )
         })?;
-    Ok(Some(format!("{namespace}:{key}")))
+    // Only requests that carry a key pay for the fingerprint.
+    let fingerprint = shiyu_auth::sha256_hex(&serde_json::to_vec(request).unwrap_or_default());
+    Ok(Some(format!("{sender}:{fingerprint}:{key}")))
 }
 
 fn unknown_matter(code: &str) -> WebError {
