@@ -6,7 +6,7 @@ use base64::Engine as _;
 use hmac::digest::{Key, KeyInit};
 use hmac::{Hmac, Mac};
 use rand::rngs::OsRng;
-use rand::{Rng, RngCore, SeedableRng};
+use rand::{Rng, RngCore};
 use sha2::{Digest, Sha256};
 
 /// Tracking-code alphabet: digits and capitals without 0/O, 1/I/L, which people misread when they copy a
@@ -40,8 +40,9 @@ pub fn token_hash(token: &str) -> String {
 /// instead of one random page per report; it tells a finder of the code only roughly when it was issued,
 /// and 49.5 random bits behind a rate-limited endpoint leave nothing to guess.
 pub fn tracking_code(day: i64) -> String {
-    // One draw from the OS for the whole code: a system call per symbol was a measurable share of intake.
-    let mut rng = rand::rngs::StdRng::from_seed(os_random::<32>());
+    // rand's thread generator: a ChaCha12 stream seeded and reseeded from the OS, as unpredictable as the OS's
+    // own bytes without a system call and a new cipher key per code (both showed up in bulk loads).
+    let mut rng = rand::thread_rng();
     let base = TRACKING_ALPHABET.len() as i64;
     let day = day.rem_euclid(base * base);
     let mut symbols = vec![(day / base) as usize, (day % base) as usize];

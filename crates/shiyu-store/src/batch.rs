@@ -64,9 +64,13 @@ impl CaseRow {
 
 #[derive(Debug)]
 pub(crate) struct EventRow {
+    /// The kind and time of the row's last event.
     pub kind: &'static str,
     pub at: i64,
+    /// One event, or (`span` > 1) a bulk-loaded history: its events' stored forms back to back
+    /// (`codec::split_values`). The row's `seq` and `version` are those of its last event.
     pub payload: Vec<u8>,
+    pub span: i64,
     /// None for bulk-loaded history, which is audited once for the whole load.
     pub audit: Option<AuditEntry>,
 }
@@ -94,24 +98,28 @@ impl EventRow {
                     kind: e.change.kind(),
                     at: e.at.0,
                     payload: crate::codec::encode(e)?,
+                    span: 1,
                     audit: Some(audit),
                 })
             })
             .collect()
     }
 
-    fn unaudited(events: &[Event]) -> StoreResult<Vec<EventRow>> {
-        events
-            .iter()
-            .map(|e| {
-                Ok(EventRow {
-                    kind: e.change.kind(),
-                    at: e.at.0,
-                    payload: crate::codec::encode(e)?,
-                    audit: None,
-                })
-            })
-            .collect()
+    /// A whole history as one row: a bulk load then writes two rows a case (its state and its history)
+    /// instead of one for every event.
+    fn history(events: &[Event]) -> StoreResult<EventRow> {
+        let last = events.last().ok_or_else(|| StoreError::Conflict("a history has no events".into()))?;
+        let mut payload = Vec::with_capacity(160 * events.len());
+        for event in events {
+            crate::codec::encode_into(event, &mut payload)?;
+        }
+        Ok(EventRow {
+            kind: last.change.kind(),
+            at: last.at.0,
+            payload,
+            span: events.len() as i64,
+            audit: None,
+        })
     }
 }
 
@@ -119,7 +127,7 @@ impl EventRow {
 /// the caller's thread rather than in the writer.
 #[derive(Debug, Default)]
 pub struct BulkCases {
-    pub(crate) rows: Vec<(i64, CaseRow, Vec<EventRow>)>,
+    pub(crate) rows: Vec<(i64, CaseRow, EventRow)>,
 }
 
 impl BulkCases {
@@ -141,7 +149,7 @@ impl BulkCases {
                 return refuse("a history starts with the report");
             }
             previous = Some(id.0);
-            rows.push((id.0, CaseRow::of(state)?, EventRow::unaudited(events)?));
+            rows.push((id.0, CaseRow::of(state)?, EventRow::history(events)?));
         }
         Ok(BulkCases { rows })
     }
@@ -303,8 +311,8 @@ impl<'a> Plan<'a> {
                              the ids first with reserve_case_ids)"
                         )))
                     } else {
-                        for (id, case, events) in &cases.rows {
-                            plan.push_events(&mut lookup.max_seq, *id, 0, events);
+                        for (id, case, history) in &cases.rows {
+                            plan.push_events(&mut lookup.max_seq, *id, 0, std::slice::from_ref(history));
                             lookup.versions.insert(*id, case.version);
                             plan.cases.insert(*id, case);
                         }
@@ -338,9 +346,11 @@ impl<'a> Plan<'a> {
     }
 
     fn push_events(&mut self, max_seq: &mut i64, case_id: i64, from_version: i64, events: &'a [EventRow]) {
-        for (offset, row) in events.iter().enumerate() {
-            *max_seq += 1;
-            self.events.push((*max_seq, case_id, from_version + offset as i64 + 1, row));
+        let mut version = from_version;
+        for row in events {
+            *max_seq += row.span;
+            version += row.span;
+            self.events.push((*max_seq, case_id, version, row));
             if let Some(audit) = &row.audit {
                 self.audit.push((Some(case_id), audit));
             }

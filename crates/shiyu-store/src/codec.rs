@@ -27,6 +27,7 @@ use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 use serde::ser::{self, Serialize};
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 /// The first byte of a value in this form (a JSON document never starts with it, and neither does UTF-8 text).
@@ -235,10 +236,18 @@ type Result<T> = std::result::Result<T, CodecError>;
 
 /// Writes `value` in this form.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
-    let mut encoder = Encoder { out: Vec::with_capacity(256) };
+    let mut out = Vec::with_capacity(256);
+    encode_into(value, &mut out)?;
+    Ok(out)
+}
+
+/// Writes `value` in this form at the end of `out`.
+pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<()> {
+    let mut encoder = Encoder { out: std::mem::take(out) };
     encoder.out.push(FORMAT_1);
-    value.serialize(&mut encoder)?;
-    Ok(encoder.out)
+    let written = value.serialize(&mut encoder);
+    *out = encoder.out;
+    written
 }
 
 /// Reads a stored value: this form, or JSON for rows written before it.
@@ -261,6 +270,54 @@ pub fn decode<'de, T: de::Deserialize<'de>>(bytes: &'de [u8]) -> Result<T> {
 fn word_codes() -> &'static HashMap<&'static str, usize, Fnv> {
     static CODES: OnceLock<HashMap<&'static str, usize, Fnv>> = OnceLock::new();
     CODES.get_or_init(|| WORDS.iter().enumerate().map(|(code, word)| (*word, code)).collect())
+}
+
+/// The stored values written back to back in `bytes`, each as [`decode`] takes it: how a row of the event log
+/// holds the several events of one bulk-loaded history. A row written before this form is one JSON value.
+pub fn split_values(bytes: &[u8]) -> Result<Vec<&[u8]>> {
+    if bytes.first() != Some(&FORMAT_1) {
+        return Ok(vec![bytes]);
+    }
+    let mut values = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        if rest[0] != FORMAT_1 {
+            return Err(CodecError(format!("a stored value starts with {:#04x}", rest[0])));
+        }
+        let mut decoder = Decoder { input: &rest[1..] };
+        decoder.skip()?;
+        let (value, after) = rest.split_at(rest.len() - decoder.input.len());
+        values.push(value);
+        rest = after;
+    }
+    Ok(values)
+}
+
+/// Word codes of names by their address. Serde hands field and variant names over as `&'static str`, so an
+/// address and a length name one text for the life of the process, and one load replaces hashing the name
+/// for every value written. Each slot packs the address (47 bits), the length (5 bits) and the code (12 bits,
+/// all ones for a name that is not a word) into one atomic, so racing writers can only lose an entry.
+static NAME_SLOTS: [AtomicU64; NAME_SLOT_COUNT] = [const { AtomicU64::new(0) }; NAME_SLOT_COUNT];
+const NAME_SLOT_COUNT: usize = 1024;
+const NOT_A_WORD: u64 = 0xFFF;
+
+/// `Some(code)` or `Some(None)` (not a word) for a name that fits a slot, `None` for one that does not.
+fn remembered_word(name: &'static str) -> Option<Option<usize>> {
+    let address = name.as_ptr() as u64;
+    if name.len() >= 32 || address >= 1 << 47 || address == 0 {
+        return None;
+    }
+    let key = (address << 17) | ((name.len() as u64) << 12);
+    let slot = &NAME_SLOTS[((address >> 3) ^ (address >> 13)) as usize % NAME_SLOT_COUNT];
+    let held = slot.load(Ordering::Relaxed);
+    let code = if held & !NOT_A_WORD == key {
+        held & NOT_A_WORD
+    } else {
+        let code = word_codes().get(name).map_or(NOT_A_WORD, |&code| code as u64);
+        slot.store(key | code, Ordering::Relaxed);
+        code
+    };
+    Some((code != NOT_A_WORD).then_some(code as usize))
 }
 
 /// FNV-1a: the keys are short names, for which SipHash's setup costs more than the hashing.
@@ -319,25 +376,42 @@ impl Encoder {
     }
 
     /// Opens an enum's content (a sequence or a map) inside the one-entry map that names its variant.
-    fn variant_content(&mut self, variant: &str, container: u8) -> Compound<'_> {
+    fn variant_content(&mut self, variant: &'static str, container: u8) -> Compound<'_> {
         self.out.push(MAP);
-        self.text(variant);
+        self.name(variant);
         self.out.push(container);
         Compound { encoder: self, ends: 2 }
+    }
+
+    fn word(&mut self, code: usize) {
+        if code < SHORT_WORD_COUNT {
+            self.out.push(SHORT_WORD + code as u8);
+        } else {
+            self.out.push(WORD);
+            self.varint(code as u64);
+        }
+    }
+
+    /// A field or variant name: written like any text, but its word code is remembered by the name's address.
+    fn name(&mut self, name: &'static str) {
+        match remembered_word(name) {
+            Some(Some(code)) => self.word(code),
+            Some(None) => self.plain_text(name),
+            None => self.text(name),
+        }
     }
 
     fn text(&mut self, text: &str) {
         if text.len() <= LONGEST_WORD {
             if let Some(&code) = word_codes().get(text) {
-                if code < SHORT_WORD_COUNT {
-                    self.out.push(SHORT_WORD + code as u8);
-                } else {
-                    self.out.push(WORD);
-                    self.varint(code as u64);
-                }
+                self.word(code);
                 return;
             }
         }
+        self.plain_text(text);
+    }
+
+    fn plain_text(&mut self, text: &str) {
         if text.len() <= SHORT_TEXT_MAX {
             self.out.push(SHORT_TEXT + text.len() as u8);
         } else {
@@ -420,7 +494,7 @@ impl<'a> ser::Serializer for &'a mut Encoder {
         self.serialize_unit()
     }
     fn serialize_unit_variant(self, _name: &'static str, _index: u32, variant: &'static str) -> Result<()> {
-        self.text(variant);
+        self.name(variant);
         Ok(())
     }
     fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _name: &'static str, value: &T) -> Result<()> {
@@ -434,7 +508,7 @@ impl<'a> ser::Serializer for &'a mut Encoder {
         value: &T,
     ) -> Result<()> {
         self.out.push(MAP);
-        self.text(variant);
+        self.name(variant);
         value.serialize(&mut *self)?;
         self.out.push(END);
         Ok(())
@@ -488,7 +562,7 @@ impl Compound<'_> {
     }
 
     fn field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<()> {
-        self.encoder.text(key);
+        self.encoder.name(key);
         value.serialize(&mut *self.encoder)
     }
 
@@ -933,6 +1007,34 @@ mod tests {
         let bytes = encode(rare).unwrap();
         assert_eq!(bytes[1], WORD);
         assert_eq!(decode::<String>(&bytes).unwrap(), rare);
+    }
+
+    #[test]
+    fn values_written_back_to_back_split_into_each() {
+        let (first, second) = (encode(&sample()).unwrap(), encode("第二").unwrap());
+        let both = [first.clone(), second.clone()].concat();
+        assert_eq!(split_values(&both).unwrap(), vec![&first[..], &second[..]]);
+        assert_eq!(split_values(&first).unwrap(), vec![&first[..]]);
+        let json = br#"{"a":1}"#;
+        assert_eq!(split_values(json).unwrap(), vec![&json[..]], "a JSON row is one value");
+        assert!(split_values(&both[..both.len() - 1]).is_err(), "a cut value");
+        assert!(split_values(&[&first[..], b"{}"].concat()).is_err(), "something that is not a value");
+    }
+
+    #[test]
+    fn names_remembered_by_address_are_written_as_their_text_is() {
+        assert!((WORDS.len() as u64) < NOT_A_WORD, "every code fits a slot");
+        let names: Vec<&'static str> =
+            WORDS.iter().copied().chain(["not_a_word", "类别", "", &"grid_id"[..4]]).collect();
+        // Twice: the first pass fills the slots, the second reads them.
+        for _ in 0..2 {
+            for name in &names {
+                let (mut by_name, mut by_text) = (Encoder { out: Vec::new() }, Encoder { out: Vec::new() });
+                by_name.name(name);
+                by_text.text(name);
+                assert_eq!(by_name.out, by_text.out, "{name}");
+            }
+        }
     }
 
     #[test]

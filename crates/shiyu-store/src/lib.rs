@@ -86,6 +86,52 @@ pub struct RawEvent {
     pub payload: Vec<u8>,
 }
 
+/// A row of the event log as read: `(seq, case, version, span, payload)`, where the row holds `span` events
+/// ending at `seq` and `version` (more than one for a bulk-loaded history).
+pub(crate) type LogRow = (i64, i64, i64, i64, Vec<u8>);
+
+/// The events of `rows` after `after`, each as `(seq, case, version, stored form)`.
+pub(crate) fn split_rows(rows: &[LogRow], after: i64) -> StoreResult<Vec<(i64, i64, i64, &[u8])>> {
+    let mut events = Vec::with_capacity(rows.len());
+    for (seq, case_id, version, span, payload) in rows {
+        let values = if *span == 1 { vec![&payload[..]] } else { codec::split_values(payload)? };
+        if values.len() as i64 != *span {
+            return Err(StoreError::Other(format!(
+                "the log row that ends at event {seq} holds {} events, not {span}",
+                values.len()
+            )));
+        }
+        for (offset, value) in values.into_iter().enumerate() {
+            let back = span - 1 - offset as i64;
+            if seq - back > after {
+                events.push((seq - back, *case_id, version - back, value));
+            }
+        }
+    }
+    Ok(events)
+}
+
+/// The first `limit` events of `rows` after `after` as [`RawEvent`]s.
+pub(crate) fn raw_events(rows: Vec<LogRow>, after: i64, limit: u32) -> StoreResult<Vec<RawEvent>> {
+    // Almost every row of a live log holds one event: its payload moves over as it is.
+    if rows.iter().all(|row| row.3 == 1) {
+        return Ok(rows
+            .into_iter()
+            .filter(|row| row.0 > after)
+            .map(|(seq, case_id, _, _, payload)| RawEvent { seq, case_id: CaseId(case_id), payload })
+            .collect());
+    }
+    Ok(split_rows(&rows, after)?
+        .into_iter()
+        .take(limit as usize)
+        .map(|(seq, case_id, _, payload)| RawEvent {
+            seq,
+            case_id: CaseId(case_id),
+            payload: payload.to_vec(),
+        })
+        .collect())
+}
+
 /// The answer to a case creation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CreateOutcome {

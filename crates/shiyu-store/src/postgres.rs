@@ -23,6 +23,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "sla", include_str!("../migrations/postgres/0006_sla.sql")),
     (7, "webhooks", include_str!("../migrations/postgres/0007_webhooks.sql")),
     (8, "binary", include_str!("../migrations/postgres/0008_binary.sql")),
+    (9, "history_rows", include_str!("../migrations/postgres/0009_history_rows.sql")),
 ];
 /// One lock id for "the event log's writer" across all nodes.
 const WRITER_LOCK: &str = "SELECT pg_advisory_xact_lock(7345012026)";
@@ -74,16 +75,14 @@ impl PgStore {
     }
 
     async fn raw_log(&self, after: i64, limit: u32) -> StoreResult<Vec<crate::RawEvent>> {
-        let rows: Vec<(i64, i64, Vec<u8>)> =
-            sqlx::query_as("SELECT seq, case_id, payload FROM events WHERE seq > $1 ORDER BY seq LIMIT $2")
-                .bind(after)
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(seq, case_id, payload)| crate::RawEvent { seq, case_id: CaseId(case_id), payload })
-            .collect())
+        let rows = sqlx::query_as(
+            "SELECT seq, case_id, version, span, payload FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        crate::raw_events(rows, after, limit)
     }
 
     /// PostgreSQL keeps its indexes through a bulk load: its bulk path is not the one tuned for speed.

@@ -146,14 +146,15 @@ macro_rules! shared_sql {
             }
             for chunk in plan.events.chunks(CHUNK_ROWS) {
                 let mut query =
-                    QueryBuilder::<$db>::new("INSERT INTO events (seq, case_id, version, kind, at, payload) ");
+                    QueryBuilder::<$db>::new("INSERT INTO events (seq, case_id, version, kind, at, payload, span) ");
                 query.push_values(chunk, |mut row, (seq, case_id, version, event)| {
                     row.push_bind(*seq)
                         .push_bind(*case_id)
                         .push_bind(*version)
                         .push_bind(event.kind)
                         .push_bind(event.at)
-                        .push_bind(event.payload.as_slice());
+                        .push_bind(event.payload.as_slice())
+                        .push_bind(event.span);
                 });
                 query.build().persistent(keep_prepared(chunk.len())).execute(&mut *conn).await?;
             }
@@ -271,34 +272,39 @@ macro_rules! shared_sql {
             row.map(|(state,)| crate::codec::decode(&state).map_err(StoreError::from)).transpose()
         }
 
-        fn stored_events(rows: Vec<(i64, i64, i64, Vec<u8>)>) -> StoreResult<Vec<StoredEvent>> {
-            rows.into_iter()
-                .map(|(seq, case_id, version, payload)| {
-                    let event: Event = crate::codec::decode(&payload)?;
-                    Ok(StoredEvent { seq, case_id: CaseId(case_id), version: version as u64, event })
-                })
-                .collect()
+        /// Rows of the log as events, each row's history (`span` > 1) split into its events, and only the
+        /// first `limit` events after `after`: a page may start or end inside a bulk-loaded history.
+        fn stored_events(rows: Vec<crate::LogRow>, after: i64, limit: usize) -> StoreResult<Vec<StoredEvent>> {
+            let mut events = Vec::with_capacity(rows.len());
+            for (seq, case_id, version, payload) in crate::split_rows(&rows, after)? {
+                let event: Event = crate::codec::decode(payload)?;
+                events.push(StoredEvent { seq, case_id: CaseId(case_id), version: version as u64, event });
+                if events.len() == limit {
+                    break;
+                }
+            }
+            Ok(events)
         }
 
         pub(crate) async fn case_history(pool: &Pool, id: CaseId) -> StoreResult<Vec<StoredEvent>> {
             let rows = sqlx::query_as(
-                "SELECT seq, case_id, version, payload FROM events WHERE case_id = $1 ORDER BY version",
+                "SELECT seq, case_id, version, span, payload FROM events WHERE case_id = $1 ORDER BY version",
             )
             .bind(id.0)
             .fetch_all(pool)
             .await?;
-            stored_events(rows)
+            stored_events(rows, 0, usize::MAX)
         }
 
         pub(crate) async fn events_since(pool: &Pool, after: i64, limit: u32) -> StoreResult<Vec<StoredEvent>> {
             let rows = sqlx::query_as(
-                "SELECT seq, case_id, version, payload FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
+                "SELECT seq, case_id, version, span, payload FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
             )
             .bind(after)
             .bind(i64::from(limit))
             .fetch_all(pool)
             .await?;
-            stored_events(rows)
+            stored_events(rows, after, limit as usize)
         }
 
         /// `(seq, case, version)` of the events after `after`: what the read cache's tailer needs.

@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "sla", include_str!("../migrations/sqlite/0006_sla.sql")),
     (7, "webhooks", include_str!("../migrations/sqlite/0007_webhooks.sql")),
     (8, "deferred_indexes", include_str!("../migrations/sqlite/0008_deferred_indexes.sql")),
+    (9, "history_rows", include_str!("../migrations/sqlite/0009_history_rows.sql")),
 ];
 
 #[derive(Debug)]
@@ -144,7 +145,7 @@ impl SqliteStore {
     async fn raw_log(&self, after: i64, limit: u32) -> StoreResult<Vec<crate::RawEvent>> {
         let reader = self.log_reader.clone();
         let path = self.path.clone();
-        let read = move || -> Result<Vec<crate::RawEvent>, rusqlite::Error> {
+        let read = move || -> Result<Vec<crate::LogRow>, rusqlite::Error> {
             let mut slot = reader.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let conn = match slot.take() {
                 Some(conn) => slot.insert(conn),
@@ -154,34 +155,24 @@ impl SqliteStore {
                 )?),
             };
             let mut statement = conn.prepare_cached(
-                "SELECT seq, case_id, payload FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                "SELECT seq, case_id, version, span, payload FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
             )?;
             let mut rows = statement.query((after, i64::from(limit)))?;
             let mut page = Vec::with_capacity(limit.min(100_000) as usize);
             while let Some(row) = rows.next()? {
-                page.push(crate::RawEvent {
-                    seq: row.get(0)?,
-                    case_id: CaseId(row.get(1)?),
-                    // Rows written before the binary form hold JSON text; both are bytes to the decoder.
-                    payload: row
-                        .get_ref(2)?
-                        .as_bytes()
-                        .map_err(|e| {
-                            rusqlite::Error::FromSqlConversionFailure(
-                                2,
-                                rusqlite::types::Type::Blob,
-                                Box::new(e),
-                            )
-                        })?
-                        .to_vec(),
-                });
+                // Rows written before the binary form hold JSON text; both are bytes to the decoder.
+                let payload = row.get_ref(4)?.as_bytes().map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Blob, Box::new(e))
+                })?;
+                page.push((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, payload.to_vec()));
             }
             Ok(page)
         };
-        tokio::task::spawn_blocking(read)
+        let rows = tokio::task::spawn_blocking(read)
             .await
             .map_err(|e| StoreError::Other(format!("log reader: {e}")))?
-            .map_err(|e| StoreError::Other(format!("log reader: {e}")))
+            .map_err(|e| StoreError::Other(format!("log reader: {e}")))?;
+        crate::raw_events(rows, after, limit)
     }
 
     async fn defer_indexes_now(&self) -> StoreResult<()> {

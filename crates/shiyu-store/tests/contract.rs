@@ -34,6 +34,7 @@ fn all_stories() -> Vec<Story> {
         appends_to_missing_cases_fail_without_harming_their_batch,
         the_whole_loop_replays_to_the_stored_state,
         the_log_is_gap_free_and_ordered_for_read_models,
+        bulk_loaded_histories_read_as_their_events,
         writes_arriving_together_share_a_transaction,
         case_lists_are_scoped_paged_and_filtered,
         every_case_event_and_access_is_audited,
@@ -258,6 +259,75 @@ async fn the_log_is_gap_free_and_ordered_for_read_models(store: Arc<dyn Store>) 
         assert_eq!(shiyu_store::codec::decode::<shiyu_domain::Event>(&raw.payload).unwrap(), decoded.event);
     }
     assert!(store.raw_events_since(40, 10).await.unwrap().is_empty());
+}
+
+/// A bulk load keeps each history as one row of the log; every read still sees its events one by one, with
+/// their own sequence numbers and versions, and a page may start or end inside a history.
+async fn bulk_loaded_histories_read_as_their_events(store: Arc<dyn Store>) {
+    let world = installed(&store).await;
+    let service = service(store.clone());
+    let live = service.receive(None, &world.report("楼道堆放杂物"), &actor("citizen"), NOW).await.unwrap().id;
+    let register = Command::new(Action::Register { matter: world.matters[0].clone(), priority: None });
+    service.act(live, None, &register, &actor("operator"), NOW.plus_minutes(5)).await.unwrap();
+    let history: Vec<_> = store.case_history(live).await.unwrap().into_iter().map(|e| e.event).collect();
+    let state = store.load_case(live).await.unwrap().unwrap();
+    let first = store.reserve_case_ids(2, NOW).await.unwrap();
+    let second = CaseId(first.0 + 1);
+    let bulk = shiyu_store::BulkCases::prepare(&[
+        (first, state.clone(), history.clone()),
+        (second, state.clone(), history.clone()),
+    ])
+    .unwrap();
+    let audit = AuditEntry {
+        at: NOW,
+        user: None,
+        actor: "system".into(),
+        action: "bulk_load".into(),
+        target: None,
+        address: None,
+        detail: None,
+    };
+    store.bulk_load(bulk, audit).await.unwrap();
+    let after = service.receive(None, &world.report("路灯不亮"), &actor("citizen"), NOW).await.unwrap().id;
+
+    let all = store.events_since(0, 1000).await.unwrap();
+    assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=7).collect::<Vec<_>>());
+    let cases: Vec<_> = all.iter().map(|e| (e.case_id, e.version)).collect();
+    assert_eq!(cases, [(live, 1), (live, 2), (first, 1), (first, 2), (second, 1), (second, 2), (after, 1)]);
+    assert_eq!(store.last_seq().await.unwrap(), 7);
+    for id in [first, second] {
+        let loaded = store.case_history(id).await.unwrap();
+        assert_eq!(loaded.iter().map(|e| e.event.clone()).collect::<Vec<_>>(), history);
+        assert_eq!(replay(loaded.iter().map(|e| &e.event)).unwrap().unwrap(), state);
+    }
+    // Pages of every size, so that pages start and end inside the histories.
+    for size in 1..=4 {
+        let (mut events, mut raw, mut after) = (Vec::new(), Vec::new(), 0);
+        loop {
+            let page = store.events_since(after, size).await.unwrap();
+            assert!(page.len() <= size as usize);
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            events.extend(page);
+        }
+        after = 0;
+        loop {
+            let page = store.raw_events_since(after, size).await.unwrap();
+            assert!(page.len() <= size as usize);
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            raw.extend(page);
+        }
+        assert_eq!(events, all, "pages of {size}");
+        assert_eq!(raw.len(), all.len());
+        for (raw, decoded) in raw.iter().zip(&all) {
+            assert_eq!((raw.seq, raw.case_id), (decoded.seq, decoded.case_id));
+            assert_eq!(
+                shiyu_store::codec::decode::<shiyu_domain::Event>(&raw.payload).unwrap(),
+                decoded.event
+            );
+        }
+    }
 }
 
 async fn writes_arriving_together_share_a_transaction(store: Arc<dyn Store>) {
