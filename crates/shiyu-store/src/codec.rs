@@ -308,7 +308,8 @@ fn remembered_word(name: &'static str) -> Option<Option<usize>> {
         return None;
     }
     let key = (address << 17) | ((name.len() as u64) << 12);
-    let slot = &NAME_SLOTS[((address >> 3) ^ (address >> 13)) as usize % NAME_SLOT_COUNT];
+    // Names lie next to each other byte by byte, so the low bits are kept: neighbours take neighbouring slots.
+    let slot = &NAME_SLOTS[(address ^ (address >> 10)) as usize % NAME_SLOT_COUNT];
     let held = slot.load(Ordering::Relaxed);
     let code = if held & !NOT_A_WORD == key {
         held & NOT_A_WORD
