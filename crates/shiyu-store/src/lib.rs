@@ -90,8 +90,11 @@ pub struct RawEvent {
 /// ending at `seq` and `version` (more than one for a bulk-loaded history).
 pub(crate) type LogRow = (i64, i64, i64, i64, Vec<u8>);
 
-/// The events of `rows` after `after`, each as `(seq, case, version, stored form)`.
-pub(crate) fn split_rows(rows: &[LogRow], after: i64) -> StoreResult<Vec<(i64, i64, i64, &[u8])>> {
+/// One event of a [`LogRow`]: `(seq, case, version, stored form)`.
+pub(crate) type LoggedEvent<'a> = (i64, i64, i64, &'a [u8]);
+
+/// The events of `rows` after `after`.
+pub(crate) fn split_rows(rows: &[LogRow], after: i64) -> StoreResult<Vec<LoggedEvent<'_>>> {
     let mut events = Vec::with_capacity(rows.len());
     for (seq, case_id, version, span, payload) in rows {
         let values = if *span == 1 { vec![&payload[..]] } else { codec::split_values(payload)? };
