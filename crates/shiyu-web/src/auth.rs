@@ -168,6 +168,21 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// A caller who is signed in. Handlers that take a body extract it ahead of the body, so that a request
+/// without a valid credential is refused (401) before its body is read or judged.
+#[derive(Clone, Debug)]
+pub struct SignedIn(pub Caller);
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.user()?;
+        Ok(SignedIn(caller))
+    }
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
@@ -359,7 +374,7 @@ pub struct PasswordChange {
     responses((status = 204), (status = 401, body = crate::errors::ErrorBody), (status = 422, body = crate::errors::ErrorBody)))]
 pub async fn change_password(
     State(state): State<AppState>,
-    caller: Caller,
+    SignedIn(caller): SignedIn,
     crate::api::JsonBody(change): crate::api::JsonBody<PasswordChange>,
 ) -> WebResult<StatusCode> {
     let user = caller.user()?.clone();

@@ -256,6 +256,22 @@ async fn every_refusal_has_the_error_body_and_changes_nothing(app: TestApp) {
     let huge = vec![0xFFu8; 11 * 1024 * 1024];
     let response = operator.request("POST", "/api/attachments?name=big.jpg", &[], Some(&huge)).await.unwrap();
     assert_eq!((response.status, code(&response.json())), (413, "BODY_TOO_LARGE"));
+    // Without a credential a write is refused as such, before its body is read or judged, and with a bad
+    // credential likewise.
+    let json = [("Content-Type", "application/json")];
+    let mut forged = app.anonymous();
+    let forged_token = [("Content-Type", "application/json"), ("Authorization", "Bearer not-a-token")];
+    for (path, body) in [
+        ("/api/cases", &b"{\"channel\": 7}"[..]),
+        ("/api/cases/1/actions", &b"not json"[..]),
+        ("/api/users", &b"[]"[..]),
+        ("/api/attachments?name=photo.jpg", &b"not an image"[..]),
+    ] {
+        let response = app.anonymous().request("POST", path, &json, Some(body)).await.unwrap();
+        assert_eq!((response.status, code(&response.json())), (401, "UNAUTHENTICATED"), "{path}");
+        let response = forged.request("POST", path, &forged_token, Some(body)).await.unwrap();
+        assert_eq!((response.status, code(&response.json())), (401, "UNAUTHENTICATED"), "{path}");
+    }
 
     // A key reused for a different report makes a case of its own; the same report again is a retry.
     let send = |description: &str| {

@@ -1,7 +1,7 @@
 //! Reference data for every staff member; users, API tokens and the audit log for admins.
 
 use super::{page_size, require, JsonBody};
-use crate::auth::{hash_checked, scope_fits, Caller};
+use crate::auth::{hash_checked, scope_fits, Caller, SignedIn};
 use crate::errors::{ErrorBody, WebError, WebResult};
 use crate::views::{CategoryView, DepartmentView, JurisdictionView, MatterView, Page, UserView};
 use crate::AppState;
@@ -113,7 +113,7 @@ pub struct NewUserRequest {
     responses((status = 201, body = UserView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_user(
     State(state): State<AppState>,
-    caller: Caller,
+    SignedIn(caller): SignedIn,
     JsonBody(request): JsonBody<NewUserRequest>,
 ) -> WebResult<(StatusCode, Json<UserView>)> {
     require(&caller, Capability::ManageUsers)?;
@@ -197,7 +197,7 @@ pub struct PasswordReset {
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn reset_password(
     State(state): State<AppState>,
-    caller: Caller,
+    SignedIn(caller): SignedIn,
     Path(id): Path<i64>,
     JsonBody(request): JsonBody<PasswordReset>,
 ) -> WebResult<StatusCode> {
@@ -243,7 +243,7 @@ pub struct NewTokenView {
     responses((status = 201, body = NewTokenView), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_token(
     State(state): State<AppState>,
-    caller: Caller,
+    SignedIn(caller): SignedIn,
     JsonBody(request): JsonBody<NewTokenRequest>,
 ) -> WebResult<(StatusCode, Json<NewTokenView>)> {
     require(&caller, Capability::ManageUsers)?;

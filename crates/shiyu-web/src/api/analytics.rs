@@ -3,7 +3,7 @@
 //! rankings, and the indicator weights per year.
 
 use super::{require, JsonBody};
-use crate::auth::Caller;
+use crate::auth::{Caller, SignedIn};
 use crate::errors::{ErrorBody, WebError, WebResult};
 use crate::AppState;
 use axum::extract::{Path, Query, State};
@@ -472,7 +472,7 @@ fn check_year(year: i32) -> WebResult<()> {
     responses((status = 200, body = Object), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn set_weights(
     State(state): State<AppState>,
-    caller: Caller,
+    SignedIn(caller): SignedIn,
     Path(year): Path<i32>,
     JsonBody(weights): JsonBody<Weights>,
 ) -> WebResult<Json<Weights>> {

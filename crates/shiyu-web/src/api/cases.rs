@@ -2,7 +2,7 @@
 //! view of a reporter's personal data.
 
 use super::{page_size, JsonBody};
-use crate::auth::Caller;
+use crate::auth::{Caller, SignedIn};
 use crate::errors::{ErrorBody, WebError, WebResult};
 use crate::reference::Reference;
 use crate::views::{parse_name, AttachmentView, CaseView, EventView, LocationView, Page};
@@ -366,7 +366,7 @@ fn attachments(views: &[AttachmentView]) -> Vec<AttachmentRef> {
               (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
-    caller: Caller,
+    SignedIn(caller): SignedIn,
     headers: HeaderMap,
     JsonBody(request): JsonBody<NewCaseRequest>,
 ) -> WebResult<(StatusCode, Json<CreatedView>)> {
@@ -596,7 +596,7 @@ fn domain_action(body: ActionBody, reference: &Reference, case: &CaseState) -> W
               (status = 422, body = ErrorBody)))]
 pub async fn act(
     State(state): State<AppState>,
-    caller: Caller,
+    SignedIn(caller): SignedIn,
     Path(id): Path<i64>,
     JsonBody(request): JsonBody<ActionRequest>,
 ) -> WebResult<Json<CaseView>> {

@@ -2,7 +2,7 @@
 //! said without coordinates.
 
 use super::{require, JsonBody};
-use crate::auth::Caller;
+use crate::auth::{Caller, SignedIn};
 use crate::errors::{ErrorBody, WebError, WebResult};
 use crate::AppState;
 use axum::extract::State;
@@ -41,7 +41,7 @@ pub struct ClassifyView {
     responses((status = 200, body = ClassifyView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn classify(
     State(state): State<AppState>,
-    caller: Caller,
+    SignedIn(caller): SignedIn,
     JsonBody(request): JsonBody<ClassifyRequest>,
 ) -> WebResult<Json<ClassifyView>> {
     require(&caller, Capability::Classify)?;

@@ -2,7 +2,7 @@
 //! working calendar (read by staff, edited by admins).
 
 use super::{page_size, require, JsonBody};
-use crate::auth::Caller;
+use crate::auth::{Caller, SignedIn};
 use crate::errors::{ErrorBody, WebError, WebResult};
 use crate::views::Page;
 use crate::AppState;
@@ -96,7 +96,7 @@ pub struct Marked {
     responses((status = 200, body = Marked), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn mark_read(
     State(state): State<AppState>,
-    caller: Caller,
+    SignedIn(caller): SignedIn,
     JsonBody(request): JsonBody<MarkRead>,
 ) -> WebResult<Json<Marked>> {
     let user = caller.user()?.id;
@@ -136,7 +136,7 @@ pub struct EscalationRuleView {
     responses((status = 200, body = Vec<EscalationRuleView>), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn set_rules(
     State(state): State<AppState>,
-    caller: Caller,
+    SignedIn(caller): SignedIn,
     JsonBody(rules): JsonBody<Vec<EscalationRule>>,
 ) -> WebResult<Json<Vec<EscalationRule>>> {
     require(&caller, Capability::ManageDeadlines)?;
@@ -217,7 +217,7 @@ pub struct CalendarChange {
     responses((status = 200, body = CalendarYear), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn set_calendar(
     State(state): State<AppState>,
-    caller: Caller,
+    SignedIn(caller): SignedIn,
     Path(year): Path<i32>,
     JsonBody(change): JsonBody<CalendarChange>,
 ) -> WebResult<Json<CalendarYear>> {

@@ -3,7 +3,7 @@
 //! `merge` action.
 
 use crate::api::cases::visible_case;
-use crate::auth::Caller;
+use crate::auth::{Caller, SignedIn};
 use crate::errors::{ErrorBody, WebResult};
 use crate::AppState;
 use axum::extract::{Path, State};
@@ -142,7 +142,7 @@ pub struct DuplicateRuleRequest {
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn set_rule(
     State(state): State<AppState>,
-    caller: Caller,
+    SignedIn(caller): SignedIn,
     Path(code): Path<String>,
     super::JsonBody(request): super::JsonBody<DuplicateRuleRequest>,
 ) -> WebResult<Json<crate::views::MatterView>> {

@@ -4,7 +4,7 @@
 
 use super::admin::CursorParams;
 use super::{page_size, require, JsonBody};
-use crate::auth::Caller;
+use crate::auth::{Caller, SignedIn};
 use crate::errors::{ErrorBody, WebError, WebResult};
 use crate::views::Page;
 use crate::AppState;
@@ -76,7 +76,7 @@ fn url_invalid(details: &str) -> WebError {
     responses((status = 201, body = NewWebhookView), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
-    caller: Caller,
+    SignedIn(caller): SignedIn,
     JsonBody(request): JsonBody<NewWebhookRequest>,
 ) -> WebResult<(StatusCode, Json<NewWebhookView>)> {
     require(&caller, MANAGE)?;
