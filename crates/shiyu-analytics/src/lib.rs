@@ -8,7 +8,7 @@ pub mod projection;
 pub mod query;
 pub mod report;
 
-pub use evaluate::{Indicators, Ratio, Unit, Weights};
+pub use evaluate::{Indicators, Ratio, Unit, Weights, MOST_WEIGHT};
 pub use projection::Projection;
 pub use query::{Bucket, Dim, Filter, Group, Key, Stats};
 

@@ -365,16 +365,37 @@ pub fn plan_grids(
         by_level.entry(*level).or_default().push((feature.label(), feature.shape.clone()));
     }
     progress("checking grids", accepted.len(), accepted.len());
-    for shapes in by_level.values() {
-        problems.extend(validate::overlaps(shapes, tolerance_m.min(1.0)).iter().map(Problem::to_string));
+    // Grids already on the map that the file leaves as they are: what the file adds must fit beside them,
+    // and they count towards covering their parent.
+    let in_file: HashSet<JurisdictionId> = plan.jurisdictions.iter().map(|j| j.id).collect();
+    let kept: Vec<(&Jurisdiction, &Shape)> = existing
+        .iter()
+        .filter(|j| j.level >= Level::Grid && !in_file.contains(&j.id))
+        .filter_map(|j| Some((j, outlines.get(&j.id)?)))
+        .collect();
+    let on_map =
+        |j: &Jurisdiction, shape: &Shape| (format!("{} {} (on the map)", j.code, j.name), shape.clone());
+    for (level, shapes) in &by_level {
+        let checked = shapes.len();
+        let mut shapes = shapes.clone();
+        shapes.extend(kept.iter().filter(|(j, _)| j.level == *level).map(|(j, shape)| on_map(j, shape)));
+        problems.extend(
+            validate::overlaps_of_first(&shapes, checked, tolerance_m.min(1.0))
+                .iter()
+                .map(Problem::to_string),
+        );
     }
     let parents: Vec<(&JurisdictionId, &Vec<(String, Shape)>)> = children.iter().collect();
     for (n, (parent, grids)) in parents.iter().enumerate() {
         progress("checking parents", n, parents.len());
         let Some(outline) = outlines.get(parent) else { continue };
         problems.extend(validate::outside_parent(outline, grids, tolerance_m).iter().map(Problem::to_string));
+        let mut siblings = grids.to_vec();
+        siblings.extend(
+            kept.iter().filter(|(j, _)| j.parent == Some(**parent)).map(|(j, shape)| on_map(j, shape)),
+        );
         let spacing = (outline.area_m2().sqrt() / 40.0).max(25.0);
-        problems.extend(validate::gaps(outline, grids, spacing, tolerance_m, 5).iter().map(|p| {
+        problems.extend(validate::gaps(outline, &siblings, spacing, tolerance_m, 5).iter().map(|p| {
             format!("parent {}: {p}", existing.iter().find(|j| j.id == **parent).map_or("?", |j| &j.code))
         }));
     }
@@ -578,6 +599,37 @@ mod tests {
         let exported = export_grids(&all, &stored).to_string();
         let again = plan_grids(&all, &outlines, &exported, 5.0, &mut |_, _, _| {}).unwrap();
         assert_eq!((again.added, again.changed), (0, 2), "the same grids, now known");
+    }
+
+    #[test]
+    fn grids_added_beside_those_on_the_map_are_checked_against_them() {
+        let (mut known, community, mut outlines) = community_with_outline();
+        known.push(Jurisdiction {
+            id: JurisdictionId(99),
+            code: "320613001001001".into(),
+            name: "第一网格".into(),
+            level: Level::Grid,
+            parent: Some(community),
+        });
+        outlines.insert(
+            JurisdictionId(99),
+            geojson::read(&collection(&[square_feature("g", 120.0, 0.01)])).unwrap()[0].shape.clone(),
+        );
+        // The other half of the community: together with the grid on the map it leaves no gap.
+        let beside = collection(&[square_feature("320613001001002", 120.01, 0.01)]);
+        let plan = plan_grids(&known, &outlines, &beside, 5.0, &mut |_, _, _| {}).unwrap();
+        assert_eq!(plan.added, 1);
+        // Reaching over the grid on the map is an overlap, not a gap.
+        let over = collection(&[square_feature("320613001001002", 120.005, 0.015)]);
+        let problems = plan_grids(&known, &outlines, &over, 5.0, &mut |_, _, _| {}).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(problems[0].contains("overlaps 320613001001001 第一网格 (on the map)"), "{problems:#?}");
+        // A file that redraws the grid on the map is checked against its new outline only.
+        let redrawn = collection(&[
+            square_feature("320613001001001", 120.0, 0.005),
+            square_feature("320613001001002", 120.005, 0.015),
+        ]);
+        assert!(plan_grids(&known, &outlines, &redrawn, 5.0, &mut |_, _, _| {}).is_ok());
     }
 
     #[test]

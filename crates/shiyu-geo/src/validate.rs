@@ -160,9 +160,15 @@ fn well_inside(shape: &Shape, p: Point, margin_m: f64) -> bool {
 /// Pairs of shapes that overlap by more than touching: an edge of one crosses an edge of the other, or a
 /// vertex or interior point of one lies well inside the other. `labels` name the shapes in messages.
 pub fn overlaps(shapes: &[(String, Shape)], margin_m: f64) -> Vec<Problem> {
+    overlaps_of_first(shapes, shapes.len(), margin_m)
+}
+
+/// As [`overlaps`], but only pairs in which at least one of the first `checked` shapes takes part: the rest
+/// are already known to lie side by side (grids on the map, when a file adds more).
+pub fn overlaps_of_first(shapes: &[(String, Shape)], checked: usize, margin_m: f64) -> Vec<Problem> {
     let index = ShapeIndex::new(shapes.iter().enumerate().map(|(i, (_, shape))| (shape.clone(), i)));
     let mut problems = Vec::new();
-    for (i, (label, shape)) in shapes.iter().enumerate() {
+    for (i, (label, shape)) in shapes.iter().enumerate().take(checked) {
         let mut others = Vec::new();
         index.for_each_intersecting(shape.bbox(), |&j| {
             if j > i {

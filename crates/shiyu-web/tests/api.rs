@@ -229,6 +229,8 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing(app: TestApp) {
         (json!({"channel": "hotline", "description": "x", "jurisdiction": GRID, "colour": "red"}).to_string().into_bytes(), 422, "INVALID_FIELDS"),
         (json!({"channel": "hotline", "description": 42, "jurisdiction": GRID}).to_string().into_bytes(), 422, "INVALID_FIELDS"),
         (json!({"channel": "hotline", "jurisdiction": GRID}).to_string().into_bytes(), 422, "INVALID_FIELDS"),
+        // The fields in order as an array: serde alone would read it as the object.
+        (json!(["hotline", "路灯不亮", null, null, GRID, null, null, null, null]).to_string().into_bytes(), 422, "INVALID_FIELDS"),
         (json!({"channel": "fax", "description": "x", "jurisdiction": GRID}).to_string().into_bytes(), 422, "INVALID_INPUT"),
         (json!({"channel": "hotline", "description": "", "jurisdiction": GRID}).to_string().into_bytes(), 422, "DESCRIPTION_EMPTY"),
         (json!({"channel": "hotline", "description": long, "jurisdiction": GRID}).to_string().into_bytes(), 422, "TEXT_TOO_LONG"),

@@ -46,9 +46,9 @@ pub struct FilterParams {
     pub category: Option<String>,
     /// Matter code.
     pub matter: Option<String>,
-    /// hotline, app, mini_program, grid_patrol, sensor or other
+    #[param(schema_with = crate::views::channel_names)]
     pub channel: Option<String>,
-    /// received, registered, dispatched, handling, handled, verified, closed, rejected, merged or voided
+    #[param(schema_with = crate::views::status_names)]
     pub status: Option<String>,
 }
 
@@ -443,7 +443,7 @@ pub async fn evaluation(
 
 /// The composite score's weights for a year (defaults until an admin sets them).
 #[utoipa::path(get, path = "/api/evaluation/weights/{year}", tag = "analytics", params(("year" = i32, Path, minimum = 2000, maximum = 2100)),
-    responses((status = 200, body = Object), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = WeightsSchema), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn weights(
     State(state): State<AppState>,
     caller: Caller,
@@ -458,6 +458,38 @@ pub async fn weights(
     Ok(Json(weights_for(&state, year).await?))
 }
 
+/// The OpenAPI shape of [`Weights`], made from the names serde gives its fields so that the two cannot
+/// drift apart: every indicator's weight, a number from 0 to `MOST_WEIGHT`.
+#[derive(Debug)]
+pub struct WeightsSchema;
+
+impl utoipa::PartialSchema for WeightsSchema {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+        let defaults = serde_json::to_value(Weights::default()).unwrap_or_default();
+        let mut schema = ObjectBuilder::new()
+            .description(Some(
+                "考核权重: the composite score's weight of each indicator (relative; at least one above 0).",
+            ))
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        for (name, default) in defaults.as_object().into_iter().flatten() {
+            let weight = ObjectBuilder::new()
+                .schema_type(Type::Number)
+                .minimum(Some(0.0))
+                .maximum(Some(shiyu_analytics::MOST_WEIGHT))
+                .default(Some(default.clone()));
+            schema = schema.property(name, weight).required(name);
+        }
+        schema.into()
+    }
+}
+
+impl ToSchema for WeightsSchema {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Weights".into()
+    }
+}
+
 /// The years weights are kept for, read and written alike.
 fn check_year(year: i32) -> WebResult<()> {
     if (2000..=2100).contains(&year) {
@@ -468,8 +500,8 @@ fn check_year(year: i32) -> WebResult<()> {
 }
 
 /// Sets a year's weights (admins): each finite and not negative, at least one above zero.
-#[utoipa::path(put, path = "/api/evaluation/weights/{year}", tag = "analytics", params(("year" = i32, Path, minimum = 2000, maximum = 2100)), request_body = Object,
-    responses((status = 200, body = Object), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(put, path = "/api/evaluation/weights/{year}", tag = "analytics", params(("year" = i32, Path, minimum = 2000, maximum = 2100)), request_body = WeightsSchema,
+    responses((status = 200, body = WeightsSchema), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn set_weights(
     State(state): State<AppState>,
     SignedIn(caller): SignedIn,

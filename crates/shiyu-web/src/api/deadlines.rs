@@ -1,7 +1,7 @@
 //! The signed-in user's notifications, and the settings every deadline runs on: escalation rules and the
 //! working calendar (read by staff, edited by admins).
 
-use super::{page_size, require, JsonBody};
+use super::{page_size, require, JsonBody, JsonList};
 use crate::auth::{Caller, SignedIn};
 use crate::errors::{ErrorBody, WebError, WebResult};
 use crate::views::Page;
@@ -137,7 +137,7 @@ pub struct EscalationRuleView {
 pub async fn set_rules(
     State(state): State<AppState>,
     SignedIn(caller): SignedIn,
-    JsonBody(rules): JsonBody<Vec<EscalationRule>>,
+    JsonList(rules): JsonList<EscalationRule>,
 ) -> WebResult<Json<Vec<EscalationRule>>> {
     require(&caller, Capability::ManageDeadlines)?;
     let rules = EscalationRules(rules);

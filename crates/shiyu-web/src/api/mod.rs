@@ -40,8 +40,9 @@ pub fn page_size(limit: Option<u32>) -> u32 {
     limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE)
 }
 
-/// A JSON body whose every refusal (malformed JSON, unknown fields, wrong types, oversize) answers in the
-/// API's error shape.
+/// A JSON object body whose every refusal (malformed JSON, unknown fields, wrong types, oversize) answers in
+/// the API's error shape. An array is refused too: serde would otherwise fill a struct's fields from an array
+/// in order, so `["a", "b"]` would pass for an object.
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
@@ -49,10 +50,44 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = WebError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(JsonBody(value)),
+        match axum::Json::<Object<T>>::from_request(request, state).await {
+            Ok(axum::Json(Object(value))) => Ok(JsonBody(value)),
             Err(rejection) => Err(json_refusal(rejection)),
         }
+    }
+}
+
+/// A JSON array body, refused as [`JsonBody`] is.
+#[derive(Debug)]
+pub struct JsonList<T>(pub Vec<T>);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonList<T> {
+    type Rejection = WebError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<Vec<T>>::from_request(request, state).await {
+            Ok(axum::Json(values)) => Ok(JsonList(values)),
+            Err(rejection) => Err(json_refusal(rejection)),
+        }
+    }
+}
+
+/// `T` read only from a JSON object: the map is handed to `T` as its whole input.
+struct Object<T>(T);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for ObjectVisitor<T> {
+            type Value = Object<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, map: M) -> Result<Object<T>, M::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Object)
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor(std::marker::PhantomData))
     }
 }
 
