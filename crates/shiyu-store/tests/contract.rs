@@ -453,6 +453,16 @@ async fn users_sessions_and_tokens_round_trip(store: Arc<dyn Store>) {
         })
         .await;
     assert!(matches!(duplicate, Err(StoreError::Conflict(_))), "{duplicate:?}");
+    let other_case = store
+        .add_user(&NewUser {
+            username: "New_Operator".into(),
+            display_name: "x".into(),
+            role: Role::Citizen,
+            scope: Scope::Unbound,
+            password_hash: None,
+        })
+        .await;
+    assert!(matches!(other_case, Err(StoreError::Conflict(_))), "letter case does not count: {other_case:?}");
     let credentials = store.credentials("new_operator").await.unwrap().unwrap();
     assert_eq!(credentials.user, added);
     assert_eq!(credentials.password_hash.as_deref(), Some("$argon2id$first"));

@@ -192,9 +192,6 @@ pub async fn add_user(
     if !shiyu_domain::User::names_are_valid(username, &display_name) {
         bail!("{} / 用户名须为3到64个字母、数字或 _ - .，显示名1到64个字符", shiyu_domain::User::NAME_RULE);
     }
-    if store.users().await?.iter().any(|u| u.username.eq_ignore_ascii_case(username)) {
-        bail!("the username `{username}` is taken (letter case does not count) / 用户名已被使用");
-    }
     let candidate = shiyu_domain::User {
         id: shiyu_domain::UserId(0),
         username: username.into(),
@@ -215,9 +212,15 @@ pub async fn add_user(
     }
     shiyu_auth::check_password_policy(&password)?;
     let password_hash = Some(shiyu_auth::hash_password(&password)?);
-    let user = store
+    let user = match store
         .add_user(&NewUser { username: username.into(), display_name, role, scope, password_hash })
-        .await?;
+        .await
+    {
+        Err(shiyu_store::StoreError::Conflict(_)) => {
+            bail!("the username `{username}` is taken (letter case does not count) / 用户名已被使用")
+        }
+        added => added?,
+    };
     // Users made on the server's own command line are audited like those made over the API.
     store
         .audit(vec![shiyu_store::AuditEntry {

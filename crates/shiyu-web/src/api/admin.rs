@@ -140,16 +140,6 @@ pub async fn create_user(
     if !shiyu_domain::User::names_are_valid(&username, &request.display_name) {
         return Err(WebError::invalid(shiyu_domain::User::NAME_RULE));
     }
-    // Names that differ only in case would be two accounts that people take for one.
-    if state.store.users().await?.iter().any(|u| u.username.eq_ignore_ascii_case(&username)) {
-        return Err(WebError::refused(
-            StatusCode::CONFLICT,
-            "USERNAME_TAKEN",
-            "用户名已被使用（不区分大小写）",
-            "The username is taken (letter case does not count)",
-        )
-        .with_details(username));
-    }
     let candidate = shiyu_domain::User {
         id: UserId(0),
         username: username.clone(),
@@ -166,10 +156,30 @@ pub async fn create_user(
         return Err(WebError::invalid(needs));
     }
     let password_hash = Some(hash_checked(request.password).await?);
-    let user = state
+    // The store refuses a name taken already, whatever its letter case: two accounts that differ only in case
+    // would be taken for one.
+    let user = match state
         .store
-        .add_user(&NewUser { username, display_name: request.display_name, role, scope, password_hash })
-        .await?;
+        .add_user(&NewUser {
+            username: username.clone(),
+            display_name: request.display_name,
+            role,
+            scope,
+            password_hash,
+        })
+        .await
+    {
+        Err(shiyu_store::StoreError::Conflict(_)) => {
+            return Err(WebError::refused(
+                StatusCode::CONFLICT,
+                "USERNAME_TAKEN",
+                "用户名已被使用（不区分大小写）",
+                "The username is taken (letter case does not count)",
+            )
+            .with_details(username))
+        }
+        added => added?,
+    };
     if role == Role::GridWorker {
         // Routing names the grid worker who verifies: a new one counts from now on.
         state.reference.reload_catalog_and_people(state.store.as_ref()).await?;
