@@ -492,6 +492,17 @@ mod tests {
         format!(r#"{{"type":"FeatureCollection","features":[{}]}}"#, features.join(","))
     }
 
+    /// A grid of the sample community, as if already on the map.
+    fn first_grid(community: JurisdictionId) -> Jurisdiction {
+        Jurisdiction {
+            id: JurisdictionId(99),
+            code: "320613001001001".into(),
+            name: "第一网格".into(),
+            level: Level::Grid,
+            parent: Some(community),
+        }
+    }
+
     /// The sample tree, with the community outlined as a 0.02° square.
     fn community_with_outline() -> (Vec<Jurisdiction>, JurisdictionId, HashMap<JurisdictionId, Shape>) {
         let known = existing();
@@ -538,13 +549,7 @@ mod tests {
     fn outlines_must_be_degrees_once_each_and_not_of_grids() {
         let mut known = existing();
         let community = known.iter().find(|j| j.level == Level::Community).unwrap().id;
-        known.push(Jurisdiction {
-            id: JurisdictionId(99),
-            code: "320613001001001".into(),
-            name: "第一网格".into(),
-            level: Level::Grid,
-            parent: Some(community),
-        });
+        known.push(first_grid(community));
         let outline =
             |code: &str, lon: f64| square_feature(code, lon, 0.01).replace(r#","level":"grid""#, "");
         let problems = plan_boundaries(
@@ -604,13 +609,7 @@ mod tests {
     #[test]
     fn grids_added_beside_those_on_the_map_are_checked_against_them() {
         let (mut known, community, mut outlines) = community_with_outline();
-        known.push(Jurisdiction {
-            id: JurisdictionId(99),
-            code: "320613001001001".into(),
-            name: "第一网格".into(),
-            level: Level::Grid,
-            parent: Some(community),
-        });
+        known.push(first_grid(community));
         outlines.insert(
             JurisdictionId(99),
             geojson::read(&collection(&[square_feature("g", 120.0, 0.01)])).unwrap()[0].shape.clone(),

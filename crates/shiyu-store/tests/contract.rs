@@ -8,7 +8,7 @@ use shiyu_store::sqlite::SqliteStore;
 use shiyu_store::testing::{PgCluster, SampleWorld};
 use shiyu_store::{
     ApiToken, AttachmentMeta, AttemptOutcome, AuditEntry, CaseQuery, CaseScope, CaseService, DeliveryAttempt,
-    NewDelivery, NewUser, NewWebhook, ServiceError, Session, Store, StoreError, WriteOptions,
+    NewDelivery, NewUser, NewWebhook, ServiceError, Session, Store, StoreError, StoreResult, WriteOptions,
 };
 use std::future::Future;
 use std::pin::Pin;
@@ -263,6 +263,21 @@ async fn the_log_is_gap_free_and_ordered_for_read_models(store: Arc<dyn Store>) 
 
 /// A bulk load keeps each history as one row of the log; every read still sees its events one by one, with
 /// their own sequence numbers and versions, and a page may start or end inside a history.
+/// Everything `page` gives from the start of the log, asked `size` at a time after the last one seen.
+async fn in_pages<T, F>(size: u32, page: impl Fn(i64) -> F, seq: fn(&T) -> i64) -> Vec<T>
+where
+    F: Future<Output = StoreResult<Vec<T>>>,
+{
+    let (mut all, mut after) = (Vec::new(), 0);
+    loop {
+        let next = page(after).await.unwrap();
+        assert!(next.len() <= size as usize);
+        let Some(last) = next.last() else { return all };
+        after = seq(last);
+        all.extend(next);
+    }
+}
+
 async fn bulk_loaded_histories_read_as_their_events(store: Arc<dyn Store>) {
     let world = installed(&store).await;
     let service = service(store.clone());
@@ -302,22 +317,8 @@ async fn bulk_loaded_histories_read_as_their_events(store: Arc<dyn Store>) {
     }
     // Pages of every size, so that pages start and end inside the histories.
     for size in 1..=4 {
-        let (mut events, mut raw, mut after) = (Vec::new(), Vec::new(), 0);
-        loop {
-            let page = store.events_since(after, size).await.unwrap();
-            assert!(page.len() <= size as usize);
-            let Some(last) = page.last() else { break };
-            after = last.seq;
-            events.extend(page);
-        }
-        after = 0;
-        loop {
-            let page = store.raw_events_since(after, size).await.unwrap();
-            assert!(page.len() <= size as usize);
-            let Some(last) = page.last() else { break };
-            after = last.seq;
-            raw.extend(page);
-        }
+        let events = in_pages(size, |after| store.events_since(after, size), |e| e.seq).await;
+        let raw = in_pages(size, |after| store.raw_events_since(after, size), |e| e.seq).await;
         assert_eq!(events, all, "pages of {size}");
         assert_eq!(raw.len(), all.len());
         for (raw, decoded) in raw.iter().zip(&all) {
@@ -443,26 +444,19 @@ async fn users_sessions_and_tokens_round_trip(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(added.id, UserId(world.users.len() as i64 + 1));
-    let duplicate = store
-        .add_user(&NewUser {
-            username: "new_operator".into(),
-            display_name: "x".into(),
-            role: Role::Citizen,
-            scope: Scope::Unbound,
-            password_hash: None,
-        })
-        .await;
-    assert!(matches!(duplicate, Err(StoreError::Conflict(_))), "{duplicate:?}");
-    let other_case = store
-        .add_user(&NewUser {
-            username: "New_Operator".into(),
-            display_name: "x".into(),
-            role: Role::Citizen,
-            scope: Scope::Unbound,
-            password_hash: None,
-        })
-        .await;
-    assert!(matches!(other_case, Err(StoreError::Conflict(_))), "letter case does not count: {other_case:?}");
+    // Taken whatever the letter case.
+    for name in ["new_operator", "New_Operator"] {
+        let duplicate = store
+            .add_user(&NewUser {
+                username: name.into(),
+                display_name: "x".into(),
+                role: Role::Citizen,
+                scope: Scope::Unbound,
+                password_hash: None,
+            })
+            .await;
+        assert!(matches!(duplicate, Err(StoreError::Conflict(_))), "{name}: {duplicate:?}");
+    }
     let credentials = store.credentials("new_operator").await.unwrap().unwrap();
     assert_eq!(credentials.user, added);
     assert_eq!(credentials.password_hash.as_deref(), Some("$argon2id$first"));
