@@ -344,6 +344,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Stores a file by its content hash; storing the same content again changes nothing.
     async fn put_attachment(&self, meta: &AttachmentMeta, content: &[u8]) -> StoreResult<()>;
     async fn attachment(&self, sha256: &str) -> StoreResult<Option<(AttachmentMeta, Vec<u8>)>>;
+    /// Records that `holder` uploaded the file (again); only a holder may attach it to a case.
+    async fn record_upload(&self, sha256: &str, holder: &str, at: Timestamp) -> StoreResult<()>;
+    async fn has_uploaded(&self, sha256: &str, holder: &str) -> StoreResult<bool>;
 }
 
 /// An in-app notification to store: one user, one event.

@@ -1224,6 +1224,28 @@ macro_rules! shared_sql {
             Ok(())
         }
 
+        pub(crate) async fn record_upload(pool: &Pool, sha256: &str, holder: &str, at: i64) -> StoreResult<()> {
+            sqlx::query(
+                "INSERT INTO uploads (sha256, holder, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (sha256, holder) DO NOTHING",
+            )
+            .bind(sha256)
+            .bind(holder)
+            .bind(at)
+            .execute(pool)
+            .await?;
+            Ok(())
+        }
+
+        pub(crate) async fn has_uploaded(pool: &Pool, sha256: &str, holder: &str) -> StoreResult<bool> {
+            let (found,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM uploads WHERE sha256 = $1 AND holder = $2")
+                .bind(sha256)
+                .bind(holder)
+                .fetch_one(pool)
+                .await?;
+            Ok(found > 0)
+        }
+
         /// Applies the migrations not yet recorded in `schema_migrations`, each in its own transaction.
         pub(crate) async fn migrate(
             conn: &mut Conn,
@@ -1595,6 +1617,17 @@ macro_rules! store_impl {
                 sha256: &str,
             ) -> StoreResult<Option<(crate::AttachmentMeta, Vec<u8>)>> {
                 self.attachment_content(sha256).await
+            }
+            async fn record_upload(
+                &self,
+                sha256: &str,
+                holder: &str,
+                at: shiyu_domain::Timestamp,
+            ) -> StoreResult<()> {
+                record_upload(&self.reference_pool().await?, sha256, holder, at.0).await
+            }
+            async fn has_uploaded(&self, sha256: &str, holder: &str) -> StoreResult<bool> {
+                has_uploaded(self.read_pool(), sha256, holder).await
             }
         }
     };

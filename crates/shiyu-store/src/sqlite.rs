@@ -28,6 +28,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "deferred_indexes", include_str!("../migrations/sqlite/0008_deferred_indexes.sql")),
     (9, "history_rows", include_str!("../migrations/sqlite/0009_history_rows.sql")),
     (10, "usernames_any_case", include_str!("../migrations/sqlite/0010_usernames_any_case.sql")),
+    (11, "uploads", include_str!("../migrations/sqlite/0011_uploads.sql")),
 ];
 
 #[derive(Debug)]

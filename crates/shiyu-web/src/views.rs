@@ -100,11 +100,14 @@ pub struct AttachmentView {
     /// SHA-256 of the content, as returned by `POST /api/attachments`.
     pub sha256: String,
     pub name: String,
+    /// In requests only: the receipt an upload without sign-in was given (see `POST /api/public/attachments`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<String>,
 }
 
 impl AttachmentView {
     fn of(a: &AttachmentRef) -> AttachmentView {
-        AttachmentView { sha256: a.sha256.clone(), name: a.name.clone() }
+        AttachmentView { sha256: a.sha256.clone(), name: a.name.clone(), receipt: None }
     }
 }
 

@@ -530,6 +530,13 @@ async fn attachments_are_checked_on_content_and_served_only_to_who_may_see_the_c
 
     let path = format!("/api/cases/{id}/attachments/{sha}");
     let mut operator = app.signed_in("operator").await;
+    // Knowing a file's hash is not enough to attach it: only its uploaders may, each after uploading it.
+    let mut borrowed = hotline_report("借用他人照片");
+    borrowed["attachments"] = json!([{"sha256": sha, "name": "pothole.png"}]);
+    let (status, body) = operator.json("POST", "/api/cases", Some(&borrowed)).await.unwrap();
+    assert_eq!((status, body["error"]["code"].as_str().unwrap()), (422, "ATTACHMENT_UNKNOWN"));
+    assert_eq!(operator.request("POST", &upload("mine.png"), &[], Some(&png)).await.unwrap().status, 201);
+    assert_eq!(operator.json("POST", "/api/cases", Some(&borrowed)).await.unwrap().0, 201);
     let file = operator.request("GET", &path, &[], None).await.unwrap();
     assert_eq!(file.status, 200);
     assert_eq!(file.body, png);
@@ -554,8 +561,24 @@ async fn attachments_are_checked_on_content_and_served_only_to_who_may_see_the_c
     let public =
         citizen.request("POST", "/api/public/attachments?name=a.jpg", &[], Some(&jpeg)).await.unwrap();
     assert_eq!(public.status, 201);
-    let report = json!({"description": "垃圾满溢", "jurisdiction": GRID, "attachments": [{"sha256": public.json()["sha256"], "name": "a.jpg"}]});
-    assert_eq!(citizen.json("POST", "/api/public/reports", Some(&report)).await.unwrap().0, 201);
+    let (public_sha, receipt) = (public.json()["sha256"].clone(), public.json()["receipt"].clone());
+    assert!(receipt.as_str().is_some_and(|r| r.len() >= 32), "{}", public.json());
+    // Without the receipt, or with someone else's, the file cannot be attached; not even by hash alone.
+    for refs in [
+        json!([{"sha256": public_sha, "name": "a.jpg"}]),
+        json!([{"sha256": public_sha, "name": "a.jpg", "receipt": "a-guess"}]),
+        json!([{"sha256": sha, "name": "pothole.png", "receipt": receipt}]),
+    ] {
+        let report = json!({"description": "垃圾满溢", "jurisdiction": GRID, "attachments": refs});
+        let (status, body) =
+            app.anonymous().json("POST", "/api/public/reports", Some(&report)).await.unwrap();
+        assert_eq!((status, body["error"]["code"].as_str().unwrap()), (422, "ATTACHMENT_UNKNOWN"), "{refs}");
+    }
+    let refs = json!([{"sha256": public_sha, "name": "a.jpg", "receipt": receipt}]);
+    let report = json!({"description": "垃圾满溢", "jurisdiction": GRID, "attachments": refs});
+    let (status, created) = citizen.json("POST", "/api/public/reports", Some(&report)).await.unwrap();
+    assert_eq!(status, 201, "{created}");
+    assert!(!created.to_string().contains(receipt.as_str().unwrap()), "the receipt is never shown again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

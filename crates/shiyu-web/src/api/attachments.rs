@@ -50,6 +50,10 @@ pub struct UploadedView {
     pub name: String,
     pub mime: String,
     pub size: i64,
+    /// Only for an upload without sign-in: quote it with the hash in the report's `attachments`. A file may be
+    /// attached only by whoever uploaded it — a signed-in user, or the holder of this receipt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<String>,
 }
 
 /// Uploads a photo (JPEG, PNG, GIF, WebP) or a PDF of at most 10 MiB as the raw request body, for signed-in
@@ -95,6 +99,13 @@ async fn store_upload(
         created_at: now,
     };
     state.store.put_attachment(&meta, &body).await?;
+    let receipt = match caller.user() {
+        Ok(_) => None,
+        Err(_) => Some(shiyu_auth::random_token()),
+    };
+    for holder in holders(&caller, receipt.as_deref()) {
+        state.store.record_upload(&meta.sha256, &holder, now).await?;
+    }
     state
         .store
         .audit(vec![caller.audit(
@@ -106,7 +117,7 @@ async fn store_upload(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(UploadedView { sha256: meta.sha256, name, mime: mime.into(), size: meta.size }),
+        Json(UploadedView { sha256: meta.sha256, name, mime: mime.into(), size: meta.size, receipt }),
     ))
 }
 
@@ -157,15 +168,31 @@ pub async fn download(
         .into_response())
 }
 
-/// Checks that every referenced attachment was uploaded.
-pub async fn check_exist(state: &AppState, attachments: &[crate::views::AttachmentView]) -> WebResult<()> {
+/// Who an upload is recorded for: the signed-in user, or the holder of a receipt (kept as its hash).
+fn holders(caller: &Caller, receipt: Option<&str>) -> Vec<String> {
+    let user = caller.user().ok().map(|user| format!("user:{}", user.id.0));
+    let receipt = receipt.map(|receipt| format!("receipt:{}", shiyu_auth::token_hash(receipt)));
+    user.into_iter().chain(receipt).collect()
+}
+
+/// Refuses a file the caller did not upload as if it did not exist: a hash seen elsewhere (on a screen, in a
+/// log) must not let someone attach the file to their own case and then read it through that case.
+pub async fn check_uploaded(
+    state: &AppState,
+    caller: &Caller,
+    attachments: &[crate::views::AttachmentView],
+) -> WebResult<()> {
     for attachment in attachments {
-        if state.store.attachment(&attachment.sha256).await.ok().flatten().is_none() {
+        let mut uploaded = false;
+        for holder in holders(caller, attachment.receipt.as_deref()) {
+            uploaded = uploaded || state.store.has_uploaded(&attachment.sha256, &holder).await?;
+        }
+        if !uploaded {
             return Err(WebError::refused(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "ATTACHMENT_UNKNOWN",
-                "附件不存在，请先上传",
-                "The attachment does not exist; upload it first",
+                "附件不存在或不是由您上传，请先上传",
+                "The attachment does not exist or was not uploaded by you; upload it first",
             )
             .with_details(attachment.sha256.clone()));
         }

@@ -328,7 +328,7 @@ pub(super) async fn intake_command(
     let location = check_location(intake.location)?;
     let (path, owner) = intake_place(state, &reference, intake.jurisdiction, location)?;
     let (contact_sealed, id_number_sealed) = sealed_contacts(state, intake.phone, intake.id_number)?;
-    super::attachments::check_exist(state, intake.attachments).await?;
+    super::attachments::check_uploaded(state, caller, intake.attachments).await?;
     Ok(Command {
         attachments: attachments(intake.attachments),
         origin: caller.address.clone(),
@@ -602,7 +602,7 @@ pub async fn act(
 ) -> WebResult<Json<CaseView>> {
     let actor = caller.actor()?;
     let current = visible_case(&state, &actor, CaseId(id)).await?;
-    super::attachments::check_exist(&state, &request.attachments).await?;
+    super::attachments::check_uploaded(&state, &caller, &request.attachments).await?;
     let action = domain_action(request.action, &state.reference.get(), &current)?;
     let command = Command {
         action,
