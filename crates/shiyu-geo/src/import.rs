@@ -375,6 +375,12 @@ pub fn plan_grids(
         .collect();
     let on_map =
         |j: &Jurisdiction, shape: &Shape| (format!("{} {} (on the map)", j.code, j.name), shape.clone());
+    let mut kept_children: HashMap<JurisdictionId, Vec<(String, Shape)>> = HashMap::new();
+    for (j, shape) in &kept {
+        if let Some(parent) = j.parent.filter(|parent| children.contains_key(parent)) {
+            kept_children.entry(parent).or_default().push(on_map(j, shape));
+        }
+    }
     for (level, shapes) in &by_level {
         let checked = shapes.len();
         let mut shapes = shapes.clone();
@@ -391,9 +397,7 @@ pub fn plan_grids(
         let Some(outline) = outlines.get(parent) else { continue };
         problems.extend(validate::outside_parent(outline, grids, tolerance_m).iter().map(Problem::to_string));
         let mut siblings = grids.to_vec();
-        siblings.extend(
-            kept.iter().filter(|(j, _)| j.parent == Some(**parent)).map(|(j, shape)| on_map(j, shape)),
-        );
+        siblings.extend(kept_children.remove(*parent).unwrap_or_default());
         let spacing = (outline.area_m2().sqrt() / 40.0).max(25.0);
         problems.extend(validate::gaps(outline, &siblings, spacing, tolerance_m, 5).iter().map(|p| {
             format!("parent {}: {p}", existing.iter().find(|j| j.id == **parent).map_or("?", |j| &j.code))

@@ -1001,25 +1001,52 @@ macro_rules! shared_sql {
             Ok(User { id: UserId(id), username, display_name, role: Role::parse(&role).ok_or_else(|| corrupt("role", &role))?, scope })
         }
 
+        /// Adds a user under the next free id. A unique violation means the name is taken (in any letter case)
+        /// or, when two users are added at the same instant, that the other took the id first: the name is
+        /// looked up to tell which, and only a taken name is a conflict.
         pub(crate) async fn add_user(pool: &Pool, user: &crate::NewUser) -> StoreResult<User> {
             let (jurisdiction, department) = scope_columns(user.scope);
-            let mut tx = pool.begin().await?;
-            let (next,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(id), 0) + 1 FROM users").fetch_one(&mut *tx).await?;
-            sqlx::query(
-                "INSERT INTO users (id, username, display_name, role, jurisdiction_id, department_id, password_hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(next)
-            .bind(&user.username)
-            .bind(&user.display_name)
-            .bind(user.role.as_str())
-            .bind(jurisdiction)
-            .bind(department)
-            .bind(user.password_hash.as_deref())
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(User { id: UserId(next), username: user.username.clone(), display_name: user.display_name.clone(), role: user.role, scope: user.scope })
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                let inserted: Result<(i64,), sqlx::Error> = sqlx::query_as(
+                    "INSERT INTO users (id, username, display_name, role, jurisdiction_id, department_id, password_hash) \
+                     SELECT COALESCE(MAX(id), 0) + 1, $1, $2, $3, $4, $5, $6 FROM users RETURNING id",
+                )
+                .bind(&user.username)
+                .bind(&user.display_name)
+                .bind(user.role.as_str())
+                .bind(jurisdiction)
+                .bind(department)
+                .bind(user.password_hash.as_deref())
+                .fetch_one(pool)
+                .await;
+                match inserted {
+                    Ok((id,)) => {
+                        return Ok(User {
+                            id: UserId(id),
+                            username: user.username.clone(),
+                            display_name: user.display_name.clone(),
+                            role: user.role,
+                            scope: user.scope,
+                        })
+                    }
+                    Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                        let (taken,): (i64,) =
+                            sqlx::query_as("SELECT COUNT(*) FROM users WHERE lower(username) = lower($1)")
+                                .bind(&user.username)
+                                .fetch_one(pool)
+                                .await?;
+                        if taken > 0 {
+                            return Err(StoreError::Conflict(format!("username {} is taken", user.username)));
+                        }
+                        if attempts == 5 {
+                            return Err(StoreError::Other("no free user id after five tries".into()));
+                        }
+                    }
+                    Err(other) => return Err(other.into()),
+                }
+            }
         }
 
         pub(crate) async fn credentials(pool: &Pool, username: &str) -> StoreResult<Option<crate::Credentials>> {

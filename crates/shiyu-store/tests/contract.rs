@@ -444,6 +444,31 @@ async fn users_sessions_and_tokens_round_trip(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(added.id, UserId(world.users.len() as i64 + 1));
+    // Users added at the same instant each get an id of their own; none is told its free name is taken.
+    let tasks: Vec<_> = (0..8)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .add_user(&NewUser {
+                        username: format!("together_{n}"),
+                        display_name: "同时".into(),
+                        role: Role::Citizen,
+                        scope: Scope::Unbound,
+                        password_hash: None,
+                    })
+                    .await
+            })
+        })
+        .collect();
+    let mut added_together = Vec::new();
+    for task in tasks {
+        added_together.push(task.await.unwrap());
+    }
+    let mut ids: Vec<i64> = added_together.into_iter().map(|added| added.unwrap().id.0).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 8);
     // Taken whatever the letter case.
     for name in ["new_operator", "New_Operator"] {
         let duplicate = store

@@ -101,8 +101,16 @@ pub struct AttachmentView {
     pub sha256: String,
     pub name: String,
     /// In requests only: the receipt an upload without sign-in was given (see `POST /api/public/attachments`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Never written out: not in answers, and not in an Idempotency-Key's fingerprint, so that a retry that
+    /// uploaded the file again (and got a new receipt) is still the same report.
+    #[serde(default, skip_serializing_if = "never_written")]
     pub receipt: Option<String>,
+}
+
+/// `skip_serializing_if` rather than `skip_serializing`, which would also drop the field from the OpenAPI
+/// document.
+fn never_written<T>(_: &T) -> bool {
+    true
 }
 
 impl AttachmentView {

@@ -579,6 +579,21 @@ async fn attachments_are_checked_on_content_and_served_only_to_who_may_see_the_c
     let (status, created) = citizen.json("POST", "/api/public/reports", Some(&report)).await.unwrap();
     assert_eq!(status, 201, "{created}");
     assert!(!created.to_string().contains(receipt.as_str().unwrap()), "the receipt is never shown again");
+    // A retry that uploaded the file again comes with a new receipt and is still the same report.
+    let mut sent = Vec::new();
+    for _ in 0..2 {
+        let again =
+            citizen.request("POST", "/api/public/attachments?name=a.jpg", &[], Some(&jpeg)).await.unwrap();
+        let refs = json!([{"sha256": public_sha, "name": "a.jpg", "receipt": again.json()["receipt"]}]);
+        let body =
+            json!({"description": "垃圾又满了", "jurisdiction": GRID, "attachments": refs}).to_string();
+        let headers = [("Content-Type", "application/json"), ("Idempotency-Key", "photo-retry")];
+        let answer =
+            citizen.request("POST", "/api/public/reports", &headers, Some(body.as_bytes())).await.unwrap();
+        sent.push((answer.status, answer.json()["tracking_code"].clone()));
+    }
+    assert_eq!((sent[0].0, sent[1].0), (201, 200), "{sent:?}");
+    assert_eq!(sent[0].1, sent[1].1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

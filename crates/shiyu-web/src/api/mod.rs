@@ -42,7 +42,8 @@ pub fn page_size(limit: Option<u32>) -> u32 {
 
 /// A JSON object body whose every refusal (malformed JSON, unknown fields, wrong types, oversize) answers in
 /// the API's error shape. An array is refused too: serde would otherwise fill a struct's fields from an array
-/// in order, so `["a", "b"]` would pass for an object.
+/// in order, so `["a", "b"]` would pass for an object. (This holds for the body itself; fields inside it are
+/// read as serde reads them.)
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
@@ -57,7 +58,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// A JSON array body, refused as [`JsonBody`] is.
+/// A JSON array of objects, refused as [`JsonBody`] is.
 #[derive(Debug)]
 pub struct JsonList<T>(pub Vec<T>);
 
@@ -65,8 +66,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonList<T> {
     type Rejection = WebError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<Vec<T>>::from_request(request, state).await {
-            Ok(axum::Json(values)) => Ok(JsonList(values)),
+        match axum::Json::<Vec<Object<T>>>::from_request(request, state).await {
+            Ok(axum::Json(values)) => Ok(JsonList(values.into_iter().map(|Object(value)| value).collect())),
             Err(rejection) => Err(json_refusal(rejection)),
         }
     }
