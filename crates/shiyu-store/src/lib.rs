@@ -341,11 +341,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// delivery, `Conflict` if it is not dead or its webhook is disabled.
     async fn retry_delivery(&self, id: i64, now: Timestamp) -> StoreResult<()>;
 
-    /// Stores a file by its content hash; storing the same content again changes nothing.
-    async fn put_attachment(&self, meta: &AttachmentMeta, content: &[u8]) -> StoreResult<()>;
+    /// Stores a file by its content hash (storing the same content again keeps the first copy) and records
+    /// that `holder` uploaded it: only a holder may attach it to a case ([`Store::has_uploaded`]).
+    async fn put_attachment(&self, meta: &AttachmentMeta, content: &[u8], holder: &str) -> StoreResult<()>;
     async fn attachment(&self, sha256: &str) -> StoreResult<Option<(AttachmentMeta, Vec<u8>)>>;
-    /// Records that `holder` uploaded the file (again); only a holder may attach it to a case.
-    async fn record_upload(&self, sha256: &str, holder: &str, at: Timestamp) -> StoreResult<()>;
     async fn has_uploaded(&self, sha256: &str, holder: &str) -> StoreResult<bool>;
 }
 

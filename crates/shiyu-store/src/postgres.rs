@@ -110,9 +110,14 @@ impl PgStore {
 
 impl PgStore {
     /// Every node must see every attachment, so PostgreSQL keeps the bytes in the database.
-    async fn put_attachment_content(&self, meta: &crate::AttachmentMeta, content: &[u8]) -> StoreResult<()> {
+    async fn put_attachment_content(
+        &self,
+        meta: &crate::AttachmentMeta,
+        content: &[u8],
+        holder: &str,
+    ) -> StoreResult<()> {
         crate::check_sha256(&meta.sha256)?;
-        insert_attachment(&self.pool, meta, Some(content)).await
+        insert_attachment(&self.pool, meta, Some(content), holder).await
     }
 
     async fn attachment_content(

@@ -1233,8 +1233,15 @@ macro_rules! shared_sql {
             }))
         }
 
-        /// Records an attachment's metadata, and its bytes when the backend keeps them in the database.
-        pub(crate) async fn insert_attachment(pool: &Pool, meta: &crate::AttachmentMeta, content: Option<&[u8]>) -> StoreResult<()> {
+        /// Records an attachment's metadata, and its bytes when the backend keeps them in the database, and that
+        /// `holder` uploaded it, in one transaction.
+        pub(crate) async fn insert_attachment(
+            pool: &Pool,
+            meta: &crate::AttachmentMeta,
+            content: Option<&[u8]>,
+            holder: &str,
+        ) -> StoreResult<()> {
+            let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO attachments (sha256, mime, size, name, uploaded_by, created_at, content) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (sha256) DO NOTHING",
@@ -1246,21 +1253,18 @@ macro_rules! shared_sql {
             .bind(meta.uploaded_by.map(|u| u.0))
             .bind(meta.created_at.0)
             .bind(content)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
-            Ok(())
-        }
-
-        pub(crate) async fn record_upload(pool: &Pool, sha256: &str, holder: &str, at: i64) -> StoreResult<()> {
             sqlx::query(
                 "INSERT INTO uploads (sha256, holder, created_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (sha256, holder) DO NOTHING",
             )
-            .bind(sha256)
+            .bind(&meta.sha256)
             .bind(holder)
-            .bind(at)
-            .execute(pool)
+            .bind(meta.created_at.0)
+            .execute(&mut *tx)
             .await?;
+            tx.commit().await?;
             Ok(())
         }
 
@@ -1636,22 +1640,19 @@ macro_rules! store_impl {
                 self.cache.forget_api_token(id);
                 Ok(())
             }
-            async fn put_attachment(&self, meta: &crate::AttachmentMeta, content: &[u8]) -> StoreResult<()> {
-                self.put_attachment_content(meta, content).await
+            async fn put_attachment(
+                &self,
+                meta: &crate::AttachmentMeta,
+                content: &[u8],
+                holder: &str,
+            ) -> StoreResult<()> {
+                self.put_attachment_content(meta, content, holder).await
             }
             async fn attachment(
                 &self,
                 sha256: &str,
             ) -> StoreResult<Option<(crate::AttachmentMeta, Vec<u8>)>> {
                 self.attachment_content(sha256).await
-            }
-            async fn record_upload(
-                &self,
-                sha256: &str,
-                holder: &str,
-                at: shiyu_domain::Timestamp,
-            ) -> StoreResult<()> {
-                record_upload(&self.reference_pool().await?, sha256, holder, at.0).await
             }
             async fn has_uploaded(&self, sha256: &str, holder: &str) -> StoreResult<bool> {
                 has_uploaded(self.read_pool(), sha256, holder).await

@@ -257,12 +257,17 @@ impl SqliteStore {
         Ok(folder.join(&sha256[..2]).join(sha256))
     }
 
-    async fn put_attachment_content(&self, meta: &crate::AttachmentMeta, content: &[u8]) -> StoreResult<()> {
+    async fn put_attachment_content(
+        &self,
+        meta: &crate::AttachmentMeta,
+        content: &[u8],
+        holder: &str,
+    ) -> StoreResult<()> {
         let path = self.attachment_path(&meta.sha256)?;
         if !path.exists() {
             crate::write_file_durably(&path, content).await?;
         }
-        insert_attachment(&self.reference_pool().await?, meta, None).await
+        insert_attachment(&self.reference_pool().await?, meta, None, holder).await
     }
 
     async fn attachment_content(

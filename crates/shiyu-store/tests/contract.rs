@@ -541,13 +541,16 @@ async fn attachments_are_kept_by_content_hash(store: Arc<dyn Store>) {
         uploaded_by: Some(UserId(3)),
         created_at: NOW,
     };
-    store.put_attachment(&meta, &content).await.unwrap();
-    store.put_attachment(&meta, &content).await.unwrap();
+    store.put_attachment(&meta, &content, "user:3").await.unwrap();
+    store.put_attachment(&meta, &content, "user:4").await.unwrap();
     assert_eq!(store.attachment(&meta.sha256).await.unwrap(), Some((meta.clone(), content)));
+    for (holder, uploaded) in [("user:3", true), ("user:4", true), ("user:5", false)] {
+        assert_eq!(store.has_uploaded(&meta.sha256, holder).await.unwrap(), uploaded, "{holder}");
+    }
     assert_eq!(store.attachment(&"0".repeat(64)).await.unwrap(), None);
     for bad in ["../../etc/passwd", "ABC", &"g".repeat(64)] {
         let refused = AttachmentMeta { sha256: bad.to_string(), ..meta.clone() };
-        assert!(store.put_attachment(&refused, b"x").await.is_err(), "{bad}");
+        assert!(store.put_attachment(&refused, b"x", "user:3").await.is_err(), "{bad}");
     }
 }
 

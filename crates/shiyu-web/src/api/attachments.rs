@@ -98,14 +98,15 @@ async fn store_upload(
         uploaded_by: caller.user().ok().map(|u| u.id),
         created_at: now,
     };
-    state.store.put_attachment(&meta, &body).await?;
-    let receipt = match caller.user() {
-        Ok(_) => None,
-        Err(_) => Some(shiyu_auth::random_token()),
+    // Signed-in users hold their uploads by name; anyone else by a receipt only they are given.
+    let (holder, receipt) = match caller.user() {
+        Ok(user) => (user_holder(user.id), None),
+        Err(_) => {
+            let receipt = shiyu_auth::random_token();
+            (receipt_holder(&receipt), Some(receipt))
+        }
     };
-    for holder in holders(&caller, receipt.as_deref()) {
-        state.store.record_upload(&meta.sha256, &holder, now).await?;
-    }
+    state.store.put_attachment(&meta, &body, &holder).await?;
     state
         .store
         .audit(vec![caller.audit(
@@ -168,11 +169,13 @@ pub async fn download(
         .into_response())
 }
 
-/// Who an upload is recorded for: the signed-in user, or the holder of a receipt (kept as its hash).
-fn holders(caller: &Caller, receipt: Option<&str>) -> Vec<String> {
-    let user = caller.user().ok().map(|user| format!("user:{}", user.id.0));
-    let receipt = receipt.map(|receipt| format!("receipt:{}", shiyu_auth::token_hash(receipt)));
-    user.into_iter().chain(receipt).collect()
+/// Who holds an upload: a signed-in user, or whoever has a receipt (kept as its hash).
+fn user_holder(user: shiyu_domain::UserId) -> String {
+    format!("user:{}", user.0)
+}
+
+fn receipt_holder(receipt: &str) -> String {
+    format!("receipt:{}", shiyu_auth::token_hash(receipt))
 }
 
 /// Refuses a file the caller did not upload as if it did not exist: a hash seen elsewhere (on a screen, in a
@@ -183,9 +186,11 @@ pub async fn check_uploaded(
     attachments: &[crate::views::AttachmentView],
 ) -> WebResult<()> {
     for attachment in attachments {
+        let user = caller.user().ok().map(|user| user_holder(user.id));
+        let receipt = attachment.receipt.as_deref().map(receipt_holder);
         let mut uploaded = false;
-        for holder in holders(caller, attachment.receipt.as_deref()) {
-            uploaded = uploaded || state.store.has_uploaded(&attachment.sha256, &holder).await?;
+        for holder in user.iter().chain(&receipt) {
+            uploaded = uploaded || state.store.has_uploaded(&attachment.sha256, holder).await?;
         }
         if !uploaded {
             return Err(WebError::refused(
