@@ -182,7 +182,8 @@ pub(crate) enum Write {
     },
     /// Whole histories of new cases, audited by one entry.
     Bulk {
-        cases: BulkCases,
+        /// Shared, so that the SQLite writer can hand it to a blocking thread while the committer keeps the write.
+        cases: Arc<BulkCases>,
         audit: AuditEntry,
     },
     /// Sets ids aside for bulk loads (`Store::reserve_case_ids`).
@@ -254,12 +255,14 @@ pub(crate) struct Plan<'a> {
     /// The new end of the reserved ids, and when it was set.
     pub reserved_until: Option<(i64, i64)>,
     pub answers: Vec<StoreResult<Written>>,
+    /// The log's last sequence number before this batch.
+    pub after_seq: i64,
 }
 
 impl<'a> Plan<'a> {
     /// Assigns ids and sequence numbers and settles idempotency keys and expected versions, in arrival order.
     pub fn new(writes: &'a [&'a Write], mut lookup: Lookup) -> Plan<'a> {
-        let mut plan = Plan::default();
+        let mut plan = Plan { after_seq: lookup.max_seq, ..Plan::default() };
         for write in writes {
             let answer = match write {
                 Write::Create { key, now, case, events } => {
@@ -343,6 +346,16 @@ impl<'a> Plan<'a> {
             plan.answers.push(answer);
         }
         plan
+    }
+
+    /// The stretch of the log `(after, through]` this batch fills, when it is one bulk load and nothing else:
+    /// the read cache's tailer need not read it back (`ReadCache::bulk_loaded`).
+    pub fn bulk_loaded(&self) -> Option<(i64, i64)> {
+        let only_a_load = matches!(self.answers.as_slice(), [Ok(Written::Loaded)])
+            && self.cases.len() == self.events.len()
+            && self.keys.is_empty();
+        let (through, ..) = self.events.last()?;
+        only_a_load.then_some((self.after_seq, *through))
     }
 
     fn push_events(&mut self, max_seq: &mut i64, case_id: i64, from_version: i64, events: &'a [EventRow]) {

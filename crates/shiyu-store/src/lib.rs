@@ -11,6 +11,7 @@ pub mod postgres;
 pub mod service;
 mod sql;
 pub mod sqlite;
+mod sqlite_bulk;
 pub mod testing;
 
 use async_trait::async_trait;
@@ -43,6 +44,20 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::RowNotFound => StoreError::NotFound("row".into()),
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 StoreError::Conflict(db.message().to_string())
+            }
+            _ => StoreError::Other(error.to_string()),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        match &error {
+            rusqlite::Error::SqliteFailure(failure, message)
+                if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    || failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+            {
+                StoreError::Conflict(message.clone().unwrap_or_else(|| error.to_string()))
             }
             _ => StoreError::Other(error.to_string()),
         }

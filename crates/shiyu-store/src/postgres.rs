@@ -40,12 +40,13 @@ pub struct PgStore {
 
 struct PgWriter {
     conn: sqlx::PgConnection,
+    cache: Arc<ReadCache>,
 }
 
 #[async_trait]
 impl BatchWriter for PgWriter {
     async fn write_batch(&mut self, writes: &[&Write]) -> StoreResult<Vec<StoreResult<Written>>> {
-        write_batch(&mut self.conn, writes, "BEGIN", Some(WRITER_LOCK)).await
+        write_batch(&mut self.conn, writes, "BEGIN", Some(WRITER_LOCK), &self.cache).await
     }
 }
 
@@ -68,7 +69,8 @@ impl PgStore {
         let pool = PgPoolOptions::new().max_connections(16).connect_with(options).await?;
         let cache = Arc::new(ReadCache::new(last_seq(&pool).await?));
         let tailer = start_cache_tailer(pool.clone(), cache.clone());
-        let writer = GroupCommitter::start(PgWriter { conn }, write.mode, write.max_batch);
+        let writer =
+            GroupCommitter::start(PgWriter { conn, cache: cache.clone() }, write.mode, write.max_batch);
         Ok(PgStore { pool, writer, cache, _tailer: tailer })
     }
 

@@ -32,6 +32,7 @@ macro_rules! shared_sql {
             writes: &[&Write],
             begin: &'static str,
             lock: Option<&'static str>,
+            cache: &crate::cache::ReadCache,
         ) -> StoreResult<Vec<StoreResult<Written>>> {
             let mut tx = conn.begin_with(begin).await?;
             if let Some(lock) = lock {
@@ -47,6 +48,9 @@ macro_rules! shared_sql {
                 }
             }
             tx.commit().await?;
+            if let Some((after, through)) = plan.bulk_loaded() {
+                cache.bulk_loaded(after, through);
+            }
             Ok(plan.answers)
         }
 
@@ -307,12 +311,15 @@ macro_rules! shared_sql {
             stored_events(rows, after, limit as usize)
         }
 
-        /// `(seq, case, version)` of the events after `after`: what the read cache's tailer needs.
-        async fn versions_since(pool: &Pool, after: i64) -> StoreResult<Vec<(i64, i64, i64)>> {
-            Ok(sqlx::query_as("SELECT seq, case_id, version FROM events WHERE seq > $1 ORDER BY seq LIMIT 10000")
-                .bind(after)
-                .fetch_all(pool)
-                .await?)
+        /// `(seq, case, version)` of the events after `after` up to `until`: what the read cache's tailer needs.
+        async fn versions_since(pool: &Pool, after: i64, until: i64) -> StoreResult<Vec<(i64, i64, i64)>> {
+            Ok(sqlx::query_as(
+                "SELECT seq, case_id, version FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT 10000",
+            )
+            .bind(after)
+            .bind(until)
+            .fetch_all(pool)
+            .await?)
         }
 
         /// Keeps the read cache exact while other processes or nodes write: every case the log shows at a
@@ -324,7 +331,14 @@ macro_rules! shared_sql {
             crate::cache::BackgroundTask::spawn(async move {
                 loop {
                     tokio::time::sleep(crate::cache::TAIL_EVERY).await;
-                    let Ok(rows) = versions_since(&pool, cache.tailed()).await else { continue };
+                    let (after, until) = match cache.next_tail() {
+                        crate::cache::Tail::Skip { through } => {
+                            cache.set_tailed(through);
+                            continue;
+                        }
+                        crate::cache::Tail::Read { after, until } => (after, until),
+                    };
+                    let Ok(rows) = versions_since(&pool, after, until).await else { continue };
                     for &(seq, case, version) in &rows {
                         cache.saw_version(CaseId(case), version as u64);
                         cache.set_tailed(seq);
@@ -1390,7 +1404,7 @@ macro_rules! store_impl {
                 if cases.is_empty() {
                     return Ok(());
                 }
-                self.writer.submit(Write::Bulk { cases, audit }).await.map(|_| ())
+                self.writer.submit(Write::Bulk { cases: std::sync::Arc::new(cases), audit }).await.map(|_| ())
             }
 
             async fn load_case(&self, id: CaseId) -> StoreResult<Option<CaseState>> {

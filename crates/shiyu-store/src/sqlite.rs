@@ -48,11 +48,18 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 struct SqliteWriter {
     conn: sqlx::SqliteConnection,
+    path: PathBuf,
+    cache: Arc<ReadCache>,
+    /// A plain connection for bulk loads, opened by the first one (see `crate::sqlite_bulk`).
+    bulk: Option<rusqlite::Connection>,
 }
 
 #[async_trait]
 impl BatchWriter for SqliteWriter {
     async fn write_batch(&mut self, writes: &[&Write]) -> StoreResult<Vec<StoreResult<Written>>> {
+        if let [Write::Bulk { cases, audit }] = writes {
+            return Ok(vec![self.load_in_bulk(cases.clone(), audit.clone()).await?]);
+        }
         // IMMEDIATE: the batch reads (idempotency keys, versions) before it writes. A deferred transaction
         // whose snapshot another connection's write (sign-ins, reference data, an admin's change, a second
         // process) overtook cannot upgrade and fails at once with SQLITE_BUSY; taking the write lock first
@@ -61,7 +68,7 @@ impl BatchWriter for SqliteWriter {
         if bulk {
             sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut self.conn).await?;
         }
-        let answers = write_batch(&mut self.conn, writes, "BEGIN IMMEDIATE", None).await;
+        let answers = write_batch(&mut self.conn, writes, "BEGIN IMMEDIATE", None, &self.cache).await;
         if bulk {
             sqlx::query("PRAGMA foreign_keys = ON").execute(&mut self.conn).await?;
         }
@@ -72,6 +79,32 @@ impl BatchWriter for SqliteWriter {
             sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut self.conn).await?;
         }
         Ok(answers)
+    }
+}
+
+impl SqliteWriter {
+    /// A bulk load alone in its batch goes through rusqlite on a blocking thread: sqlx would copy every bound
+    /// value and hand each statement to its worker thread, which cost the writer as much again as SQLite's
+    /// own work (BENCHMARKS.md, simulate).
+    async fn load_in_bulk(
+        &mut self,
+        cases: Arc<crate::BulkCases>,
+        audit: crate::AuditEntry,
+    ) -> StoreResult<StoreResult<Written>> {
+        let conn = match self.bulk.take() {
+            Some(conn) => conn,
+            None => crate::sqlite_bulk::open(&self.path)?,
+        };
+        let cache = self.cache.clone();
+        let (conn, loaded) = tokio::task::spawn_blocking(move || {
+            let mut conn = conn;
+            let loaded = crate::sqlite_bulk::load(&mut conn, cases, audit, &cache);
+            (conn, loaded)
+        })
+        .await
+        .map_err(|e| StoreError::Other(format!("bulk writer: {e}")))?;
+        self.bulk = Some(conn);
+        loaded
     }
 }
 
@@ -114,7 +147,11 @@ impl SqliteStore {
             SqlitePoolOptions::new().max_connections(4).connect_with(options(&path).read_only(true)).await?;
         let cache = Arc::new(ReadCache::new(last_seq(&readers).await?));
         let tailer = start_cache_tailer(readers.clone(), cache.clone());
-        let writer = GroupCommitter::start(SqliteWriter { conn }, write.mode, write.max_batch);
+        let writer = GroupCommitter::start(
+            SqliteWriter { conn, path: path.clone(), cache: cache.clone(), bulk: None },
+            write.mode,
+            write.max_batch,
+        );
         Ok(SqliteStore {
             path,
             readers,

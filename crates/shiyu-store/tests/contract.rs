@@ -278,6 +278,18 @@ where
     }
 }
 
+fn bulk_audit() -> AuditEntry {
+    AuditEntry {
+        at: NOW,
+        user: None,
+        actor: "system".into(),
+        action: "bulk_load".into(),
+        target: None,
+        address: None,
+        detail: None,
+    }
+}
+
 async fn bulk_loaded_histories_read_as_their_events(store: Arc<dyn Store>) {
     let world = installed(&store).await;
     let service = service(store.clone());
@@ -293,17 +305,17 @@ async fn bulk_loaded_histories_read_as_their_events(store: Arc<dyn Store>) {
         (second, state.clone(), history.clone()),
     ])
     .unwrap();
-    let audit = AuditEntry {
-        at: NOW,
-        user: None,
-        actor: "system".into(),
-        action: "bulk_load".into(),
-        target: None,
-        address: None,
-        detail: None,
-    };
-    store.bulk_load(bulk, audit).await.unwrap();
+    store.bulk_load(bulk, bulk_audit()).await.unwrap();
     let after = service.receive(None, &world.report("路灯不亮"), &actor("citizen"), NOW).await.unwrap().id;
+    // Loaded cases are listed like any other: their chain of places and reporter are written with them.
+    for scope in [
+        CaseScope::Under { depth: 4, jurisdiction: JurisdictionId(SampleWorld::GRID) },
+        CaseScope::Reporter(state.reporter.user.unwrap()),
+    ] {
+        let query = CaseQuery { scope, status: None, before: None, received_after: None, limit: 10 };
+        let listed: Vec<_> = store.list_cases(&query).await.unwrap().into_iter().map(|(id, _)| id).collect();
+        assert_eq!(listed, [after, second, first, live]);
+    }
 
     let all = store.events_since(0, 1000).await.unwrap();
     assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=7).collect::<Vec<_>>());
@@ -971,6 +983,19 @@ async fn postgres_nodes_sharing_one_database_keep_one_ordered_log() {
     assert_eq!(ids.len(), 60);
 }
 
+/// The version of `id` that `store` reads once it shows `version`, or after five seconds of waiting for it.
+async fn caught_up(store: &Arc<dyn Store>, id: CaseId, version: u64) -> u64 {
+    let mut seen = 0;
+    for _ in 0..100 {
+        seen = store.load_case(id).await.unwrap().unwrap().version;
+        if seen == version {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    seen
+}
+
 /// Two stores on one database (two nodes, or the server and a command-line tool): what one writes, the
 /// other reads within moments, even when it had the case in its read cache; a session ended on one node
 /// is refused there at once.
@@ -984,15 +1009,25 @@ async fn one_node_reads_what_another_wrote(first: Arc<dyn Store>, second: Arc<dy
     let register = Command::new(Action::Register { matter: world.matters[0].clone(), priority: None });
     service(first.clone()).act(created.id, Some(1), &register, &actor("operator"), NOW).await.unwrap();
     assert_eq!(first.load_case(created.id).await.unwrap().unwrap().version, 2, "the writer reads its write");
-    let mut seen = 0;
-    for _ in 0..100 {
-        seen = second.load_case(created.id).await.unwrap().unwrap().version;
-        if seen == 2 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(seen, 2, "the second node caught up with the log");
+    assert_eq!(caught_up(&second, created.id, 2).await, 2, "the second node caught up with the log");
+
+    // The second node bulk-loads while the first acts on the case just before and just after the load: its
+    // tailer steps over its own load but reads what came before and after it.
+    let suspend = Command { note: Some("等待业主回复".into()), ..Command::new(Action::Suspend) };
+    service(first.clone()).act(created.id, Some(2), &suspend, &actor("operator"), NOW).await.unwrap();
+    let history: Vec<_> =
+        first.case_history(created.id).await.unwrap().into_iter().map(|e| e.event).collect();
+    let state = first.load_case(created.id).await.unwrap().unwrap();
+    let loaded = second.reserve_case_ids(1, NOW).await.unwrap();
+    let bulk = shiyu_store::BulkCases::prepare(&[(loaded, state, history)]).unwrap();
+    second.bulk_load(bulk, bulk_audit()).await.unwrap();
+    assert_eq!(caught_up(&second, created.id, 3).await, 3, "the write just before the load is read");
+    service(first.clone())
+        .act(created.id, Some(3), &Command::new(Action::Resume), &actor("operator"), NOW)
+        .await
+        .unwrap();
+    assert_eq!(caught_up(&second, created.id, 4).await, 4, "the write just after the load is read");
+    assert_eq!(first.load_case(loaded).await.unwrap().unwrap().version, 3);
 
     let session = Session {
         token_hash: "f".repeat(64),

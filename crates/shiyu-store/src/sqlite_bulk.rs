@@ -1,0 +1,131 @@
+//! The SQLite writer's bulk path: a chunk of whole histories (`Store::bulk_load`) written through rusqlite
+//! with statements prepared once per connection, one row at a time. The rows, their ids and sequence numbers
+//! come from the same [`Plan`] as every other write, so the log a bulk load leaves is the one the shared
+//! SQL would have written.
+
+use crate::batch::{Lookup, Plan, Write, Written};
+use crate::cache::ReadCache;
+use crate::{AuditEntry, BulkCases, StoreResult};
+use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Opens the bulk writer's connection. It runs without foreign-key checks: a bulk load refers only to
+/// places, departments and users the simulator read from the store, and checking each reference cost a
+/// lookup per row.
+pub(crate) fn open(path: &Path) -> StoreResult<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.execute_batch(
+        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF; PRAGMA cache_size = -65536; \
+         PRAGMA temp_store = MEMORY;",
+    )?;
+    Ok(conn)
+}
+
+/// Writes one bulk load in one transaction and copies the WAL back into the database file afterwards (a load
+/// never pauses for the background checkpointer to catch up). Tells `cache` which stretch of the log it
+/// filled and returns the write's answer.
+pub(crate) fn load(
+    conn: &mut Connection,
+    cases: Arc<BulkCases>,
+    audit: AuditEntry,
+    cache: &ReadCache,
+) -> StoreResult<StoreResult<Written>> {
+    let write = Write::Bulk { cases, audit };
+    let writes = [&write];
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let plan = Plan::new(&writes, lookup(&tx, &write)?);
+    write_plan(&tx, &plan)?;
+    tx.commit()?;
+    conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)")?;
+    if let Some((after, through)) = plan.bulk_loaded() {
+        cache.bulk_loaded(after, through);
+    }
+    Ok(plan.answers.into_iter().next().unwrap_or(Ok(Written::Loaded)))
+}
+
+fn lookup(conn: &Connection, write: &Write) -> StoreResult<Lookup> {
+    let (max_id, max_seq, reserved): (i64, i64, i64) = conn.query_row(
+        "SELECT COALESCE((SELECT MAX(id) FROM cases), 0), COALESCE((SELECT MAX(seq) FROM events), 0), \
+         COALESCE((SELECT CAST(body AS INTEGER) FROM settings WHERE name = 'reserved_case_ids'), 0)",
+        [],
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+    )?;
+    let mut lookup = Lookup { max_id: max_id.max(reserved), max_seq, ..Lookup::default() };
+    if let Write::Bulk { cases, .. } = write {
+        if let (Some((first, ..)), Some((last, ..))) = (cases.rows.first(), cases.rows.last()) {
+            let taken: i64 = conn.query_row(
+                "SELECT COUNT(*) FROM cases WHERE id BETWEEN ?1 AND ?2",
+                [first, last],
+                |row| row.get(0),
+            )?;
+            lookup.taken.insert(*first, taken);
+        }
+    }
+    Ok(lookup)
+}
+
+fn write_plan(conn: &Connection, plan: &Plan<'_>) -> StoreResult<()> {
+    let mut case = conn.prepare_cached(
+        "INSERT INTO cases (id, version, status, owner_id, place_id, matter_code, received_at, updated_at, state, \
+         tracking_code, reporter_id, county_id, township_id, community_id, grid_id, micro_grid_id, alarm_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+    )?;
+    let mut department = conn.prepare_cached(
+        "INSERT INTO case_departments (case_id, department_id) VALUES (?1, ?2) \
+         ON CONFLICT (case_id, department_id) DO NOTHING",
+    )?;
+    for (id, row) in &plan.cases {
+        let [county, township, community, grid, micro_grid] = row.chain;
+        case.execute(params![
+            id,
+            row.version,
+            row.status,
+            row.owner_id,
+            row.place_id,
+            row.matter_code,
+            row.received_at,
+            row.updated_at,
+            row.state,
+            row.tracking_code,
+            row.reporter_id,
+            county,
+            township,
+            community,
+            grid,
+            micro_grid,
+            row.alarm_at,
+        ])?;
+        for department_id in &row.departments {
+            department.execute([id, department_id])?;
+        }
+    }
+    let mut event = conn.prepare_cached(
+        "INSERT INTO events (seq, case_id, version, kind, at, payload, span) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for (seq, case_id, version, row) in &plan.events {
+        event.execute(params![seq, case_id, version, row.kind, row.at, row.payload, row.span])?;
+    }
+    let mut audit = conn.prepare_cached(
+        "INSERT INTO audit_log (at, user_id, actor, action, target, address, detail) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for (case_id, entry) in &plan.audit {
+        let target = case_id.map(|id| format!("case:{id}")).or_else(|| entry.target.clone());
+        audit.execute(params![
+            entry.at.0,
+            entry.user.map(|u| u.0),
+            entry.actor,
+            entry.action,
+            target,
+            entry.address,
+            entry.detail,
+        ])?;
+    }
+    Ok(())
+}
