@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "history_rows", include_str!("../migrations/postgres/0009_history_rows.sql")),
     (10, "usernames_any_case", include_str!("../migrations/postgres/0010_usernames_any_case.sql")),
     (11, "uploads", include_str!("../migrations/postgres/0011_uploads.sql")),
+    (12, "partial_indexes", include_str!("../migrations/postgres/0012_partial_indexes.sql")),
 ];
 /// One lock id for "the event log's writer" across all nodes.
 const WRITER_LOCK: &str = "SELECT pg_advisory_xact_lock(7345012026)";

@@ -29,6 +29,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "history_rows", include_str!("../migrations/sqlite/0009_history_rows.sql")),
     (10, "usernames_any_case", include_str!("../migrations/sqlite/0010_usernames_any_case.sql")),
     (11, "uploads", include_str!("../migrations/sqlite/0011_uploads.sql")),
+    (12, "partial_indexes", include_str!("../migrations/sqlite/0012_partial_indexes.sql")),
 ];
 
 #[derive(Debug)]
