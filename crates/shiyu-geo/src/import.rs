@@ -337,6 +337,10 @@ pub fn plan_grids(
     accepted.sort_by_key(|(f, level, _)| (*level, f.position));
     let mut children: HashMap<JurisdictionId, Vec<(String, Shape)>> = HashMap::new();
     let mut by_level: HashMap<Level, Vec<(String, Shape)>> = HashMap::new();
+    // The file's outlines, laid over the stored ones for the checks of the parents below.
+    let mut drawn: HashMap<JurisdictionId, Shape> = HashMap::new();
+    // Parents a grid of the file moves away from: what it leaves must still be covered.
+    let mut vacated: HashSet<JurisdictionId> = HashSet::new();
     for (n, (feature, level, parent_code)) in accepted.iter().enumerate() {
         progress("checking grids", n, accepted.len());
         let broken = geometry_problems(feature);
@@ -356,7 +360,10 @@ pub fn plan_grids(
         }
         let code = feature.text("code").unwrap_or_default();
         let name = feature.text("name").unwrap_or_default();
+        let before = registry.by_code.get(code).and_then(|known| known.parent);
         let (row, new) = registry.upsert(code, name, *level, Some(parent.id));
+        vacated.extend(before.filter(|before| *before != parent.id));
+        drawn.insert(row.id, feature.shape.clone());
         plan.added += usize::from(new);
         plan.changed += usize::from(!new);
         plan.shapes.push((row.id, geojson::geometry_json(&feature.shape).to_string()));
@@ -377,7 +384,7 @@ pub fn plan_grids(
         |j: &Jurisdiction, shape: &Shape| (format!("{} {} (on the map)", j.code, j.name), shape.clone());
     let mut kept_children: HashMap<JurisdictionId, Vec<(String, Shape)>> = HashMap::new();
     for (j, shape) in &kept {
-        if let Some(parent) = j.parent.filter(|parent| children.contains_key(parent)) {
+        if let Some(parent) = j.parent {
             kept_children.entry(parent).or_default().push(on_map(j, shape));
         }
     }
@@ -391,17 +398,32 @@ pub fn plan_grids(
                 .map(Problem::to_string),
         );
     }
-    let parents: Vec<(&JurisdictionId, &Vec<(String, Shape)>)> = children.iter().collect();
-    for (n, (parent, grids)) in parents.iter().enumerate() {
+    // Every parent the file changes: one it adds to, one it moves a grid away from, and a grid it redraws that
+    // has micro-grids, whose micro-grids on the map must still fit inside and cover the new outline.
+    let mut parents: Vec<JurisdictionId> = children.keys().chain(&vacated).copied().collect();
+    parents.extend(drawn.keys().filter(|id| kept_children.contains_key(id) && !children.contains_key(id)));
+    parents.sort();
+    parents.dedup();
+    let codes: HashMap<JurisdictionId, &str> =
+        existing.iter().chain(&plan.jurisdictions).map(|j| (j.id, j.code.as_str())).collect();
+    let empty = Vec::new();
+    for (n, parent) in parents.iter().enumerate() {
         progress("checking parents", n, parents.len());
-        let Some(outline) = outlines.get(parent) else { continue };
-        problems.extend(validate::outside_parent(outline, grids, tolerance_m).iter().map(Problem::to_string));
-        let mut siblings = grids.to_vec();
-        siblings.extend(kept_children.remove(*parent).unwrap_or_default());
+        let Some(outline) = drawn.get(parent).or_else(|| outlines.get(parent)) else { continue };
+        let in_file = children.get(parent).unwrap_or(&empty);
+        let on_the_map = kept_children.get(parent).unwrap_or(&empty);
+        let mut siblings = in_file.clone();
+        siblings.extend(on_the_map.iter().cloned());
+        // Against an outline the file leaves alone, the grids on the map were checked when they came in.
+        let inside = if drawn.contains_key(parent) { &siblings } else { in_file };
+        problems
+            .extend(validate::outside_parent(outline, inside, tolerance_m).iter().map(Problem::to_string));
         let spacing = (outline.area_m2().sqrt() / 40.0).max(25.0);
-        problems.extend(validate::gaps(outline, &siblings, spacing, tolerance_m, 5).iter().map(|p| {
-            format!("parent {}: {p}", existing.iter().find(|j| j.id == **parent).map_or("?", |j| &j.code))
-        }));
+        problems.extend(
+            validate::gaps(outline, &siblings, spacing, tolerance_m, 5)
+                .iter()
+                .map(|p| format!("parent {}: {p}", codes.get(parent).copied().unwrap_or("?"))),
+        );
     }
     progress("checking parents", parents.len(), parents.len());
     if problems.is_empty() {
@@ -633,6 +655,96 @@ mod tests {
             square_feature("320613001001002", 120.005, 0.015),
         ]);
         assert!(plan_grids(&known, &outlines, &redrawn, 5.0, &mut |_, _, _| {}).is_ok());
+    }
+
+    fn shape(lon: f64, size: f64) -> Shape {
+        geojson::read(&collection(&[square_feature("x", lon, size)])).unwrap()[0].shape.clone()
+    }
+
+    fn micro_feature(code: &str, lon: f64, size: f64) -> String {
+        square_feature(code, lon, size).replace(r#""level":"grid""#, r#""level":"micro_grid""#)
+    }
+
+    /// The sample community with its first grid on the map (the community's western half) and that grid's
+    /// two micro-grids, each half of it.
+    fn grid_with_micro_grids() -> (Vec<Jurisdiction>, HashMap<JurisdictionId, Shape>) {
+        let (mut known, community, mut outlines) = community_with_outline();
+        known.push(first_grid(community));
+        outlines.insert(JurisdictionId(99), shape(120.0, 0.01));
+        for (n, lon) in [(1, 120.0), (2, 120.005)] {
+            let id = JurisdictionId(99 + n);
+            known.push(Jurisdiction {
+                id,
+                code: format!("320613001001001{n:03}"),
+                name: format!("第{n}微网格"),
+                level: Level::MicroGrid,
+                parent: Some(JurisdictionId(99)),
+            });
+            outlines.insert(id, shape(lon, 0.005));
+        }
+        (known, outlines)
+    }
+
+    #[test]
+    fn a_redrawn_grid_must_still_hold_and_be_covered_by_its_micro_grids() {
+        let (known, outlines) = grid_with_micro_grids();
+        let plan = |first: f64| {
+            // The first grid redrawn `first` degrees wide, the second grid filling the rest of the community.
+            let file = collection(&[
+                square_feature("320613001001001", 120.0, first),
+                square_feature("320613001001002", 120.0 + first, 0.02 - first),
+            ]);
+            plan_grids(&known, &outlines, &file, 5.0, &mut |_, _, _| {})
+        };
+        assert!(plan(0.01).is_ok(), "the same outline");
+        let narrower = plan(0.006).unwrap_err();
+        assert!(
+            narrower.iter().any(|p| p.contains("320613001001001002 第2微网格 (on the map) reaches outside")),
+            "{narrower:#?}"
+        );
+        let wider = plan(0.014).unwrap_err();
+        assert!(wider.iter().any(|p| p.starts_with("parent 320613001001001: a gap")), "{wider:#?}");
+    }
+
+    #[test]
+    fn micro_grids_are_checked_against_a_grid_drawn_in_the_same_file() {
+        let (known, _, outlines) = community_with_outline();
+        let file = |micro: f64| {
+            collection(&[
+                square_feature("320613001001001", 120.0, 0.02),
+                micro_feature("320613001001001001", 120.0, 0.01),
+                micro_feature("320613001001001002", 120.01, micro),
+            ])
+        };
+        assert!(plan_grids(&known, &outlines, &file(0.01), 5.0, &mut |_, _, _| {}).is_ok());
+        let short = plan_grids(&known, &outlines, &file(0.005), 5.0, &mut |_, _, _| {}).unwrap_err();
+        assert!(short.iter().any(|p| p.starts_with("parent 320613001001001: a gap")), "{short:#?}");
+        let over = plan_grids(&known, &outlines, &file(0.02), 5.0, &mut |_, _, _| {}).unwrap_err();
+        assert!(over.iter().any(|p| p.contains("reaches outside its parent")), "{over:#?}");
+    }
+
+    #[test]
+    fn a_grid_moved_to_another_community_leaves_no_gap_unreported() {
+        let (mut known, community, mut outlines) = community_with_outline();
+        let township = known.iter().find(|j| j.level == Level::Township).unwrap().id;
+        known.push(first_grid(community));
+        outlines.insert(JurisdictionId(99), shape(120.0, 0.02));
+        known.push(Jurisdiction {
+            id: JurisdictionId(50),
+            code: "320613001002".into(),
+            name: "濠南社区".into(),
+            level: Level::Community,
+            parent: Some(township),
+        });
+        outlines.insert(JurisdictionId(50), shape(120.02, 0.02));
+        let moved = square_feature("320613001001001", 120.02, 0.02)
+            .replace(r#""level":"grid""#, r#""level":"grid","parent_code":"320613001002""#);
+        let problems =
+            plan_grids(&known, &outlines, &collection(&[moved.clone()]), 5.0, &mut |_, _, _| {}).unwrap_err();
+        assert!(problems.iter().any(|p| p.starts_with("parent 320613001001: a gap")), "{problems:#?}");
+        // With a new grid where it was, the move is fine.
+        let refilled = collection(&[moved, square_feature("320613001001002", 120.0, 0.02)]);
+        assert!(plan_grids(&known, &outlines, &refilled, 5.0, &mut |_, _, _| {}).is_ok());
     }
 
     #[test]

@@ -1,9 +1,9 @@
-//! Writes a simulated history into a store through its bulk-load path: one thread makes chunks of cases,
-//! a second serialises the previous chunk and the store writes the one before, so memory holds at most a few
-//! chunks whatever the number of cases.
+//! Writes a simulated history into a store through its bulk-load path: one thread makes and serialises
+//! chunks of cases while the store writes the previous chunk, so memory holds at most a few chunks whatever
+//! the number of cases.
 
 use crate::history::{CityData, Privacy, SimError, SimulateOptions, Simulation, Tally, Truth, World};
-use shiyu_domain::{CaseId, CaseState, Event, Rules};
+use shiyu_domain::Rules;
 use shiyu_geo::geojson;
 use shiyu_store::{AuditEntry, BulkCases, Store, StoreError};
 use std::sync::Arc;
@@ -100,30 +100,17 @@ async fn load(
     options: SimulateOptions,
     mut progress: impl FnMut(Tally),
 ) -> Result<(Tally, Truth), SimulateError> {
-    type Made = Result<(Vec<(CaseId, CaseState, Vec<Event>)>, Tally), SimulateError>;
-    let (made, mut to_prepare) = tokio::sync::mpsc::channel::<Made>(1);
-    let (chunks, mut incoming) = tokio::sync::mpsc::channel::<Result<(BulkCases, Tally), SimulateError>>(1);
-    // Making the histories and serialising them are two threads, so that on two cores the writer and these
-    // two stages share the cores instead of the writer waiting on one thread that does both.
+    let (chunks, mut incoming) = tokio::sync::mpsc::channel::<Result<(BulkCases, Tally), SimulateError>>(2);
     let maker = tokio::task::spawn_blocking(move || {
         let mut simulation = Simulation::new(&world, privacy.as_ref(), options);
         loop {
-            let cases = simulation.next_chunk(CHUNK_CASES).map_err(SimulateError::from);
-            let done = matches!(&cases, Ok(cases) if cases.is_empty()) || cases.is_err();
-            if made.blocking_send(cases.map(|cases| (cases, simulation.tally()))).is_err() || done {
+            let made = simulation
+                .next_chunk(CHUNK_CASES)
+                .map_err(SimulateError::from)
+                .and_then(|cases| BulkCases::prepare(&cases).map_err(SimulateError::from));
+            let done = matches!(&made, Ok(bulk) if bulk.is_empty()) || made.is_err();
+            if chunks.blocking_send(made.map(|bulk| (bulk, simulation.tally()))).is_err() || done {
                 return simulation.truth().clone();
-            }
-        }
-    });
-    let preparer = tokio::task::spawn_blocking(move || {
-        while let Some(cases) = to_prepare.blocking_recv() {
-            let prepared = cases.and_then(|(cases, tally)| {
-                let bulk = BulkCases::prepare(&cases)?;
-                Ok((bulk, tally))
-            });
-            let done = matches!(&prepared, Ok((bulk, _)) if bulk.is_empty()) || prepared.is_err();
-            if chunks.blocking_send(prepared).is_err() || done {
-                return;
             }
         }
     });
@@ -147,9 +134,7 @@ async fn load(
         progress(tally);
     }
     drop(incoming);
-    let stopped = |e: tokio::task::JoinError| SimError::City(format!("the simulator stopped: {e}"));
-    preparer.await.map_err(stopped)?;
-    let truth = maker.await.map_err(stopped)?;
+    let truth = maker.await.map_err(|e| SimError::City(format!("the simulator stopped: {e}")))?;
     Ok((written, truth))
 }
 
