@@ -740,7 +740,8 @@ mod tests {
         let moved = square_feature("320613001001001", 120.02, 0.02)
             .replace(r#""level":"grid""#, r#""level":"grid","parent_code":"320613001002""#);
         let problems =
-            plan_grids(&known, &outlines, &collection(&[moved.clone()]), 5.0, &mut |_, _, _| {}).unwrap_err();
+            plan_grids(&known, &outlines, &collection(std::slice::from_ref(&moved)), 5.0, &mut |_, _, _| {})
+                .unwrap_err();
         assert!(problems.iter().any(|p| p.starts_with("parent 320613001001: a gap")), "{problems:#?}");
         // With a new grid where it was, the move is fine.
         let refilled = collection(&[moved, square_feature("320613001001002", 120.0, 0.02)]);
