@@ -11,10 +11,31 @@ pub(crate) fn keep_prepared(rows: usize) -> bool {
     rows == CHUNK_ROWS || rows <= 64
 }
 
+/// Statements the shared writer and the SQLite bulk writer (`sqlite_bulk.rs`) both run, so that a bulk load
+/// writes the same columns the same way. The inserts end before `VALUES`.
+pub(crate) const LOG_END: &str =
+    "SELECT COALESCE((SELECT MAX(id) FROM cases), 0), COALESCE((SELECT MAX(seq) FROM events), 0), \
+     COALESCE((SELECT CAST(body AS BIGINT) FROM settings WHERE name = 'reserved_case_ids'), 0)";
+pub(crate) const TAKEN_IDS: &str = "SELECT COUNT(*) FROM cases WHERE id BETWEEN $1 AND $2";
+pub(crate) const INSERT_CASES: &str =
+    "INSERT INTO cases (id, version, status, owner_id, place_id, matter_code, received_at, updated_at, state, \
+     tracking_code, reporter_id, county_id, township_id, community_id, grid_id, micro_grid_id, alarm_at) ";
+pub(crate) const INSERT_EVENTS: &str = "INSERT INTO events (seq, case_id, version, kind, at, payload, span) ";
+pub(crate) const INSERT_DEPARTMENTS: &str = "INSERT INTO case_departments (case_id, department_id) ";
+pub(crate) const DEPARTMENTS_ONCE: &str = " ON CONFLICT (case_id, department_id) DO NOTHING";
+pub(crate) const INSERT_AUDIT: &str =
+    "INSERT INTO audit_log (at, user_id, actor, action, target, address, detail) ";
+
+/// What an audit entry is about: the case whose event it records, else what the entry names.
+pub(crate) fn audit_target(case_id: Option<i64>, entry: &crate::AuditEntry) -> Option<String> {
+    case_id.map(|id| format!("case:{id}")).or_else(|| entry.target.clone())
+}
+
 macro_rules! shared_sql {
     ($db:ty) => {
         use crate::batch::{Lookup, Plan, Write, Written};
         use crate::sql::{keep_prepared, CHUNK_ROWS};
+        use crate::sql::{DEPARTMENTS_ONCE, INSERT_AUDIT, INSERT_CASES, INSERT_DEPARTMENTS, INSERT_EVENTS, LOG_END, TAKEN_IDS};
         use crate::{StoreError, StoreResult, StoredEvent};
         use shiyu_domain::{
             CaseId, CaseState, Category, Department, DepartmentId, Event, Jurisdiction, JurisdictionId, Level,
@@ -92,10 +113,7 @@ macro_rules! shared_sql {
                     lookup.versions.insert(id, version);
                 }
             }
-            let (max_id, max_seq, reserved): (i64, i64, i64) = sqlx::query_as(
-                "SELECT COALESCE((SELECT MAX(id) FROM cases), 0), COALESCE((SELECT MAX(seq) FROM events), 0), \
-                 COALESCE((SELECT CAST(body AS BIGINT) FROM settings WHERE name = 'reserved_case_ids'), 0)",
-            )
+            let (max_id, max_seq, reserved): (i64, i64, i64) = sqlx::query_as(LOG_END)
             .fetch_one(&mut *conn)
             .await?;
             lookup.max_id = max_id.max(reserved);
@@ -104,7 +122,7 @@ macro_rules! shared_sql {
                 if let Write::Bulk { cases, .. } = write {
                     if let (Some((first, _, _)), Some((last, _, _))) = (cases.rows.first(), cases.rows.last()) {
                         let (taken,): (i64,) =
-                            sqlx::query_as("SELECT COUNT(*) FROM cases WHERE id BETWEEN $1 AND $2")
+                            sqlx::query_as(TAKEN_IDS)
                                 .bind(*first)
                                 .bind(*last)
                                 .fetch_one(&mut *conn)
@@ -119,11 +137,7 @@ macro_rules! shared_sql {
         async fn write_plan(conn: &mut Conn, plan: &Plan<'_>) -> StoreResult<()> {
             let cases: Vec<_> = plan.cases.iter().collect();
             for chunk in cases.chunks(CHUNK_ROWS) {
-                let mut query = QueryBuilder::<$db>::new(
-                    "INSERT INTO cases (id, version, status, owner_id, place_id, matter_code, received_at, \
-                     updated_at, state, tracking_code, reporter_id, county_id, township_id, community_id, grid_id, \
-                     micro_grid_id, alarm_at) ",
-                );
+                let mut query = QueryBuilder::<$db>::new(INSERT_CASES);
                 query.push_values(chunk, |mut row, (id, case)| {
                     row.push_bind(**id)
                         .push_bind(case.version)
@@ -149,8 +163,7 @@ macro_rules! shared_sql {
                 query.build().persistent(keep_prepared(chunk.len())).execute(&mut *conn).await?;
             }
             for chunk in plan.events.chunks(CHUNK_ROWS) {
-                let mut query =
-                    QueryBuilder::<$db>::new("INSERT INTO events (seq, case_id, version, kind, at, payload, span) ");
+                let mut query = QueryBuilder::<$db>::new(INSERT_EVENTS);
                 query.push_values(chunk, |mut row, (seq, case_id, version, event)| {
                     row.push_bind(*seq)
                         .push_bind(*case_id)
@@ -175,11 +188,11 @@ macro_rules! shared_sql {
                 .flat_map(|(id, case)| case.departments.iter().map(move |d| (*id, *d)))
                 .collect();
             for chunk in departments.chunks(CHUNK_ROWS) {
-                let mut query = QueryBuilder::<$db>::new("INSERT INTO case_departments (case_id, department_id) ");
+                let mut query = QueryBuilder::<$db>::new(INSERT_DEPARTMENTS);
                 query.push_values(chunk, |mut row, (case_id, department)| {
                     row.push_bind(*case_id).push_bind(*department);
                 });
-                query.push(" ON CONFLICT (case_id, department_id) DO NOTHING");
+                query.push(DEPARTMENTS_ONCE);
                 query.build().persistent(keep_prepared(chunk.len())).execute(&mut *conn).await?;
             }
             for chunk in plan.notifications.chunks(CHUNK_ROWS) {
@@ -252,11 +265,9 @@ macro_rules! shared_sql {
                 .await?;
             }
             for chunk in plan.audit.chunks(CHUNK_ROWS) {
-                let mut query = QueryBuilder::<$db>::new(
-                    "INSERT INTO audit_log (at, user_id, actor, action, target, address, detail) ",
-                );
+                let mut query = QueryBuilder::<$db>::new(INSERT_AUDIT);
                 query.push_values(chunk, |mut row, (case_id, entry)| {
-                    let target = case_id.map(|id| format!("case:{id}")).or_else(|| entry.target.clone());
+                    let target = crate::sql::audit_target(*case_id, entry);
                     row.push_bind(entry.at.0)
                         .push_bind(entry.user.map(|u| u.0))
                         .push_bind(entry.actor.as_str())

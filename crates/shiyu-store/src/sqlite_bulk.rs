@@ -5,6 +5,8 @@
 
 use crate::batch::{Lookup, Plan, Write, Written};
 use crate::cache::ReadCache;
+use crate::sql::{audit_target, DEPARTMENTS_ONCE, LOG_END, TAKEN_IDS};
+use crate::sql::{INSERT_AUDIT, INSERT_CASES, INSERT_DEPARTMENTS, INSERT_EVENTS};
 use crate::{AuditEntry, BulkCases, StoreResult};
 use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
 use std::path::Path;
@@ -20,10 +22,7 @@ pub(crate) fn open(path: &Path) -> StoreResult<Connection> {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(Duration::from_secs(10))?;
-    conn.execute_batch(
-        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF; PRAGMA cache_size = -65536; \
-         PRAGMA temp_store = MEMORY;",
-    )?;
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF; PRAGMA cache_size = -65536;")?;
     Ok(conn)
 }
 
@@ -52,36 +51,28 @@ pub(crate) fn load(
 }
 
 fn lookup(conn: &Connection, write: &Write) -> StoreResult<Lookup> {
-    let (max_id, max_seq, reserved): (i64, i64, i64) = conn.query_row(
-        "SELECT COALESCE((SELECT MAX(id) FROM cases), 0), COALESCE((SELECT MAX(seq) FROM events), 0), \
-         COALESCE((SELECT CAST(body AS INTEGER) FROM settings WHERE name = 'reserved_case_ids'), 0)",
-        [],
-        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-    )?;
+    let (max_id, max_seq, reserved): (i64, i64, i64) =
+        conn.query_row(LOG_END, [], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
     let mut lookup = Lookup { max_id: max_id.max(reserved), max_seq, ..Lookup::default() };
     if let Write::Bulk { cases, .. } = write {
         if let (Some((first, ..)), Some((last, ..))) = (cases.rows.first(), cases.rows.last()) {
-            let taken: i64 = conn.query_row(
-                "SELECT COUNT(*) FROM cases WHERE id BETWEEN ?1 AND ?2",
-                [first, last],
-                |row| row.get(0),
-            )?;
+            let taken: i64 = conn.query_row(TAKEN_IDS, [first, last], |row| row.get(0))?;
             lookup.taken.insert(*first, taken);
         }
     }
     Ok(lookup)
 }
 
+/// `VALUES ($1, …, $n)`: SQLite numbers `$n` parameters in order, as PostgreSQL does.
+fn values(n: usize) -> String {
+    let list: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
+    format!("VALUES ({})", list.join(", "))
+}
+
 fn write_plan(conn: &Connection, plan: &Plan<'_>) -> StoreResult<()> {
-    let mut case = conn.prepare_cached(
-        "INSERT INTO cases (id, version, status, owner_id, place_id, matter_code, received_at, updated_at, state, \
-         tracking_code, reporter_id, county_id, township_id, community_id, grid_id, micro_grid_id, alarm_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-    )?;
-    let mut department = conn.prepare_cached(
-        "INSERT INTO case_departments (case_id, department_id) VALUES (?1, ?2) \
-         ON CONFLICT (case_id, department_id) DO NOTHING",
-    )?;
+    let mut case = conn.prepare_cached(&format!("{INSERT_CASES}{}", values(17)))?;
+    let mut department =
+        conn.prepare_cached(&format!("{INSERT_DEPARTMENTS}{}{DEPARTMENTS_ONCE}", values(2)))?;
     for (id, row) in &plan.cases {
         let [county, township, community, grid, micro_grid] = row.chain;
         case.execute(params![
@@ -107,24 +98,18 @@ fn write_plan(conn: &Connection, plan: &Plan<'_>) -> StoreResult<()> {
             department.execute([id, department_id])?;
         }
     }
-    let mut event = conn.prepare_cached(
-        "INSERT INTO events (seq, case_id, version, kind, at, payload, span) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?;
+    let mut event = conn.prepare_cached(&format!("{INSERT_EVENTS}{}", values(7)))?;
     for (seq, case_id, version, row) in &plan.events {
         event.execute(params![seq, case_id, version, row.kind, row.at, row.payload, row.span])?;
     }
-    let mut audit = conn.prepare_cached(
-        "INSERT INTO audit_log (at, user_id, actor, action, target, address, detail) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?;
+    let mut audit = conn.prepare_cached(&format!("{INSERT_AUDIT}{}", values(7)))?;
     for (case_id, entry) in &plan.audit {
-        let target = case_id.map(|id| format!("case:{id}")).or_else(|| entry.target.clone());
         audit.execute(params![
             entry.at.0,
             entry.user.map(|u| u.0),
             entry.actor,
             entry.action,
-            target,
+            audit_target(*case_id, entry),
             entry.address,
             entry.detail,
         ])?;
