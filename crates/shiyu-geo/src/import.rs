@@ -382,10 +382,11 @@ pub fn plan_grids(
         .collect();
     let on_map =
         |j: &Jurisdiction, shape: &Shape| (format!("{} {} (on the map)", j.code, j.name), shape.clone());
-    let mut kept_children: HashMap<JurisdictionId, Vec<(String, Shape)>> = HashMap::new();
-    for (j, shape) in &kept {
+    // By reference: only the parents checked below take copies of their children.
+    let mut kept_children: HashMap<JurisdictionId, Vec<(&Jurisdiction, &Shape)>> = HashMap::new();
+    for &(j, shape) in &kept {
         if let Some(parent) = j.parent {
-            kept_children.entry(parent).or_default().push(on_map(j, shape));
+            kept_children.entry(parent).or_default().push((j, shape));
         }
     }
     for (level, shapes) in &by_level {
@@ -411,9 +412,8 @@ pub fn plan_grids(
         progress("checking parents", n, parents.len());
         let Some(outline) = drawn.get(parent).or_else(|| outlines.get(parent)) else { continue };
         let in_file = children.get(parent).unwrap_or(&empty);
-        let on_the_map = kept_children.get(parent).unwrap_or(&empty);
         let mut siblings = in_file.clone();
-        siblings.extend(on_the_map.iter().cloned());
+        siblings.extend(kept_children.get(parent).into_iter().flatten().map(|(j, shape)| on_map(j, shape)));
         // Against an outline the file leaves alone, the grids on the map were checked when they came in.
         let inside = if drawn.contains_key(parent) { &siblings } else { in_file };
         problems
