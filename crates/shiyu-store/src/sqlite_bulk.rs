@@ -13,7 +13,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Opens the bulk writer's connection. It runs without foreign-key checks: a bulk load refers only to
+/// Opens the bulk writer's connection, with statement journals in memory as on the shared writer's, and
+/// without foreign-key checks: a bulk load refers only to
 /// places, departments and users the simulator read from the store, and checking each reference cost a
 /// lookup per row.
 pub(crate) fn open(path: &Path) -> StoreResult<Connection> {
@@ -22,7 +23,10 @@ pub(crate) fn open(path: &Path) -> StoreResult<Connection> {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(Duration::from_secs(10))?;
-    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF; PRAGMA cache_size = -65536;")?;
+    conn.execute_batch(
+        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF; PRAGMA cache_size = -65536; \
+         PRAGMA temp_store = MEMORY;",
+    )?;
     Ok(conn)
 }
 
