@@ -14,7 +14,8 @@ use shiyu_domain::{
     Channel, Command, Department, DepartmentId, Directory, DomainError, Event, GeoPoint, Jurisdiction,
     JurisdictionId, Level, Matter, NewCase, Reporter, Role, Route, Rules, Scope, Status, Timestamp, User,
 };
-use shiyu_geo::{Point, Shape};
+use shiyu_geo::{BBox, Point, Shape};
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 
@@ -100,7 +101,10 @@ pub struct Place {
     pub hotspot: Option<Hotspot>,
     /// How many reports it produces relative to others.
     pub weight: u32,
-    shape: Option<Shape>,
+    /// Its outline and the outline's box, in which report locations are drawn.
+    outline: Option<(Shape, BBox)>,
+    /// Who checks the work done here, as a dispatch's basis names them (`verifier_note`).
+    verifier_note: String,
 }
 
 /// Matters that cameras and sensors detect on their own.
@@ -216,7 +220,11 @@ impl World {
                 community: spoken_name(&community.name),
                 hotspot,
                 weight,
-                shape: shapes.remove(&j.id),
+                outline: shapes.remove(&j.id).map(|shape| {
+                    let bbox = shape.bbox();
+                    (shape, bbox)
+                }),
+                verifier_note: String::new(),
             });
         }
         if places.is_empty() {
@@ -241,6 +249,10 @@ impl World {
             })
             .collect();
         let place_table = cumulative(places.iter().map(|p| u64::from(p.weight)));
+        let cast = Cast::of(&users);
+        for place in &mut places {
+            place.verifier_note = verifier_note(cast.grid_workers.get(&place.id).map(|(_, user)| user));
+        }
         Ok(World {
             rules,
             jurisdictions: by_id,
@@ -251,7 +263,7 @@ impl World {
             matter_tables,
             place_table,
             places,
-            cast: Cast::of(&users),
+            cast,
         })
     }
 
@@ -279,8 +291,7 @@ impl World {
 
     /// A point inside the place, or none when the city has no map.
     fn point_in(&self, place: &Place, rng: &mut Rng) -> Option<GeoPoint> {
-        let shape = place.shape.as_ref()?;
-        let bbox = shape.bbox();
+        let (shape, bbox) = place.outline.as_ref()?;
         for _ in 0..30 {
             let p = Point {
                 lon: bbox.min.lon + (bbox.max.lon - bbox.min.lon) * rng.unit(),
@@ -974,7 +985,7 @@ impl<'w> Simulation<'w> {
         state.ok_or_else(|| SimError::City(format!("case {} has no state after its report", id.0)))
     }
 
-    fn route(&mut self, state: &CaseState, matter: usize) -> Option<Route> {
+    fn route(&mut self, state: &CaseState, matter: usize) -> Option<&Route> {
         // After an escalation the upper center dispatches, to its own level's departments.
         let owner_depth = state.depth_of(state.owner)?;
         let path = &state.path[..=owner_depth.min(state.path.len() - 1)];
@@ -982,12 +993,13 @@ impl<'w> Simulation<'w> {
             .iter()
             .rev()
             .find(|id| self.world.jurisdictions.get(id).is_some_and(|j| j.level.has_command_center()))?;
-        if let Some(route) = self.routes.get(&(center, matter)) {
-            return Some(route.clone());
+        let world = self.world;
+        match self.routes.entry((center, matter)) {
+            Entry::Occupied(known) => Some(known.into_mut()),
+            Entry::Vacant(new) => {
+                Some(new.insert(route_to_departments(world.directory(), path, &world.matters[matter]).ok()?))
+            }
         }
-        let route = route_to_departments(self.world.directory(), path, &self.world.matters[matter]).ok()?;
-        self.routes.insert((center, matter), route.clone());
-        Some(route)
     }
 
     /// When the next step happens: within the stage's time limit mostly, past it sometimes (`late_percent`).
@@ -1037,14 +1049,9 @@ impl<'w> Simulation<'w> {
                 } else {
                     let route = self.route(state, story.matter)?;
                     let lead = route.lead?;
-                    let verifier = cast.grid_workers.get(&world.places[story.place].id).map(|(_, u)| u);
-                    let basis = format!("{}；{}", route.basis, verifier_note(verifier));
-                    (
-                        at,
-                        operator,
-                        Action::Dispatch { lead, assisting: route.assisting, basis: Some(basis) },
-                        None,
-                    )
+                    let basis = format!("{}；{}", route.basis, world.places[story.place].verifier_note);
+                    let assisting = route.assisting.clone();
+                    (at, operator, Action::Dispatch { lead, assisting, basis: Some(basis) }, None)
                 }
             }
             Status::Dispatched | Status::Handling => {

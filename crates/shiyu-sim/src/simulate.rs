@@ -11,6 +11,25 @@ use std::sync::Arc;
 /// Cases per bulk write: large enough that a transaction's fixed cost vanishes, small enough to stay flat.
 pub const CHUNK_CASES: usize = 5_000;
 
+/// Cases made and then serialised at a time within a chunk. A few hundred histories (their events take about
+/// 5 KB a case in memory) are still in the processor's caches when they are serialised and freed, and their
+/// memory is reused at once; a whole chunk's (25 MB) was read back from main memory (BENCHMARKS.md, simulate).
+pub const MAKE_CASES: usize = 256;
+
+/// The next `cases` cases of `simulation`, made and serialised [`MAKE_CASES`] at a time; empty when all are
+/// made.
+pub fn next_bulk(simulation: &mut Simulation<'_>, cases: usize) -> Result<BulkCases, SimulateError> {
+    let mut bulk = BulkCases::default();
+    while bulk.len() < cases {
+        let made = simulation.next_chunk(MAKE_CASES.min(cases - bulk.len()))?;
+        if made.is_empty() {
+            break;
+        }
+        bulk.add(&made)?;
+    }
+    Ok(bulk)
+}
+
 /// Why a simulation could not be written.
 #[derive(Debug)]
 pub enum SimulateError {
@@ -104,10 +123,7 @@ async fn load(
     let maker = tokio::task::spawn_blocking(move || {
         let mut simulation = Simulation::new(&world, privacy.as_ref(), options);
         loop {
-            let made = simulation
-                .next_chunk(CHUNK_CASES)
-                .map_err(SimulateError::from)
-                .and_then(|cases| BulkCases::prepare(&cases).map_err(SimulateError::from));
+            let made = next_bulk(&mut simulation, CHUNK_CASES);
             let done = matches!(&made, Ok(bulk) if bulk.is_empty()) || made.is_err();
             if chunks.blocking_send(made.map(|bulk| (bulk, simulation.tally()))).is_err() || done {
                 return simulation.truth().clone();

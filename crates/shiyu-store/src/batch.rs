@@ -135,8 +135,24 @@ impl BulkCases {
     /// serialises it. Ids must follow each other; the store checks that none of them is taken (reserve them
     /// with `Store::reserve_case_ids`).
     pub fn prepare(cases: &[(CaseId, CaseState, Vec<Event>)]) -> StoreResult<BulkCases> {
-        let mut rows = Vec::with_capacity(cases.len());
-        let mut previous: Option<i64> = None;
+        let mut bulk = BulkCases { rows: Vec::with_capacity(cases.len()) };
+        bulk.add(cases)?;
+        Ok(bulk)
+    }
+
+    /// Checks and serialises more histories, as [`BulkCases::prepare`] does, after the ones already here: the
+    /// first new id must follow the last one held. Refused as a whole, leaving the batch as it was.
+    pub fn add(&mut self, cases: &[(CaseId, CaseState, Vec<Event>)]) -> StoreResult<()> {
+        let held = self.rows.len();
+        let added = self.push_all(cases);
+        if added.is_err() {
+            self.rows.truncate(held);
+        }
+        added
+    }
+
+    fn push_all(&mut self, cases: &[(CaseId, CaseState, Vec<Event>)]) -> StoreResult<()> {
+        let mut previous = self.rows.last().map(|(id, _, _)| *id);
         for (id, state, events) in cases {
             let refuse = |why: &str| Err(StoreError::Conflict(format!("bulk case {}: {why}", id.0)));
             if previous.is_some_and(|p| p + 1 != id.0) {
@@ -149,9 +165,9 @@ impl BulkCases {
                 return refuse("a history starts with the report");
             }
             previous = Some(id.0);
-            rows.push((id.0, CaseRow::of(state)?, EventRow::history(events)?));
+            self.rows.push((id.0, CaseRow::of(state)?, EventRow::history(events)?));
         }
-        Ok(BulkCases { rows })
+        Ok(())
     }
 
     pub fn len(&self) -> usize {

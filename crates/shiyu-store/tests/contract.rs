@@ -300,11 +300,13 @@ async fn bulk_loaded_histories_read_as_their_events(store: Arc<dyn Store>) {
     let state = store.load_case(live).await.unwrap().unwrap();
     let first = store.reserve_case_ids(2, NOW).await.unwrap();
     let second = CaseId(first.0 + 1);
-    let bulk = shiyu_store::BulkCases::prepare(&[
-        (first, state.clone(), history.clone()),
-        (second, state.clone(), history.clone()),
-    ])
-    .unwrap();
+    // Made a few at a time, as the simulator makes them; a history whose id does not follow is refused whole.
+    let mut bulk = shiyu_store::BulkCases::prepare(&[(first, state.clone(), history.clone())]).unwrap();
+    let skipping =
+        [(second, state.clone(), history.clone()), (CaseId(second.0 + 2), state.clone(), history.clone())];
+    assert!(matches!(bulk.add(&skipping), Err(StoreError::Conflict(_))));
+    assert_eq!(bulk.len(), 1, "a refused addition leaves the batch as it was");
+    bulk.add(&[(second, state.clone(), history.clone())]).unwrap();
     store.bulk_load(bulk, bulk_audit()).await.unwrap();
     let after = service.receive(None, &world.report("路灯不亮"), &actor("citizen"), NOW).await.unwrap().id;
     // Loaded cases are listed like any other: their chain of places and reporter are written with them.

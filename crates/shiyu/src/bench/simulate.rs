@@ -91,13 +91,7 @@ fn generate_only(
     let run = SimulateOptions { cases, days, seed: 7, until: now, first_id: 1 };
     let mut simulation = Simulation::new(world, privacy, run);
     let started = Instant::now();
-    loop {
-        let chunk = simulation.next_chunk(shiyu_sim::simulate::CHUNK_CASES)?;
-        if chunk.is_empty() {
-            break;
-        }
-        shiyu_store::BulkCases::prepare(&chunk)?;
-    }
+    while !shiyu_sim::simulate::next_bulk(&mut simulation, shiyu_sim::simulate::CHUNK_CASES)?.is_empty() {}
     Ok(cases as f64 / started.elapsed().as_secs_f64())
 }
 
