@@ -88,25 +88,43 @@ pub fn defers_indexes(new: u64, stored: u64) -> bool {
     new >= DEFER_INDEXES_FROM && new >= stored / 2
 }
 
+/// How far a simulation has got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// The running tally, after every chunk written.
+    Written(Tally),
+    /// After the last chunk of a large load: `built` of the `of` indexes it deferred are built again.
+    Indexed { built: usize, of: usize },
+}
+
 /// Simulates `options.cases` cases after the store's last one and bulk-loads them. `progress` hears the
 /// running tally after every chunk; after the last, a large load builds the indexes it deferred
-/// ([`defers_indexes`]). Returns the tally and the ground truth of the injected anomalies.
+/// ([`defers_indexes`]) and `progress` hears how many are built. Returns the tally and the ground truth of
+/// the injected anomalies.
 pub async fn simulate(
     store: Arc<dyn Store>,
     world: Arc<World>,
     privacy: Arc<dyn Privacy>,
     options: SimulateOptions,
-    progress: impl FnMut(Tally),
+    mut progress: impl FnMut(Progress) + Send,
 ) -> Result<(Tally, Truth), SimulateError> {
     // Ids below the first are taken or reserved: as many cases as are stored, give or take an unused gap.
     let stored = u64::try_from(options.first_id - 1).unwrap_or(0);
     if !defers_indexes(options.cases, stored) {
-        return load(store, world, privacy, options, progress).await;
+        return load(store, world, privacy, options, |tally| progress(Progress::Written(tally))).await;
     }
     store.defer_indexes().await?;
-    let loaded = load(store.clone(), world, privacy, options, progress).await;
+    let loaded =
+        load(store.clone(), world, privacy, options, |tally| progress(Progress::Written(tally))).await;
+    // The store reports from inside its build, which wants a callback it can share.
+    let progress = std::sync::Mutex::new(progress);
+    let indexed = |built, of| {
+        if let Ok(mut progress) = progress.lock() {
+            progress(Progress::Indexed { built, of });
+        }
+    };
     // Built even when the load failed, so that the store is never left without them.
-    let built = store.build_deferred_indexes().await;
+    let built = store.build_deferred_indexes(&indexed).await;
     let loaded = loaded?;
     built?;
     Ok(loaded)

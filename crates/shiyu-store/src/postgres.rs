@@ -95,7 +95,7 @@ impl PgStore {
         Ok(())
     }
 
-    async fn build_deferred_indexes_now(&self) -> StoreResult<()> {
+    async fn build_deferred_indexes_now(&self, _built: &crate::IndexesBuilt<'_>) -> StoreResult<()> {
         Ok(())
     }
 

@@ -130,7 +130,7 @@ impl SqliteStore {
         let mut conn = options(&path).connect().await?;
         migrate(&mut conn, MIGRATIONS, None).await?;
         // A bulk load that stopped before its end left indexes to build.
-        build_deferred_indexes(&mut conn).await?;
+        build_deferred_indexes(&mut conn, &|_, _| {}).await?;
         // Checkpoints run beside the writer instead of inside whichever commit crosses the WAL's size limit,
         // so that no acknowledgement waits for the database file to be synced.
         sqlx::query("PRAGMA wal_autocheckpoint = 0").execute(&mut conn).await?;
@@ -240,9 +240,9 @@ impl SqliteStore {
         Ok(())
     }
 
-    async fn build_deferred_indexes_now(&self) -> StoreResult<()> {
+    async fn build_deferred_indexes_now(&self, built: &crate::IndexesBuilt<'_>) -> StoreResult<()> {
         let mut conn = options(&self.path).connect().await?;
-        build_deferred_indexes(&mut conn).await
+        build_deferred_indexes(&mut conn, built).await
     }
 
     async fn backup_to(&self, destination: &Path) -> StoreResult<()> {
@@ -260,16 +260,21 @@ impl SqliteStore {
 
 /// Builds every index a bulk load dropped, one transaction each, so that an interrupted build keeps what it
 /// finished. Sorting uses a second thread.
-async fn build_deferred_indexes(conn: &mut sqlx::SqliteConnection) -> StoreResult<()> {
+async fn build_deferred_indexes(
+    conn: &mut sqlx::SqliteConnection,
+    built: &crate::IndexesBuilt<'_>,
+) -> StoreResult<()> {
     let indexes: Vec<(String, String)> =
         sqlx::query_as("SELECT name, sql FROM deferred_indexes ORDER BY name").fetch_all(&mut *conn).await?;
     if indexes.is_empty() {
         return Ok(());
     }
     sqlx::query("PRAGMA threads = 2").execute(&mut *conn).await?;
-    for (name, sql) in indexes {
+    let of = indexes.len();
+    built(0, of);
+    for (done, (name, sql)) in indexes.into_iter().enumerate() {
         sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-        let built = async {
+        let finished = async {
             sqlx::query(&sql).execute(&mut *conn).await?;
             sqlx::query("DELETE FROM deferred_indexes WHERE name = $1")
                 .bind(&name)
@@ -278,10 +283,11 @@ async fn build_deferred_indexes(conn: &mut sqlx::SqliteConnection) -> StoreResul
             sqlx::query("COMMIT").execute(&mut *conn).await
         }
         .await;
-        if let Err(error) = built {
+        if let Err(error) = finished {
             let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
             return Err(error.into());
         }
+        built(done + 1, of);
     }
     sqlx::query("PRAGMA threads = 0").execute(&mut *conn).await?;
     Ok(())

@@ -175,8 +175,11 @@ async fn build(
         first_id: store.reserve_case_ids(options.cases, clock::now()).await?.0,
     };
     let history_started = std::time::Instant::now();
+    let builds_indexes = shiyu_sim::simulate::defers_indexes(simulate.cases, simulate.first_id as u64 - 1);
+    let mut progress = crate::progress::SimulationProgress::new(simulate.cases, builds_indexes);
     let (tally, truth) =
-        shiyu_sim::simulate::simulate(store.clone(), world, privacy, simulate, |_| {}).await?;
+        shiyu_sim::simulate::simulate(store.clone(), world, privacy, simulate, |step| progress.show(step))
+            .await?;
     let truth_path = config.storage.data_dir.join("simulation-truth.json");
     std::fs::write(&truth_path, serde_json::to_string_pretty(&truth)?)?;
     say!(
@@ -377,19 +380,9 @@ pub async fn simulate(
     };
     let builds_indexes = shiyu_sim::simulate::defers_indexes(cases, options.first_id as u64 - 1);
     let started = std::time::Instant::now();
-    let mut progress = crate::progress::ProgressLine::default();
-    let (tally, truth) = shiyu_sim::simulate::simulate(store, world, privacy, options, |tally| {
-        let seconds = started.elapsed().as_secs_f64().max(1e-3);
-        let rate = tally.cases as f64 / seconds;
-        let left = cases.saturating_sub(tally.cases) as f64 / rate.max(1.0);
-        let detail = if tally.cases >= cases && builds_indexes {
-            format!("{rate:.0} cases/s; building the indexes")
-        } else {
-            format!("{rate:.0} cases/s, {left:.0} s left")
-        };
-        progress.show("simulating", tally.cases as usize, cases as usize, &detail);
-    })
-    .await?;
+    let mut progress = crate::progress::SimulationProgress::new(cases, builds_indexes);
+    let (tally, truth) =
+        shiyu_sim::simulate::simulate(store, world, privacy, options, |step| progress.show(step)).await?;
     std::fs::write(truth_path, serde_json::to_string_pretty(&truth)?)
         .with_context(|| format!("writing {}", truth_path.display()))?;
     say!(
