@@ -116,15 +116,9 @@ pub async fn simulate(
     store.defer_indexes().await?;
     let loaded =
         load(store.clone(), world, privacy, options, |tally| progress(Progress::Written(tally))).await;
-    // The store reports from inside its build, which wants a callback it can share.
-    let progress = std::sync::Mutex::new(progress);
-    let indexed = |built, of| {
-        if let Ok(mut progress) = progress.lock() {
-            progress(Progress::Indexed { built, of });
-        }
-    };
     // Built even when the load failed, so that the store is never left without them.
-    let built = store.build_deferred_indexes(&indexed).await;
+    let built =
+        store.build_deferred_indexes(&mut |built, of| progress(Progress::Indexed { built, of })).await;
     let loaded = loaded?;
     built?;
     Ok(loaded)

@@ -23,11 +23,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use batch::{BulkCases, CommitMode, GroupCommitStats};
-
-/// Told how many of how many deferred indexes are built (`Store::build_deferred_indexes`).
-pub type IndexesBuilt<'a> = dyn Fn(usize, usize) + Send + Sync + 'a;
 pub use cache::CREDENTIAL_TTL;
 pub use service::{CaseService, Clock, Created, ServiceError};
+
+/// Told how many of how many deferred indexes are built (`Store::build_deferred_indexes`).
+pub type IndexesBuilt<'a> = dyn FnMut(usize, usize) + Send + 'a;
 
 /// Errors of the storage layer.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -222,7 +222,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Builds the indexes [`Store::defer_indexes`] dropped, each in one sorted pass. `built` hears how many
     /// of how many are built, before the first and after each; it is not called when none is missing.
-    async fn build_deferred_indexes(&self, built: &IndexesBuilt<'_>) -> StoreResult<()>;
+    async fn build_deferred_indexes(&self, built: &mut IndexesBuilt<'_>) -> StoreResult<()>;
 
     async fn load_case(&self, id: CaseId) -> StoreResult<Option<CaseState>>;
     async fn case_history(&self, id: CaseId) -> StoreResult<Vec<StoredEvent>>;

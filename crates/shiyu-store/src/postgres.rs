@@ -95,7 +95,7 @@ impl PgStore {
         Ok(())
     }
 
-    async fn build_deferred_indexes_now(&self, _built: &crate::IndexesBuilt<'_>) -> StoreResult<()> {
+    async fn build_deferred_indexes_now(&self, _built: &mut crate::IndexesBuilt<'_>) -> StoreResult<()> {
         Ok(())
     }
 

@@ -1508,7 +1508,7 @@ macro_rules! store_impl {
             async fn defer_indexes(&self) -> StoreResult<()> {
                 self.defer_indexes_now().await
             }
-            async fn build_deferred_indexes(&self, built: &crate::IndexesBuilt<'_>) -> StoreResult<()> {
+            async fn build_deferred_indexes(&self, built: &mut crate::IndexesBuilt<'_>) -> StoreResult<()> {
                 self.build_deferred_indexes_now(built).await
             }
             async fn list_cases(&self, query: &crate::CaseQuery) -> StoreResult<Vec<(CaseId, CaseState)>> {

@@ -130,7 +130,7 @@ impl SqliteStore {
         let mut conn = options(&path).connect().await?;
         migrate(&mut conn, MIGRATIONS, None).await?;
         // A bulk load that stopped before its end left indexes to build.
-        build_deferred_indexes(&mut conn, &|_, _| {}).await?;
+        build_deferred_indexes(&mut conn, &mut |_, _| {}).await?;
         // Checkpoints run beside the writer instead of inside whichever commit crosses the WAL's size limit,
         // so that no acknowledgement waits for the database file to be synced.
         sqlx::query("PRAGMA wal_autocheckpoint = 0").execute(&mut conn).await?;
@@ -240,7 +240,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    async fn build_deferred_indexes_now(&self, built: &crate::IndexesBuilt<'_>) -> StoreResult<()> {
+    async fn build_deferred_indexes_now(&self, built: &mut crate::IndexesBuilt<'_>) -> StoreResult<()> {
         let mut conn = options(&self.path).connect().await?;
         build_deferred_indexes(&mut conn, built).await
     }
@@ -262,7 +262,7 @@ impl SqliteStore {
 /// finished. Sorting uses a second thread.
 async fn build_deferred_indexes(
     conn: &mut sqlx::SqliteConnection,
-    built: &crate::IndexesBuilt<'_>,
+    built: &mut crate::IndexesBuilt<'_>,
 ) -> StoreResult<()> {
     let indexes: Vec<(String, String)> =
         sqlx::query_as("SELECT name, sql FROM deferred_indexes ORDER BY name").fetch_all(&mut *conn).await?;

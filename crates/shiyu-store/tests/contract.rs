@@ -918,13 +918,13 @@ async fn sqlite_defers_indexes_for_a_large_load_and_builds_them_even_after_a_cra
     assert_eq!(listed, vec![second.id, first.id]);
 
     let told = std::sync::Mutex::new(Vec::new());
-    let hear = |built, of| told.lock().unwrap().push((built, of));
-    store.build_deferred_indexes(&hear).await.unwrap();
+    let mut hear = |built, of| told.lock().unwrap().push((built, of));
+    store.build_deferred_indexes(&mut hear).await.unwrap();
     assert_eq!(case_indexes(&path).await, all);
     let missing = all.len() - left.len();
     assert_eq!(*told.lock().unwrap(), (0..=missing).map(|built| (built, missing)).collect::<Vec<_>>());
     told.lock().unwrap().clear();
-    store.build_deferred_indexes(&hear).await.unwrap();
+    store.build_deferred_indexes(&mut hear).await.unwrap();
     assert!(told.lock().unwrap().is_empty(), "nothing to build, nothing told");
 
     // A load that never ended (the process died): the next open builds what is missing.
