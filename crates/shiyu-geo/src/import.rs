@@ -338,7 +338,7 @@ pub fn plan_grids(
     let mut children: HashMap<JurisdictionId, Vec<(String, Shape)>> = HashMap::new();
     let mut by_level: HashMap<Level, Vec<(String, Shape)>> = HashMap::new();
     // The file's outlines, laid over the stored ones for the checks of the parents below.
-    let mut drawn: HashMap<JurisdictionId, Shape> = HashMap::new();
+    let mut drawn: HashMap<JurisdictionId, &Shape> = HashMap::new();
     // Parents a grid of the file moves away from: what it leaves must still be covered.
     let mut vacated: HashSet<JurisdictionId> = HashSet::new();
     for (n, (feature, level, parent_code)) in accepted.iter().enumerate() {
@@ -363,7 +363,7 @@ pub fn plan_grids(
         let before = registry.by_code.get(code).and_then(|known| known.parent);
         let (row, new) = registry.upsert(code, name, *level, Some(parent.id));
         vacated.extend(before.filter(|before| *before != parent.id));
-        drawn.insert(row.id, feature.shape.clone());
+        drawn.insert(row.id, &feature.shape);
         plan.added += usize::from(new);
         plan.changed += usize::from(!new);
         plan.shapes.push((row.id, geojson::geometry_json(&feature.shape).to_string()));
@@ -410,7 +410,7 @@ pub fn plan_grids(
     let empty = Vec::new();
     for (n, parent) in parents.iter().enumerate() {
         progress("checking parents", n, parents.len());
-        let Some(outline) = drawn.get(parent).or_else(|| outlines.get(parent)) else { continue };
+        let Some(outline) = drawn.get(parent).copied().or_else(|| outlines.get(parent)) else { continue };
         let in_file = children.get(parent).unwrap_or(&empty);
         let mut siblings = in_file.clone();
         siblings.extend(kept_children.get(parent).into_iter().flatten().map(|(j, shape)| on_map(j, shape)));
