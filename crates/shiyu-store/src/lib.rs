@@ -571,18 +571,32 @@ pub enum Location<'a> {
     Postgres(&'a str),
 }
 
-/// How the group committer batches.
+/// How the group committer batches, and how SQLite journals.
 #[derive(Clone, Copy, Debug)]
 pub struct WriteOptions {
     pub mode: CommitMode,
     /// The most appends one transaction carries.
     pub max_batch: usize,
+    pub journal: Journal,
 }
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        WriteOptions { mode: CommitMode::Group, max_batch: 512 }
+        WriteOptions { mode: CommitMode::Group, max_batch: 512, journal: Journal::Wal }
     }
+}
+
+/// How the SQLite file keeps a transaction atomic (PostgreSQL ignores it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Journal {
+    /// Write-ahead log: readers never wait for the writer. What a server runs on, and what every other
+    /// open switches the file back to.
+    Wal,
+    /// A rollback journal when no other connection has the file open, else the WAL. For a command that
+    /// bulk-loads alone (`shiyu simulate`): the pages a load appends are written once, where the WAL writes
+    /// them twice (into the log, then into the file at the checkpoint). A server opening the folder
+    /// meanwhile switches the file back to WAL, which SQLite allows while this store's connections are idle.
+    RollbackWhenAlone,
 }
 
 /// Attachment names are SHA-256 hashes in lowercase hex; anything else (a path, say) is refused.

@@ -4,9 +4,9 @@
 
 use crate::batch::{BatchWriter, GroupCommitter};
 use crate::cache::{BackgroundTask, ReadCache};
-use crate::WriteOptions;
+use crate::{Journal, WriteOptions};
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::ConnectOptions as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -53,6 +53,8 @@ struct SqliteWriter {
     cache: Arc<ReadCache>,
     /// A plain connection for bulk loads, opened by the first one (see `crate::sqlite_bulk`).
     bulk: Option<rusqlite::Connection>,
+    /// Whether the store opened the file with a rollback journal ([`Journal::RollbackWhenAlone`]).
+    rollback: bool,
 }
 
 #[async_trait]
@@ -95,7 +97,7 @@ impl SqliteWriter {
     ) -> StoreResult<StoreResult<Written>> {
         let conn = match self.bulk.take() {
             Some(conn) => conn,
-            None => crate::sqlite_bulk::open(&self.path)?,
+            None => crate::sqlite_bulk::open(&self.path, self.rollback)?,
         };
         let cache = self.cache.clone();
         let (conn, loaded) = tokio::task::spawn_blocking(move || {
@@ -110,15 +112,35 @@ impl SqliteWriter {
     }
 }
 
+/// How long a connection waits for another's write lock before it gives up.
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Every connection's settings. The journal mode is not among them: `SqliteStore::open` sets it once for
+/// the file.
 fn options(path: &Path) -> SqliteConnectOptions {
     SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(10))
+        .busy_timeout(BUSY_TIMEOUT)
         .statement_cache_capacity(1024)
+}
+
+/// Switches the file from the WAL to a rollback journal that is truncated, not deleted, after each commit
+/// (saving a directory sync per transaction), and says whether it could. SQLite refuses while any other
+/// connection has the file open in WAL mode; that means a server or another command is using it, and the
+/// answer is no at once instead of after the busy timeout.
+async fn leave_wal_if_alone(conn: &mut sqlx::SqliteConnection) -> StoreResult<bool> {
+    sqlx::query("PRAGMA busy_timeout = 0").execute(&mut *conn).await?;
+    let mode: Result<String, _> =
+        sqlx::query_scalar("PRAGMA journal_mode = TRUNCATE").fetch_one(&mut *conn).await;
+    sqlx::query(&format!("PRAGMA busy_timeout = {}", BUSY_TIMEOUT.as_millis())).execute(&mut *conn).await?;
+    match mode {
+        Ok(mode) => Ok(mode.eq_ignore_ascii_case("truncate")),
+        Err(sqlx::Error::Database(_)) => Ok(false),
+        Err(error) => Err(error.into()),
+    }
 }
 
 impl SqliteStore {
@@ -128,6 +150,16 @@ impl SqliteStore {
             .map_err(|e| StoreError::Other(format!("cannot create data folder {}: {e}", dir.display())))?;
         let path = dir.join(DATABASE_FILE);
         let mut conn = options(&path).connect().await?;
+        let rollback = write.journal == Journal::RollbackWhenAlone && leave_wal_if_alone(&mut conn).await?;
+        if rollback {
+            tracing::info!(
+                "nobody else has {} open: bulk loads write through a rollback journal",
+                path.display()
+            );
+        } else {
+            // The WAL is a property of the file: this sets it for every connection, also other processes'.
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&mut conn).await?;
+        }
         migrate(&mut conn, MIGRATIONS, None).await?;
         // A bulk load that stopped before its end left indexes to build.
         build_deferred_indexes(&mut conn, &mut |_, _| {}).await?;
@@ -150,7 +182,7 @@ impl SqliteStore {
         let cache = Arc::new(ReadCache::new(last_seq(&readers).await?));
         let tailer = start_cache_tailer(readers.clone(), cache.clone());
         let writer = GroupCommitter::start(
-            SqliteWriter { conn, path: path.clone(), cache: cache.clone(), bulk: None },
+            SqliteWriter { conn, path: path.clone(), cache: cache.clone(), bulk: None, rollback },
             write.mode,
             write.max_batch,
         );

@@ -8,7 +8,8 @@ use shiyu_store::sqlite::SqliteStore;
 use shiyu_store::testing::{PgCluster, SampleWorld};
 use shiyu_store::{
     ApiToken, AttachmentMeta, AttemptOutcome, AuditEntry, CaseQuery, CaseScope, CaseService, DeliveryAttempt,
-    NewDelivery, NewUser, NewWebhook, ServiceError, Session, Store, StoreError, StoreResult, WriteOptions,
+    Journal, NewDelivery, NewUser, NewWebhook, ServiceError, Session, Store, StoreError, StoreResult,
+    WriteOptions,
 };
 use std::future::Future;
 use std::pin::Pin;
@@ -1058,6 +1059,52 @@ async fn sqlite_opened_twice_stays_consistent() {
     let second: Arc<dyn Store> =
         Arc::new(SqliteStore::open(dir.path(), WriteOptions::default()).await.unwrap());
     one_node_reads_what_another_wrote(first, second).await;
+}
+
+/// How the file journals, from its header: 1 for a rollback journal, 2 for the WAL.
+fn journal_of(dir: &std::path::Path) -> u8 {
+    std::fs::read(dir.join(shiyu_store::sqlite::DATABASE_FILE)).unwrap()[18]
+}
+
+fn rollback_when_alone() -> WriteOptions {
+    WriteOptions { journal: Journal::RollbackWhenAlone, ..WriteOptions::default() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_loads_alone_through_a_rollback_journal_and_keeps_the_wal_when_not_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(SqliteStore::open(dir.path(), WriteOptions::default()).await.unwrap());
+    assert_eq!(journal_of(dir.path()), 2);
+    // Another process has the file open (here a plain connection): the store keeps the WAL.
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(dir.path().join("shiyu.sqlite3"));
+    let other = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    sqlx::query("SELECT count(*) FROM cases").execute(&other).await.unwrap();
+    drop(SqliteStore::open(dir.path(), rollback_when_alone()).await.unwrap());
+    assert_eq!(journal_of(dir.path()), 2, "not alone: still WAL");
+    other.close().await;
+
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path(), rollback_when_alone()).await.unwrap());
+    assert_eq!(journal_of(dir.path()), 1, "alone: a rollback journal");
+    bulk_loaded_histories_read_as_their_events(store.clone()).await;
+    assert!(!dir.path().join("shiyu.sqlite3-wal").exists(), "nothing went through a WAL");
+    let loaded = store.count_cases().await.unwrap();
+    drop(store);
+    let reopened = SqliteStore::open(dir.path(), WriteOptions::default()).await.unwrap();
+    assert_eq!(journal_of(dir.path()), 2, "an ordinary open goes back to the WAL");
+    assert_eq!(reopened.count_cases().await.unwrap(), loaded);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_server_opening_beside_a_rollback_load_switches_the_file_back_to_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let loading: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(dir.path(), rollback_when_alone()).await.unwrap());
+    assert_eq!(journal_of(dir.path()), 1);
+    let serving: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(dir.path(), WriteOptions::default()).await.unwrap());
+    assert_eq!(journal_of(dir.path()), 2, "the server's open switched the file back");
+    // Both go on: the loading store's connections follow the file into WAL mode.
+    one_node_reads_what_another_wrote(serving, loading).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

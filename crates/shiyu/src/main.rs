@@ -20,7 +20,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use config::{Config, Secret};
 use shiyu_domain::{Rules, WorkCalendar};
-use shiyu_store::{Location, Store, WriteOptions};
+use shiyu_store::{Journal, Location, Store, WriteOptions};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -346,7 +346,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     "`shiyu backup` copies the SQLite file; back PostgreSQL up with pg_dump or pg_basebackup"
                 );
             }
-            let store = open_existing_store(&config).await?;
+            let store = open_existing_store(&config, Journal::Wal).await?;
             store.backup(&to).await.with_context(|| format!("backing up to {}", to.display()))?;
             say!("backup written to {}", to.display());
             if config.security.personal_data_keys.is_none() {
@@ -388,7 +388,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Simulate { cases, days, seed, truth } => {
             check_history(cases, days, false)?;
             let truth = truth.unwrap_or_else(|| config.storage.data_dir.join("simulation-truth.json"));
-            let store = open_existing_store(&config).await?;
+            // Alone with the file, the load writes each page once (`Journal::RollbackWhenAlone`).
+            let store = open_existing_store(&config, Journal::RollbackWhenAlone).await?;
             // Checked before anything is written: a history loaded without its ground truth is of no use.
             let folder =
                 truth.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
@@ -405,11 +406,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             map::import(store.as_ref(), kind, &file, tolerance_m).await?;
         }
         Command::Export { what: ExportKind::Grids, to } => {
-            let store = open_existing_store(&config).await?;
+            let store = open_existing_store(&config, Journal::Wal).await?;
             map::export(store.as_ref(), to.as_deref()).await?;
         }
         Command::Report { month, jurisdiction, format, out } => {
-            let store = open_existing_store(&config).await?;
+            let store = open_existing_store(&config, Journal::Wal).await?;
             let format = shiyu_web::api::reports::Format::parse(&format)
                 .with_context(|| format!("unknown format `{format}`: csv, xlsx, html or json"))?;
             let analytics = shiyu_analytics::Analytics::rebuild(store.as_ref()).await?;
@@ -446,7 +447,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             }
         }
         Command::Rebuild { what: RebuildKind::Analytics, json } => {
-            let store = open_existing_store(&config).await?;
+            let store = open_existing_store(&config, Journal::Wal).await?;
             let started = std::time::Instant::now();
             let analytics = shiyu_analytics::Analytics::rebuild(store.as_ref()).await?;
             let seconds = started.elapsed().as_secs_f64();
@@ -463,7 +464,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             report.print(json)?;
         }
         Command::TrainClassifier { json } => {
-            let store = open_existing_store(&config).await?;
+            let store = open_existing_store(&config, Journal::Wal).await?;
             let Some((model, evaluation)) =
                 shiyu_web::classifier::retrain(store.as_ref(), clock::now()).await?
             else {
@@ -566,7 +567,16 @@ fn init_logging() {
 
 /// Opens the configured store. SQLite always migrates; PostgreSQL only when asked (`shiyu migrate`).
 async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<Arc<dyn Store>> {
-    let write = WriteOptions { max_batch: config.writes.max_batch.max(1), ..WriteOptions::default() };
+    open_store_journaled(config, migrate, Journal::Wal).await
+}
+
+async fn open_store_journaled(
+    config: &Config,
+    migrate: bool,
+    journal: Journal,
+) -> anyhow::Result<Arc<dyn Store>> {
+    let write =
+        WriteOptions { max_batch: config.writes.max_batch.max(1), journal, ..WriteOptions::default() };
     let location = match &config.storage.database_url {
         Some(url) => Location::Postgres(url.expose()),
         None => Location::SqliteDir(&config.storage.data_dir),
@@ -598,7 +608,7 @@ fn check_history(cases: u64, days: u32, zero_cases_allowed: bool) -> anyhow::Res
 
 /// Opens the store for a command that only works on what is already there: a mistyped --data must not
 /// quietly become a new, empty database.
-async fn open_existing_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+async fn open_existing_store(config: &Config, journal: Journal) -> anyhow::Result<Arc<dyn Store>> {
     if config.storage.database_url.is_none() {
         let file = config.storage.data_dir.join(shiyu_store::sqlite::DATABASE_FILE);
         if !file.is_file() {
@@ -608,7 +618,7 @@ async fn open_existing_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> 
             );
         }
     }
-    open_store(config, false).await
+    open_store_journaled(config, false, journal).await
 }
 
 /// The domain rules this deployment runs on: the national calendar plus any configured calendar files.

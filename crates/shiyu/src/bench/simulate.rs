@@ -8,7 +8,7 @@ use crate::demo::{install_city, DeploymentPrivacy};
 use shiyu_domain::{apply, CaseId, CaseState, Event, Rules};
 use shiyu_sim::history::{Privacy, SimulateOptions, Simulation};
 use shiyu_sim::simulate::Progress;
-use shiyu_store::{Store, WriteOptions};
+use shiyu_store::{Journal, Store, WriteOptions};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,9 +27,9 @@ pub async fn run(options: &SimulateBenchOptions) -> anyhow::Result<Report> {
         "bench".into(),
         shiyu_auth::Sealer::generate_key(),
     )])?));
-    let fresh =
-        FreshStore::open(options.database.as_deref(), &options.dir, "simulate", WriteOptions::default())
-            .await?;
+    // As `shiyu simulate` opens it: nothing else has the new file open.
+    let write = WriteOptions { journal: Journal::RollbackWhenAlone, ..WriteOptions::default() };
+    let fresh = FreshStore::open(options.database.as_deref(), &options.dir, "simulate", write).await?;
     let store = fresh.store.clone();
     install_city(store.as_ref()).await?;
     let world = Arc::new(shiyu_sim::simulate::load_world(store.as_ref(), Rules::default(), 2026).await?);
