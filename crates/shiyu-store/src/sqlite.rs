@@ -127,6 +127,30 @@ fn options(path: &Path) -> SqliteConnectOptions {
         .statement_cache_capacity(1024)
 }
 
+/// Sets the WAL, a property of the file: for every connection, other processes' too. When another process
+/// is loading through a rollback journal (`Journal::RollbackWhenAlone`) it holds the write lock nearly all
+/// the time, and SQLite refuses a journal change at once instead of waiting for the lock, so this tries
+/// again between that process's transactions, for as long as a connection waits for a lock.
+async fn set_wal(conn: &mut sqlx::SqliteConnection) -> StoreResult<()> {
+    let started = std::time::Instant::now();
+    loop {
+        match sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await {
+            Ok(_) => return Ok(()),
+            Err(sqlx::Error::Database(error))
+                if is_busy(error.as_ref()) && started.elapsed() < BUSY_TIMEOUT =>
+            {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
+/// SQLITE_BUSY, "database is locked", with any of its extended codes.
+fn is_busy(error: &dyn sqlx::error::DatabaseError) -> bool {
+    error.code().and_then(|code| code.parse::<i32>().ok()).is_some_and(|code| code & 0xff == 5)
+}
+
 /// Switches the file from the WAL to a rollback journal that is truncated, not deleted, after each commit
 /// (saving a directory sync per transaction), and says whether it could. SQLite refuses while any other
 /// connection has the file open in WAL mode; that means a server or another command is using it, and the
@@ -157,8 +181,7 @@ impl SqliteStore {
                 path.display()
             );
         } else {
-            // The WAL is a property of the file: this sets it for every connection, also other processes'.
-            sqlx::query("PRAGMA journal_mode = WAL").execute(&mut conn).await?;
+            set_wal(&mut conn).await?;
         }
         migrate(&mut conn, MIGRATIONS, None).await?;
         // A bulk load that stopped before its end left indexes to build.

@@ -1108,6 +1108,40 @@ async fn sqlite_server_opening_beside_a_rollback_load_switches_the_file_back_to_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_server_opens_while_another_store_loads_through_a_rollback_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let loading: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(dir.path(), rollback_when_alone()).await.unwrap());
+    assert_eq!(journal_of(dir.path()), 1);
+    let world = installed(&loading).await;
+    let service = service(loading.clone());
+    let live = service.receive(None, &world.report("楼道堆放杂物"), &actor("citizen"), NOW).await.unwrap().id;
+    let history: Vec<_> = loading.case_history(live).await.unwrap().into_iter().map(|e| e.event).collect();
+    let state = loading.load_case(live).await.unwrap().unwrap();
+    // One bulk load after another, as `shiyu simulate` writes them: the write lock is free only between.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let loader = {
+        let (loading, stop) = (loading.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut loads = 0_u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || loads < 20 {
+                let id = loading.reserve_case_ids(1, NOW).await.unwrap();
+                let bulk = shiyu_store::BulkCases::prepare(&[(id, state.clone(), history.clone())]).unwrap();
+                loading.bulk_load(bulk, bulk_audit()).await.unwrap();
+                loads += 1;
+            }
+            loads
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let serving = SqliteStore::open(dir.path(), WriteOptions::default()).await.unwrap();
+    assert_eq!(journal_of(dir.path()), 2);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let loads = loader.await.unwrap();
+    assert_eq!(serving.count_cases().await.unwrap(), 1 + loads, "every load is there, read by the server");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_nodes_read_each_others_writes() {
     let cluster = PgCluster::start(false).unwrap();
     let (first, second) = two_nodes(&cluster, "nodes").await;
