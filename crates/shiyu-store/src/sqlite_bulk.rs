@@ -12,24 +12,15 @@ use crate::{AuditEntry, BulkCases, StoreResult};
 use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Opens the bulk writer's connection, with statement journals in memory as on the shared writer's, and
 /// without foreign-key checks: a bulk load refers only to places, departments and users the simulator read
 /// from the store, and checking each reference cost a lookup per row.
-///
-/// With `rollback` (the store opened the file with a rollback journal), the journal is truncated after each
-/// commit instead of deleted, as on the store's writer. Should a server have switched the file back to WAL
-/// meanwhile, SQLite refuses that at once and the load goes on in WAL.
-pub(crate) fn open(path: &Path, rollback: bool) -> StoreResult<Connection> {
+pub(crate) fn open(path: &Path) -> StoreResult<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    if rollback {
-        conn.busy_timeout(Duration::ZERO)?;
-        let _ = conn.query_row("PRAGMA journal_mode = TRUNCATE", [], |row| row.get::<_, String>(0));
-    }
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.execute_batch(
         "PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF; PRAGMA cache_size = -65536; \

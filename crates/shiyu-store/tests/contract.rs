@@ -1086,7 +1086,9 @@ async fn sqlite_loads_alone_through_a_rollback_journal_and_keeps_the_wal_when_no
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path(), rollback_when_alone()).await.unwrap());
     assert_eq!(journal_of(dir.path()), 1, "alone: a rollback journal");
     bulk_loaded_histories_read_as_their_events(store.clone()).await;
-    assert!(!dir.path().join("shiyu.sqlite3-wal").exists(), "nothing went through a WAL");
+    for beside in ["shiyu.sqlite3-wal", "shiyu.sqlite3-journal"] {
+        assert!(!dir.path().join(beside).exists(), "no WAL was written, and no journal is left: {beside}");
+    }
     let loaded = store.count_cases().await.unwrap();
     drop(store);
     let reopened = SqliteStore::open(dir.path(), WriteOptions::default()).await.unwrap();
