@@ -181,6 +181,10 @@ impl Backend {
 pub trait Store: Send + Sync + std::fmt::Debug {
     fn backend(&self) -> Backend;
 
+    /// How this store opened its SQLite file: [`Journal::RollbackWhenAlone`] only when asked for and alone
+    /// with the file. `None` on PostgreSQL.
+    fn journal(&self) -> Option<Journal>;
+
     /// Counters of the group committer, for metrics and benchmarks.
     fn commit_stats(&self) -> GroupCommitStats;
 

@@ -112,6 +112,10 @@ impl PgStore {
 }
 
 impl PgStore {
+    fn opened_journal(&self) -> Option<crate::Journal> {
+        None
+    }
+
     /// Every node must see every attachment, so PostgreSQL keeps the bytes in the database.
     async fn put_attachment_content(
         &self,

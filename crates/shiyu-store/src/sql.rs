@@ -1342,7 +1342,7 @@ macro_rules! shared_sql {
 pub(crate) use shared_sql;
 
 /// The `Store` impl both backends share. The backend type provides `read_pool()`, `reference_pool()` (where
-/// reference data, users and sessions are written), `writer` (its group committer), `backup_to()`,
+/// reference data, users and sessions are written), `writer` (its group committer), `opened_journal()`, `backup_to()`,
 /// `defer_indexes_now()` / `build_deferred_indexes_now()` (what a large bulk load does with the indexes), and
 /// `put_attachment_content()` / `attachment_content()` (the backends keep file bytes in different places).
 macro_rules! store_impl {
@@ -1355,6 +1355,10 @@ macro_rules! store_impl {
 
             fn commit_stats(&self) -> crate::GroupCommitStats {
                 self.writer.stats()
+            }
+
+            fn journal(&self) -> Option<crate::Journal> {
+                self.opened_journal()
             }
 
             async fn create_case(

@@ -42,6 +42,7 @@ pub struct SqliteStore {
     _tailer: BackgroundTask,
     /// A plain read-only connection for scanning the log in bulk, opened when first needed.
     log_reader: Arc<std::sync::Mutex<Option<rusqlite::Connection>>>,
+    journal: Journal,
 }
 
 /// How often the WAL is copied back into the database file.
@@ -174,12 +175,7 @@ impl SqliteStore {
         let path = dir.join(DATABASE_FILE);
         let mut conn = options(&path).connect().await?;
         let rollback = write.journal == Journal::RollbackWhenAlone && leave_wal_if_alone(&mut conn).await?;
-        if rollback {
-            tracing::info!(
-                "nobody else has {} open: bulk loads write through a rollback journal",
-                path.display()
-            );
-        } else {
+        if !rollback {
             set_wal(&mut conn).await?;
         }
         migrate(&mut conn, MIGRATIONS, None).await?;
@@ -216,11 +212,16 @@ impl SqliteStore {
             _checkpointer: checkpointer,
             _tailer: tailer,
             log_reader: Arc::default(),
+            journal: if rollback { Journal::RollbackWhenAlone } else { Journal::Wal },
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    fn opened_journal(&self) -> Option<Journal> {
+        Some(self.journal)
     }
 }
 

@@ -1079,12 +1079,14 @@ async fn sqlite_loads_alone_through_a_rollback_journal_and_keeps_the_wal_when_no
     let options = sqlx::sqlite::SqliteConnectOptions::new().filename(dir.path().join("shiyu.sqlite3"));
     let other = sqlx::SqlitePool::connect_with(options).await.unwrap();
     sqlx::query("SELECT count(*) FROM cases").execute(&other).await.unwrap();
-    drop(SqliteStore::open(dir.path(), rollback_when_alone()).await.unwrap());
-    assert_eq!(journal_of(dir.path()), 2, "not alone: still WAL");
+    let beside = SqliteStore::open(dir.path(), rollback_when_alone()).await.unwrap();
+    assert_eq!((journal_of(dir.path()), beside.journal()), (2, Some(Journal::Wal)), "not alone: still WAL");
+    drop(beside);
     other.close().await;
 
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path(), rollback_when_alone()).await.unwrap());
     assert_eq!(journal_of(dir.path()), 1, "alone: a rollback journal");
+    assert_eq!(store.journal(), Some(Journal::RollbackWhenAlone));
     bulk_loaded_histories_read_as_their_events(store.clone()).await;
     for beside in ["shiyu.sqlite3-wal", "shiyu.sqlite3-journal"] {
         assert!(!dir.path().join(beside).exists(), "no WAL was written, and no journal is left: {beside}");

@@ -7,7 +7,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use shiyu_domain::{CaseId, Rules, Timestamp};
 use shiyu_sim::history::{Privacy, SimulateOptions, Simulation, Story, World};
-use shiyu_store::{CaseQuery, CaseScope, CaseService, Store};
+use shiyu_store::{CaseQuery, CaseScope, CaseService, Journal, Store};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::path::Path;
@@ -378,6 +378,11 @@ pub async fn simulate(
         // A server on the same folder may take reports in while the load runs: they get ids after these.
         first_id: store.reserve_case_ids(cases, clock::now()).await?.0,
     };
+    if store.journal() == Some(Journal::Wal) {
+        say!(
+            "the database is open in another process (a server?): loading through its WAL, slower than alone"
+        );
+    }
     let builds_indexes = shiyu_sim::simulate::defers_indexes(cases, options.first_id as u64 - 1);
     let started = std::time::Instant::now();
     let mut progress = crate::progress::SimulationProgress::new(cases, builds_indexes);

@@ -127,16 +127,36 @@ fn demo_builds_nantong_once_simulates_more_and_backup_copies_it_online() {
     );
     assert!(more.status.success(), "{}", text(&more));
     assert!(text(&more).contains("wrote 500 cases"), "{}", text(&more));
+    assert!(!text(&more).contains("open in another process"), "alone with the file: {}", text(&more));
     assert!(dir.path().join("more.json").exists());
+    // With the database open elsewhere (here a plain connection that sets the WAL, as a server's open does)
+    // the load still runs, through the WAL, and says so.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let held = runtime.block_on(async {
+        use sqlx::ConnectOptions as _;
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(dir.path().join("city/shiyu.sqlite3"))
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+        let mut connection = options.connect().await.unwrap();
+        sqlx::query("SELECT count(*) FROM cases").execute(&mut connection).await.unwrap();
+        connection
+    });
+    let beside = shiyu(
+        &["--data", "city", "simulate", "--cases", "100", "--days", "1", "--truth", "beside.json"],
+        dir.path(),
+    );
+    assert!(text(&beside).contains("open in another process"), "{}", text(&beside));
+    assert!(text(&beside).contains("wrote 100 cases"), "{}", text(&beside));
+    drop(held);
     let lost = shiyu(
         &["--data", "city", "simulate", "--cases", "50", "--days", "1", "--truth", "missing/truth.json"],
         dir.path(),
     );
     assert!(text(&lost).contains("the folder missing does not exist"), "{}", text(&lost));
-    // …and wrote nothing: the city still holds 3500 cases below.
+    // …and wrote nothing: the city still holds 3600 cases below.
     let again = shiyu(&["--data", "city", "demo", "--no-serve"], dir.path());
     assert!(
-        text(&again).contains("reusing the city already in the data folder (3500 cases)"),
+        text(&again).contains("reusing the city already in the data folder (3600 cases)"),
         "{}",
         text(&again)
     );
@@ -149,8 +169,8 @@ fn demo_builds_nantong_once_simulates_more_and_backup_copies_it_online() {
     let rebuilt = shiyu(&["--data", "city", "rebuild", "analytics", "--json"], dir.path());
     assert!(rebuilt.status.success(), "{}", text(&rebuilt));
     let figures = last_json_line(&rebuilt);
-    assert_eq!(figures["cases"], 3500, "{figures}");
-    assert!(figures["events"].as_u64().unwrap() > 3500 * 3, "{figures}");
+    assert_eq!(figures["cases"], 3600, "{figures}");
+    assert!(figures["events"].as_u64().unwrap() > 3600 * 3, "{figures}");
     assert!(figures["bytes_per_case"].as_f64().unwrap() < 200.0, "{figures}");
     #[allow(clippy::disallowed_methods)] // the report's month follows the real date the history ends at
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
@@ -234,7 +254,7 @@ fn demo_builds_nantong_once_simulates_more_and_backup_copies_it_online() {
     )
     .unwrap();
     let restored = shiyu(&["--data", "restored", "demo", "--no-serve"], dir.path());
-    assert!(text(&restored).contains("(3500 cases)"), "{}", text(&restored));
+    assert!(text(&restored).contains("(3600 cases)"), "{}", text(&restored));
 
     // The demo never builds over data it did not make: here a deployment's own division tree.
     std::fs::write(dir.path().join("own.csv"), "level,code,name,parent_code\ncity,320600,南通市,\n").unwrap();

@@ -70,6 +70,11 @@ pub async fn run(options: &SimulateBenchOptions) -> anyhow::Result<Report> {
     let elapsed = started.elapsed().as_secs_f64();
     let peak = peak_rss_mb();
     anyhow::ensure!(store.count_cases().await? == written, "every simulated case is stored");
+    let journal = match store.journal() {
+        Some(Journal::RollbackWhenAlone) => "rollback",
+        Some(Journal::Wal) => "wal",
+        None => "none",
+    };
     drop(store);
     fresh.close().await?;
 
@@ -78,6 +83,7 @@ pub async fn run(options: &SimulateBenchOptions) -> anyhow::Result<Report> {
     let cases_per_s = written as f64 / elapsed;
     let mut report = Report::new("simulate");
     report.set("backend", if options.database.is_some() { "postgres" } else { "sqlite" });
+    report.set("journal", journal);
     report.set("cases", written);
     report.set("events", events);
     report.set("days", u64::from(options.days));
