@@ -1070,6 +1070,13 @@ fn rollback_when_alone() -> WriteOptions {
     WriteOptions { journal: Journal::RollbackWhenAlone, ..WriteOptions::default() }
 }
 
+/// A store that asked for a rollback journal on a folder nobody else has open, and got it.
+async fn open_alone(dir: &std::path::Path) -> Arc<dyn Store> {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir, rollback_when_alone()).await.unwrap());
+    assert_eq!((journal_of(dir), store.journal()), (1, Some(Journal::RollbackWhenAlone)));
+    store
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_loads_alone_through_a_rollback_journal_and_keeps_the_wal_when_not_alone() {
     let dir = tempfile::tempdir().unwrap();
@@ -1084,9 +1091,7 @@ async fn sqlite_loads_alone_through_a_rollback_journal_and_keeps_the_wal_when_no
     drop(beside);
     other.close().await;
 
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path(), rollback_when_alone()).await.unwrap());
-    assert_eq!(journal_of(dir.path()), 1, "alone: a rollback journal");
-    assert_eq!(store.journal(), Some(Journal::RollbackWhenAlone));
+    let store = open_alone(dir.path()).await;
     bulk_loaded_histories_read_as_their_events(store.clone()).await;
     for beside in ["shiyu.sqlite3-wal", "shiyu.sqlite3-journal"] {
         assert!(!dir.path().join(beside).exists(), "no WAL was written, and no journal is left: {beside}");
@@ -1101,9 +1106,7 @@ async fn sqlite_loads_alone_through_a_rollback_journal_and_keeps_the_wal_when_no
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_server_opening_beside_a_rollback_load_switches_the_file_back_to_wal() {
     let dir = tempfile::tempdir().unwrap();
-    let loading: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(dir.path(), rollback_when_alone()).await.unwrap());
-    assert_eq!(journal_of(dir.path()), 1);
+    let loading = open_alone(dir.path()).await;
     let serving: Arc<dyn Store> =
         Arc::new(SqliteStore::open(dir.path(), WriteOptions::default()).await.unwrap());
     assert_eq!(journal_of(dir.path()), 2, "the server's open switched the file back");
@@ -1114,9 +1117,7 @@ async fn sqlite_server_opening_beside_a_rollback_load_switches_the_file_back_to_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_server_opens_while_another_store_loads_through_a_rollback_journal() {
     let dir = tempfile::tempdir().unwrap();
-    let loading: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(dir.path(), rollback_when_alone()).await.unwrap());
-    assert_eq!(journal_of(dir.path()), 1);
+    let loading = open_alone(dir.path()).await;
     let world = installed(&loading).await;
     let service = service(loading.clone());
     let live = service.receive(None, &world.report("楼道堆放杂物"), &actor("citizen"), NOW).await.unwrap().id;
