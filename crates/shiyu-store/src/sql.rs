@@ -4,6 +4,19 @@
 /// Rows per multi-row statement: stays under SQLite's and PostgreSQL's limits on bound parameters.
 pub(crate) const CHUNK_ROWS: usize = 500;
 
+/// Migrations that data an older version allowed would make fail: before applying the migration of the given
+/// version, the query lists what stands in the way, and if it lists anything the migration is refused with the
+/// message (`{found}` replaced by the list) instead of a bare constraint error, and nothing is changed.
+pub(crate) const MIGRATION_REFUSALS: &[(i64, &str, &str)] = &[(
+    10,
+    "SELECT MIN(username) || ' / ' || MAX(username) FROM users GROUP BY LOWER(username) HAVING COUNT(*) > 1 \
+     ORDER BY 1",
+    "usernames must now differ in more than letter case, and these accounts differ only in case: {found}. \
+     Rename one of each pair (UPDATE users SET username = 'new name' WHERE username = 'old name'), then \
+     start again / 用户名须在大小写之外有所区别，以下账号仅大小写不同：{found}。请先改掉其中一个的用户名\
+     （UPDATE users SET username = '新名' WHERE username = '原名'），再重新启动",
+)];
+
 /// Whether the writer keeps a multi-row insert prepared. Every row count is a statement of its own; the live
 /// server's small batches and full chunks recur, while a bulk load's remainders are all different and would
 /// fill the statement cache with a thousand large statements (a hundred megabytes that never serve again).
@@ -1302,7 +1315,8 @@ macro_rules! shared_sql {
             Ok(found > 0)
         }
 
-        /// Applies the migrations not yet recorded in `schema_migrations`, each in its own transaction.
+        /// Applies the migrations not yet recorded in `schema_migrations`, all in one transaction, so that a
+        /// migration that fails or is refused (`MIGRATION_REFUSALS`) leaves the database as it was.
         pub(crate) async fn migrate(
             conn: &mut Conn,
             migrations: &[(i64, &str, &str)],
@@ -1321,6 +1335,16 @@ macro_rules! shared_sql {
             for (version, description, sql) in migrations {
                 if applied.iter().any(|(v,)| v == version) {
                     continue;
+                }
+                if let Some((_, query, message)) = crate::sql::MIGRATION_REFUSALS.iter().find(|(v, ..)| v == version) {
+                    let found: Vec<(String,)> = sqlx::query_as(query).fetch_all(&mut *tx).await?;
+                    if !found.is_empty() {
+                        let found: Vec<String> = found.into_iter().map(|(row,)| row).collect();
+                        return Err(StoreError::Conflict(format!(
+                            "cannot apply migration {version} ({description}): {}",
+                            message.replace("{found}", &found.join(", "))
+                        )));
+                    }
                 }
                 sqlx::raw_sql(sql).execute(&mut *tx).await?;
                 sqlx::query("INSERT INTO schema_migrations (version, description) VALUES ($1, $2)")

@@ -1146,6 +1146,86 @@ async fn sqlite_server_opens_while_another_store_loads_through_a_rollback_journa
     assert_eq!(serving.count_cases().await.unwrap(), 1 + loads, "every load is there, read by the server");
 }
 
+/// What a database from before migration 10 could hold: two accounts whose names differ only in letter case
+/// (made from two added by the store, with the migration taken back out).
+const BEFORE_MIGRATION_10: [&str; 3] = [
+    "DROP INDEX users_username_any_case",
+    "DELETE FROM schema_migrations WHERE version = 10",
+    "UPDATE users SET username = 'Wang.Li' WHERE username = 'zhang.san'",
+];
+
+async fn add_two_operators(store: Arc<dyn Store>) {
+    installed(&store).await;
+    for username in ["wang.li", "zhang.san"] {
+        let user = NewUser {
+            username: username.into(),
+            display_name: "值班员".into(),
+            role: Role::Operator,
+            scope: Scope::Jurisdiction(JurisdictionId(SampleWorld::COUNTY)),
+            password_hash: None,
+        };
+        store.add_user(&user).await.unwrap();
+    }
+}
+
+/// The refusal names the accounts and says what to do, in both languages.
+fn refused_over_twins(error: StoreError) {
+    let said = error.to_string();
+    for expected in ["migration 10", "Wang.Li / wang.li", "UPDATE users SET username", "仅大小写不同"] {
+        assert!(said.contains(expected), "{expected}: {said}");
+    }
+}
+
+/// With the pair renamed, the migration goes through and keeps such pairs out from then on.
+async fn twins_kept_out(store: Arc<dyn Store>) {
+    let twin = NewUser {
+        username: "WANG.LI".into(),
+        display_name: "值班员".into(),
+        role: Role::Operator,
+        scope: Scope::Jurisdiction(JurisdictionId(SampleWorld::COUNTY)),
+        password_hash: None,
+    };
+    assert!(matches!(store.add_user(&twin).await, Err(StoreError::Conflict(_))));
+}
+
+const RENAME_ONE_TWIN: &str = "UPDATE users SET username = 'wang.li.2' WHERE username = 'Wang.Li'";
+const MIGRATION_10_APPLIED: &str = "SELECT COUNT(*) FROM schema_migrations WHERE version = 10";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_refuses_migration_10_over_usernames_differing_only_in_case_and_names_them() {
+    let dir = tempfile::tempdir().unwrap();
+    add_two_operators(Arc::new(SqliteStore::open(dir.path(), WriteOptions::default()).await.unwrap())).await;
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(dir.path().join("shiyu.sqlite3"));
+    let raw = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    for sql in BEFORE_MIGRATION_10 {
+        sqlx::query(sql).execute(&raw).await.unwrap();
+    }
+    refused_over_twins(SqliteStore::open(dir.path(), WriteOptions::default()).await.unwrap_err());
+    let applied: (i64,) = sqlx::query_as(MIGRATION_10_APPLIED).fetch_one(&raw).await.unwrap();
+    assert_eq!(applied, (0,), "nothing changed");
+    sqlx::query(RENAME_ONE_TWIN).execute(&raw).await.unwrap();
+    raw.close().await;
+    twins_kept_out(Arc::new(SqliteStore::open(dir.path(), WriteOptions::default()).await.unwrap())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_refuses_migration_10_over_usernames_differing_only_in_case_and_names_them() {
+    let cluster = PgCluster::start(false).unwrap();
+    let options = cluster.create_database("twins").await.unwrap();
+    let open = || PgStore::connect_with(options.clone(), WriteOptions::default(), true);
+    add_two_operators(Arc::new(open().await.unwrap())).await;
+    let raw = sqlx::PgPool::connect_with(options.clone()).await.unwrap();
+    for sql in BEFORE_MIGRATION_10 {
+        sqlx::query(sql).execute(&raw).await.unwrap();
+    }
+    refused_over_twins(open().await.unwrap_err());
+    let applied: (i64,) = sqlx::query_as(MIGRATION_10_APPLIED).fetch_one(&raw).await.unwrap();
+    assert_eq!(applied, (0,), "nothing changed");
+    sqlx::query(RENAME_ONE_TWIN).execute(&raw).await.unwrap();
+    raw.close().await;
+    twins_kept_out(Arc::new(open().await.unwrap())).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_nodes_read_each_others_writes() {
     let cluster = PgCluster::start(false).unwrap();
