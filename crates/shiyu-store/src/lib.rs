@@ -181,8 +181,8 @@ impl Backend {
 pub trait Store: Send + Sync + std::fmt::Debug {
     fn backend(&self) -> Backend;
 
-    /// How this store opened its SQLite file: [`Journal::RollbackWhenAlone`] only when asked for and alone
-    /// with the file. `None` on PostgreSQL.
+    /// How this store opened its SQLite file: [`Journal::RollbackWhenAlone`] only when asked for and no other
+    /// connection had the file open in WAL mode. `None` on PostgreSQL.
     fn journal(&self) -> Option<Journal>;
 
     /// Counters of the group committer, for metrics and benchmarks.
@@ -596,10 +596,12 @@ pub enum Journal {
     /// Write-ahead log: readers never wait for the writer. What a server runs on, and what every other
     /// open switches the file back to.
     Wal,
-    /// A rollback journal when no other connection has the file open, else the WAL. For a command that
-    /// bulk-loads alone (`shiyu simulate`): the pages a load appends are written once, where the WAL writes
-    /// them twice (into the log, then into the file at the checkpoint). A server opening the folder
-    /// meanwhile switches the file back to WAL, which SQLite allows while this store's connections are idle.
+    /// A rollback journal when no other connection has the file open in WAL mode, else the WAL. For a command
+    /// that bulk-loads alone (`shiyu simulate`): the pages a load appends are written once, where the WAL
+    /// writes them twice (into the log, then into the file at the checkpoint). A server opening the folder
+    /// meanwhile switches the file back to WAL, which SQLite allows between this store's transactions. (A
+    /// second such command on the same folder finds the file out of WAL mode and gets a rollback journal
+    /// too; the two loads then take turns at the lock.)
     RollbackWhenAlone,
 }
 

@@ -1,4 +1,4 @@
-//! The embedded backend: one SQLite file in the data folder, in WAL mode with `synchronous=FULL`, so that a
+//! The embedded backend: one SQLite file in the data folder, in WAL mode with `synchronous=EXTRA`, so that a
 //! committed append survives a power cut. One connection writes (through the group committer); a small pool
 //! reads alongside it.
 
@@ -115,12 +115,13 @@ impl SqliteWriter {
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Every connection's settings. The journal mode is not among them: `SqliteStore::open` sets it once for
-/// the file.
+/// the file. `EXTRA` is `FULL` in WAL mode; with the rollback journal of a load alone it also syncs the folder
+/// after deleting the journal, without which a power cut could bring the journal back and undo the commit.
 fn options(path: &Path) -> SqliteConnectOptions {
     SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
-        .synchronous(SqliteSynchronous::Full)
+        .synchronous(SqliteSynchronous::Extra)
         .foreign_keys(true)
         .busy_timeout(BUSY_TIMEOUT)
         .statement_cache_capacity(1024)

@@ -12,6 +12,7 @@ use crate::{AuditEntry, BulkCases, StoreResult};
 use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Opens the bulk writer's connection, with statement journals in memory as on the shared writer's, and
 /// without foreign-key checks: a bulk load refers only to places, departments and users the simulator read
@@ -23,15 +24,22 @@ pub(crate) fn open(path: &Path) -> StoreResult<Connection> {
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.execute_batch(
-        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF; PRAGMA cache_size = -65536; \
+        "PRAGMA synchronous = EXTRA; PRAGMA foreign_keys = OFF; PRAGMA cache_size = -65536; \
          PRAGMA temp_store = MEMORY;",
     )?;
     Ok(conn)
 }
 
-/// Writes one bulk load in one transaction and copies the WAL back into the database file afterwards (a load
-/// never pauses for the background checkpointer to catch up). Tells `cache` which stretch of the log it
-/// filled and returns the write's answer.
+/// How long a load through a rollback journal leaves the write lock free after each chunk: SQLite refuses a
+/// change of journal mode at once while another connection holds the lock, so a server opening the folder
+/// meanwhile (`set_wal` in `sqlite.rs`, which tries every millisecond) needs a gap it can land in. About 1% of
+/// a load's time.
+const LOCK_FREE_AFTER_CHUNK: Duration = Duration::from_millis(1);
+
+/// Writes one bulk load in one transaction and then, in WAL mode, copies the WAL back into the database file
+/// (a load never pauses for the background checkpointer to catch up), or, with a rollback journal, leaves
+/// the lock free for a moment. Tells `cache` which stretch of the log it filled and returns the write's
+/// answer.
 pub(crate) fn load(
     conn: &mut Connection,
     cases: Arc<BulkCases>,
@@ -47,9 +55,14 @@ pub(crate) fn load(
     if let Some((after, through)) = plan.bulk_loaded() {
         cache.bulk_loaded(after, through);
     }
-    // The load is committed whatever the checkpoint does: reporting its failure as the load's would make a
-    // retry collide with the cases just written. What it leaves in the WAL, the next checkpoint copies.
-    let _ = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
+    // The load is committed whatever follows: reporting a failure here as the load's would make a retry
+    // collide with the cases just written. What a checkpoint leaves in the WAL, the next one copies.
+    let journal = conn.query_row("PRAGMA journal_mode", [], |row| row.get::<_, String>(0));
+    if journal.is_ok_and(|mode| mode.eq_ignore_ascii_case("wal")) {
+        let _ = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
+    } else {
+        std::thread::sleep(LOCK_FREE_AFTER_CHUNK);
+    }
     Ok(plan.answers.into_iter().next().unwrap_or(Ok(Written::Loaded)))
 }
 

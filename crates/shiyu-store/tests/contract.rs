@@ -1123,27 +1123,35 @@ async fn sqlite_server_opens_while_another_store_loads_through_a_rollback_journa
     let live = service.receive(None, &world.report("楼道堆放杂物"), &actor("citizen"), NOW).await.unwrap().id;
     let history: Vec<_> = loading.case_history(live).await.unwrap().into_iter().map(|e| e.event).collect();
     let state = loading.load_case(live).await.unwrap().unwrap();
-    // One bulk load after another, as `shiyu simulate` writes them: the write lock is free only between.
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Chunks made beforehand and loaded back to back, as `shiyu simulate` writes them: the write lock is free
+    // only between two of them.
+    const CHUNKS: i64 = 40;
+    const CASES: i64 = 500;
+    let first = loading.reserve_case_ids((CHUNKS * CASES) as u64, NOW).await.unwrap().0;
+    let chunks: Vec<shiyu_store::BulkCases> = (0..CHUNKS)
+        .map(|chunk| {
+            let ids = (0..CASES).map(|n| CaseId(first + chunk * CASES + n));
+            let rows: Vec<_> = ids.map(|id| (id, state.clone(), history.clone())).collect();
+            shiyu_store::BulkCases::prepare(&rows).unwrap()
+        })
+        .collect();
     let loader = {
-        let (loading, stop) = (loading.clone(), stop.clone());
+        let loading = loading.clone();
         tokio::spawn(async move {
-            let mut loads = 0_u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) || loads < 20 {
-                let id = loading.reserve_case_ids(1, NOW).await.unwrap();
-                let bulk = shiyu_store::BulkCases::prepare(&[(id, state.clone(), history.clone())]).unwrap();
-                loading.bulk_load(bulk, bulk_audit()).await.unwrap();
-                loads += 1;
+            for chunk in chunks {
+                loading.bulk_load(chunk, bulk_audit()).await.unwrap();
             }
-            loads
         })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    while loading.count_cases().await.unwrap() < 1 + 2 * CASES as u64 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
     let serving = SqliteStore::open(dir.path(), WriteOptions::default()).await.unwrap();
     assert_eq!(journal_of(dir.path()), 2);
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let loads = loader.await.unwrap();
-    assert_eq!(serving.count_cases().await.unwrap(), 1 + loads, "every load is there, read by the server");
+    let during = serving.count_cases().await.unwrap();
+    loader.await.unwrap();
+    assert!(during < 1 + (CHUNKS * CASES) as u64, "the server opened while the load went on: {during}");
+    assert_eq!(serving.count_cases().await.unwrap(), 1 + (CHUNKS * CASES) as u64, "every load is there");
 }
 
 /// What a database from before migration 10 could hold: two accounts whose names differ only in letter case
