@@ -88,6 +88,12 @@ pub fn defers_indexes(new: u64, stored: u64) -> bool {
     new >= DEFER_INDEXES_FROM && new >= stored / 2
 }
 
+/// Whether the load `options` describe defers the indexes: the cases below its first id are taken or
+/// reserved, as many as are stored give or take an unused gap.
+pub fn defers_indexes_for(options: &SimulateOptions) -> bool {
+    defers_indexes(options.cases, u64::try_from(options.first_id - 1).unwrap_or(0))
+}
+
 /// How far a simulation has got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Progress {
@@ -108,9 +114,7 @@ pub async fn simulate(
     options: SimulateOptions,
     mut progress: impl FnMut(Progress) + Send,
 ) -> Result<(Tally, Truth), SimulateError> {
-    // Ids below the first are taken or reserved: as many cases as are stored, give or take an unused gap.
-    let stored = u64::try_from(options.first_id - 1).unwrap_or(0);
-    if !defers_indexes(options.cases, stored) {
+    if !defers_indexes_for(&options) {
         return load(store, world, privacy, options, |tally| progress(Progress::Written(tally))).await;
     }
     store.defer_indexes().await?;

@@ -175,8 +175,7 @@ async fn build(
         first_id: store.reserve_case_ids(options.cases, clock::now()).await?.0,
     };
     let history_started = std::time::Instant::now();
-    let builds_indexes = shiyu_sim::simulate::defers_indexes(simulate.cases, simulate.first_id as u64 - 1);
-    let mut progress = crate::progress::SimulationProgress::new(simulate.cases, builds_indexes);
+    let mut progress = crate::progress::SimulationProgress::new(&simulate);
     let (tally, truth) =
         shiyu_sim::simulate::simulate(store.clone(), world, privacy, simulate, |step| progress.show(step))
             .await?;
@@ -383,9 +382,8 @@ pub async fn simulate(
             "the database is open in another process (a server?): loading through its WAL, slower than alone"
         );
     }
-    let builds_indexes = shiyu_sim::simulate::defers_indexes(cases, options.first_id as u64 - 1);
     let started = std::time::Instant::now();
-    let mut progress = crate::progress::SimulationProgress::new(cases, builds_indexes);
+    let mut progress = crate::progress::SimulationProgress::new(&options);
     let (tally, truth) =
         shiyu_sim::simulate::simulate(store, world, privacy, options, |step| progress.show(step)).await?;
     std::fs::write(truth_path, serde_json::to_string_pretty(&truth)?)

@@ -1,5 +1,6 @@
 //! A progress line on standard error for long commands (imports, simulations).
 
+use shiyu_sim::history::SimulateOptions;
 use shiyu_sim::simulate::Progress;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
@@ -45,11 +46,12 @@ pub struct SimulationProgress {
 }
 
 impl SimulationProgress {
-    pub fn new(cases: u64, builds_indexes: bool) -> SimulationProgress {
+    /// For the load `options` describe, about to start.
+    pub fn new(options: &SimulateOptions) -> SimulationProgress {
         SimulationProgress {
             line: ProgressLine::default(),
-            cases,
-            builds_indexes,
+            cases: options.cases,
+            builds_indexes: shiyu_sim::simulate::defers_indexes_for(options),
             started: Instant::now(),
             indexing_since: None,
         }
@@ -92,11 +94,13 @@ impl SimulationProgress {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shiyu_domain::Timestamp;
     use shiyu_sim::history::Tally;
 
     #[test]
     fn a_simulation_shows_its_rate_and_time_left_then_the_indexes_with_theirs() {
-        let mut progress = SimulationProgress::new(1_000_000, true);
+        let load = |cases| SimulateOptions { cases, days: 30, seed: 1, until: Timestamp(0), first_id: 1 };
+        let mut progress = SimulationProgress::new(&load(1_000_000));
         let start = progress.started;
         let at = |seconds: u64| start + Duration::from_secs(seconds);
         let written = |cases| Progress::Written(Tally { cases, events: cases * 8 });
@@ -112,7 +116,7 @@ mod tests {
         assert_eq!(progress.describe(indexed(2), at(26)).3, "about 24 s left", "3 s an index so far");
         assert_eq!(progress.describe(indexed(10), at(50)).3, "in 30.0 s");
 
-        let mut small = SimulationProgress::new(1_000, false);
+        let mut small = SimulationProgress::new(&load(1_000));
         let end = small.started + Duration::from_secs(1);
         assert_eq!(small.describe(written(1_000), end).3, "1000 cases/s, 0 s left", "no indexes to announce");
     }

@@ -1606,8 +1606,7 @@ async fn rebuild(database: Option<&str>, dir: &Path, cases: u64) -> anyhow::Resu
     )])?));
     let run = SimulateOptions { cases, days: 365, seed: 1, until: crate::clock::now(), first_id: 1 };
     let loading = Instant::now();
-    let mut progress =
-        crate::progress::SimulationProgress::new(cases, shiyu_sim::simulate::defers_indexes(cases, 0));
+    let mut progress = crate::progress::SimulationProgress::new(&run);
     let (tally, _) =
         shiyu_sim::simulate::simulate(store.clone(), world, privacy, run, |step| progress.show(step)).await?;
     let load_s = loading.elapsed().as_secs_f64();
