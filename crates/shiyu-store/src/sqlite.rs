@@ -152,10 +152,10 @@ fn is_busy(error: &dyn sqlx::error::DatabaseError) -> bool {
 }
 
 /// Switches the file from the WAL to SQLite's default rollback journal, deleted after each commit, and says
-/// whether it could. (A journal truncated instead saves a directory sync per transaction, but two million
-/// cases loaded no faster beyond the machine's noise, and it would leave an empty file in the data folder.) SQLite refuses while any other
-/// connection has the file open in WAL mode; that means a server or another command is using it, and the
-/// answer is no at once instead of after the busy timeout.
+/// whether it could. SQLite refuses while any other connection has the file open in WAL mode; that means a
+/// server or another command is using it, and the answer is no at once instead of after the busy timeout.
+/// (A journal truncated instead saves a directory sync per transaction, but two million cases loaded no
+/// faster beyond the machine's noise, and it would leave an empty file in the data folder.)
 async fn leave_wal_if_alone(conn: &mut sqlx::SqliteConnection) -> StoreResult<bool> {
     sqlx::query("PRAGMA busy_timeout = 0").execute(&mut *conn).await?;
     let mode: Result<String, _> =

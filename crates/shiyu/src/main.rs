@@ -346,7 +346,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     "`shiyu backup` copies the SQLite file; back PostgreSQL up with pg_dump or pg_basebackup"
                 );
             }
-            let store = open_existing_store(&config, Journal::Wal).await?;
+            let store = open_existing_store(&config).await?;
             store.backup(&to).await.with_context(|| format!("backing up to {}", to.display()))?;
             say!("backup written to {}", to.display());
             if config.security.personal_data_keys.is_none() {
@@ -389,7 +389,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             check_history(cases, days, false)?;
             let truth = truth.unwrap_or_else(|| config.storage.data_dir.join("simulation-truth.json"));
             // Alone with the file, the load writes each page once (`Journal::RollbackWhenAlone`).
-            let store = open_existing_store(&config, Journal::RollbackWhenAlone).await?;
+            require_database(&config)?;
+            let store = open_store_journaled(&config, false, Journal::RollbackWhenAlone).await?;
             // Checked before anything is written: a history loaded without its ground truth is of no use.
             let folder =
                 truth.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
@@ -406,11 +407,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             map::import(store.as_ref(), kind, &file, tolerance_m).await?;
         }
         Command::Export { what: ExportKind::Grids, to } => {
-            let store = open_existing_store(&config, Journal::Wal).await?;
+            let store = open_existing_store(&config).await?;
             map::export(store.as_ref(), to.as_deref()).await?;
         }
         Command::Report { month, jurisdiction, format, out } => {
-            let store = open_existing_store(&config, Journal::Wal).await?;
+            let store = open_existing_store(&config).await?;
             let format = shiyu_web::api::reports::Format::parse(&format)
                 .with_context(|| format!("unknown format `{format}`: csv, xlsx, html or json"))?;
             let analytics = shiyu_analytics::Analytics::rebuild(store.as_ref()).await?;
@@ -447,7 +448,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             }
         }
         Command::Rebuild { what: RebuildKind::Analytics, json } => {
-            let store = open_existing_store(&config, Journal::Wal).await?;
+            let store = open_existing_store(&config).await?;
             let started = std::time::Instant::now();
             let analytics = shiyu_analytics::Analytics::rebuild(store.as_ref()).await?;
             let seconds = started.elapsed().as_secs_f64();
@@ -464,7 +465,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             report.print(json)?;
         }
         Command::TrainClassifier { json } => {
-            let store = open_existing_store(&config, Journal::Wal).await?;
+            let store = open_existing_store(&config).await?;
             let Some((model, evaluation)) =
                 shiyu_web::classifier::retrain(store.as_ref(), clock::now()).await?
             else {
@@ -606,9 +607,9 @@ fn check_history(cases: u64, days: u32, zero_cases_allowed: bool) -> anyhow::Res
     Ok(())
 }
 
-/// Opens the store for a command that only works on what is already there: a mistyped --data must not
-/// quietly become a new, empty database.
-async fn open_existing_store(config: &Config, journal: Journal) -> anyhow::Result<Arc<dyn Store>> {
+/// Refuses a command that only works on what is already there when the data folder holds no database: a
+/// mistyped --data must not quietly become a new, empty database.
+fn require_database(config: &Config) -> anyhow::Result<()> {
     if config.storage.database_url.is_none() {
         let file = config.storage.data_dir.join(shiyu_store::sqlite::DATABASE_FILE);
         if !file.is_file() {
@@ -618,7 +619,13 @@ async fn open_existing_store(config: &Config, journal: Journal) -> anyhow::Resul
             );
         }
     }
-    open_store_journaled(config, false, journal).await
+    Ok(())
+}
+
+/// Opens the store for a command that only works on what is already there ([`require_database`]).
+async fn open_existing_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    require_database(config)?;
+    open_store(config, false).await
 }
 
 /// The domain rules this deployment runs on: the national calendar plus any configured calendar files.
