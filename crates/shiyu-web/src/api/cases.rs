@@ -185,8 +185,6 @@ pub struct CreatedView {
     pub tracking_code: Option<String>,
 }
 
-/// Where a new report belongs: the chain of jurisdictions down to `code`, and the command center that
-/// registers it. Until smart dispatch decides the center, the county-level center does.
 /// Where a new report happened and which command center takes it: from its location on the map when it has
 /// one (the grid it falls in, or the nearest within the tolerance), else from the jurisdiction code given.
 /// When both are given they must agree. The owner is the lowest command center on the path
