@@ -121,18 +121,22 @@ pub const MOST_WEIGHT: f64 = 1_000.0;
 
 impl Weights {
     /// Refuses negative, non-finite or oversized weights and a set that weighs nothing.
-    pub fn check(&self) -> Result<(), String> {
+    /// Whether the weights can make a score; if not, why, in Chinese and in English.
+    pub fn check(&self) -> Result<(), (String, String)> {
         let all = self.pairs(&Indicators::default());
         if all.iter().any(|(w, _)| !w.is_finite() || *w < 0.0) {
-            return Err("weights must be finite and not negative".into());
+            return Err(("权重须为有限的非负数".into(), "weights must be finite and not negative".into()));
         }
         let sum = all.iter().map(|(w, _)| w).sum::<f64>();
         if sum <= 0.0 {
-            return Err("at least one weight must be above zero".into());
+            return Err(("至少一项权重须大于零".into(), "at least one weight must be above zero".into()));
         }
         // Each weight finite is not enough: two near f64::MAX overflow the sum, and every score with it.
         if !sum.is_finite() || all.iter().any(|(w, _)| *w > MOST_WEIGHT) {
-            return Err(format!("each weight is at most {MOST_WEIGHT}"));
+            return Err((
+                format!("每项权重最大为 {MOST_WEIGHT}"),
+                format!("each weight is at most {MOST_WEIGHT}"),
+            ));
         }
         Ok(())
     }

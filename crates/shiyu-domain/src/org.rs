@@ -320,6 +320,8 @@ impl User {
     /// What a username and display name must be, whoever creates the user (the API or `shiyu user add`).
     pub const NAME_RULE: &'static str =
         "usernames are 3–64 letters, digits, `_`, `-` or `.`; display names 1–64 characters";
+    /// [`User::NAME_RULE`] in Chinese.
+    pub const NAME_RULE_ZH: &'static str = "用户名须为3到64个字母、数字或 _ - .，显示名1到64个字符";
 
     /// Whether `username` and `display_name` follow [`User::NAME_RULE`].
     pub fn names_are_valid(username: &str, display_name: &str) -> bool {

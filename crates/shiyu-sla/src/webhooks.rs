@@ -60,6 +60,19 @@ pub enum UrlProblem {
 }
 
 impl UrlProblem {
+    pub fn message_zh(self) -> &'static str {
+        match self {
+            UrlProblem::Empty => "地址为空",
+            UrlProblem::TooLong => "地址超过2048个字符",
+            UrlProblem::BadCharacters => "地址含空格、控制字符或 #片段",
+            UrlProblem::Unparsable => "地址无法解析",
+            UrlProblem::Scheme => "地址须以 http:// 或 https:// 开头",
+            UrlProblem::NoHost => "地址缺少主机名",
+            UrlProblem::Port => "端口须为1到65535之间的数字",
+            UrlProblem::Credentials => "地址不得包含用户名或密码，接收方应校验签名",
+        }
+    }
+
     pub fn message_en(self) -> &'static str {
         match self {
             UrlProblem::Empty => "the URL is empty",

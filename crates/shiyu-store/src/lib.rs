@@ -303,6 +303,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn create_api_token(&self, token: &ApiToken) -> StoreResult<i64>;
     async fn find_api_token(&self, token_hash: &str) -> StoreResult<Option<(ApiToken, User)>>;
     async fn revoke_api_token(&self, id: i64, at: Timestamp) -> StoreResult<()>;
+    /// Every API token ever issued, revoked ones included, newest first, each with the user it acts as.
+    async fn api_tokens(&self) -> StoreResult<Vec<(ApiToken, User)>>;
 
     /// Every case with a deadline alarm ahead, and when it is due: what the deadline engine starts from.
     async fn alarms(&self) -> StoreResult<Vec<(CaseId, Timestamp)>>;

@@ -1215,31 +1215,39 @@ macro_rules! shared_sql {
             Ok(id)
         }
 
+        type ApiTokenRow = (i64, String, String, i64, String, i64, Option<i64>, String, String, String, Option<i64>, Option<i64>);
+        const API_TOKEN_COLUMNS: &str = "SELECT t.id, t.token_hash, t.name, t.user_id, t.scopes, t.created_at, \
+             t.revoked_at, u.username, u.display_name, u.role, u.jurisdiction_id, u.department_id FROM api_tokens t \
+             JOIN users u ON u.id = t.user_id";
+
+        fn api_token_from(row: ApiTokenRow) -> StoreResult<(crate::ApiToken, User)> {
+            let (id, token_hash, name, user, scopes, created_at, revoked_at, username, display_name, role, j, d) = row;
+            Ok((
+                crate::ApiToken {
+                    id,
+                    token_hash,
+                    name,
+                    user: UserId(user),
+                    scopes: scopes.split_whitespace().map(str::to_string).collect(),
+                    created_at: shiyu_domain::Timestamp(created_at),
+                    revoked: revoked_at.is_some(),
+                },
+                user_from(user, username, display_name, role, j, d)?,
+            ))
+        }
+
         pub(crate) async fn find_api_token(pool: &Pool, token_hash: &str) -> StoreResult<Option<(crate::ApiToken, User)>> {
-            type Row = (i64, String, String, i64, String, i64, Option<i64>, String, String, String, Option<i64>, Option<i64>);
-            let row: Option<Row> = sqlx::query_as(
-                "SELECT t.id, t.token_hash, t.name, t.user_id, t.scopes, t.created_at, t.revoked_at, u.username, \
-                 u.display_name, u.role, u.jurisdiction_id, u.department_id FROM api_tokens t \
-                 JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1",
-            )
-            .bind(token_hash)
-            .fetch_optional(pool)
-            .await?;
-            row.map(|(id, token_hash, name, user, scopes, created_at, revoked_at, username, display_name, role, j, d)| {
-                Ok((
-                    crate::ApiToken {
-                        id,
-                        token_hash,
-                        name,
-                        user: UserId(user),
-                        scopes: scopes.split_whitespace().map(str::to_string).collect(),
-                        created_at: shiyu_domain::Timestamp(created_at),
-                        revoked: revoked_at.is_some(),
-                    },
-                    user_from(user, username, display_name, role, j, d)?,
-                ))
-            })
-            .transpose()
+            let row: Option<ApiTokenRow> = sqlx::query_as(&format!("{API_TOKEN_COLUMNS} WHERE t.token_hash = $1"))
+                .bind(token_hash)
+                .fetch_optional(pool)
+                .await?;
+            row.map(api_token_from).transpose()
+        }
+
+        pub(crate) async fn api_tokens(pool: &Pool) -> StoreResult<Vec<(crate::ApiToken, User)>> {
+            let rows: Vec<ApiTokenRow> =
+                sqlx::query_as(&format!("{API_TOKEN_COLUMNS} ORDER BY t.id DESC")).fetch_all(pool).await?;
+            rows.into_iter().map(api_token_from).collect()
         }
 
         pub(crate) async fn revoke_api_token(pool: &Pool, id: i64, at: shiyu_domain::Timestamp) -> StoreResult<()> {
@@ -1692,6 +1700,9 @@ macro_rules! store_impl {
                 revoke_api_token(&self.reference_pool().await?, id, at).await?;
                 self.cache.forget_api_token(id);
                 Ok(())
+            }
+            async fn api_tokens(&self) -> StoreResult<Vec<(crate::ApiToken, User)>> {
+                api_tokens(self.read_pool()).await
             }
             async fn put_attachment(
                 &self,

@@ -538,11 +538,23 @@ async fn users_sessions_and_tokens_round_trip(store: Arc<dyn Store>) {
     };
     let id = store.create_api_token(&token).await.unwrap();
     let (found, owner) = store.find_api_token("token-hash").await.unwrap().unwrap();
-    assert_eq!(found, ApiToken { id, ..token });
+    assert_eq!(found, ApiToken { id, ..token.clone() });
     assert_eq!(owner, added);
+    let second =
+        ApiToken { token_hash: "token-hash-2".into(), name: "传感器网关".into(), ..token.clone() };
+    let second_id = store.create_api_token(&second).await.unwrap();
     store.revoke_api_token(id, NOW).await.unwrap();
     assert!(store.find_api_token("token-hash").await.unwrap().unwrap().0.revoked);
     assert!(matches!(store.revoke_api_token(id, NOW).await, Err(StoreError::NotFound(_))));
+    let listed = store.api_tokens().await.unwrap();
+    assert_eq!(
+        listed,
+        vec![
+            (ApiToken { id: second_id, ..second }, added.clone()),
+            (ApiToken { id, revoked: true, ..token }, added.clone())
+        ],
+        "newest first, revoked ones kept"
+    );
 }
 
 async fn attachments_are_kept_by_content_hash(store: Arc<dyn Store>) {

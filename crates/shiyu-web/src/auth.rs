@@ -239,7 +239,8 @@ fn account_locked(until: Option<Timestamp>) -> WebError {
         "Too many failed sign-ins; the account is locked for a while",
     );
     match until {
-        Some(until) => error.with_details(format!("locked until {until}")),
+        Some(until) => error
+            .because(format!("锁定至北京时间 {until}"), format!("locked until {until} Beijing time (UTC+8)")),
         None => error,
     }
 }
@@ -247,8 +248,12 @@ fn account_locked(until: Option<Timestamp>) -> WebError {
 /// The answer to the `failed`-th wrong password in a row: each comes more slowly than the last, up to two
 /// seconds.
 async fn failed_after(failed: i64) -> WebError {
-    tokio::time::sleep(std::time::Duration::from_millis(200 * failed.clamp(1, 10) as u64)).await;
+    slow_down(failed).await;
     login_failed()
+}
+
+async fn slow_down(failed: i64) {
+    tokio::time::sleep(std::time::Duration::from_millis(200 * failed.clamp(1, 10) as u64)).await;
 }
 
 fn login_failed() -> WebError {
@@ -369,9 +374,13 @@ pub struct PasswordChange {
     pub new_password: String,
 }
 
-/// Changes one's own password; every session of the user ends, this one included.
+/// Changes one's own password; every session of the user ends, this one included. A wrong current password
+/// counts toward the account's lock as a failed sign-in does.
 #[utoipa::path(post, path = "/api/me/password", tag = "sign-in", request_body = PasswordChange,
-    responses((status = 204), (status = 401, body = crate::errors::ErrorBody), (status = 422, body = crate::errors::ErrorBody)))]
+    responses((status = 204), (status = 401, body = crate::errors::ErrorBody),
+              (status = 403, description = "the current password is wrong", body = crate::errors::ErrorBody),
+              (status = 422, body = crate::errors::ErrorBody),
+              (status = 429, description = "locked after repeated failures", body = crate::errors::ErrorBody)))]
 pub async fn change_password(
     State(state): State<AppState>,
     SignedIn(caller): SignedIn,
@@ -379,10 +388,39 @@ pub async fn change_password(
 ) -> WebResult<StatusCode> {
     let user = caller.user()?.clone();
     let credentials = state.store.credentials(&user.username).await?.ok_or_else(WebError::unauthenticated)?;
+    let now = state.now();
+    if let Some(until) = credentials.locked_until.filter(|until| *until > now) {
+        return Err(account_locked(Some(until)));
+    }
+    // Counted like a sign-in: a session left open on someone else's screen must not become a way to guess
+    // the password without limit.
+    let settings = &state.settings;
+    let lock_until = now.plus_minutes(settings.lockout_minutes);
+    let Some(failed) =
+        state.store.count_login_attempt(user.id, now, settings.lockout_after, lock_until).await?
+    else {
+        return Err(account_locked(None));
+    };
     if !verify_in_background(change.current_password, credentials.password_hash).await {
-        return Err(login_failed());
+        state
+            .store
+            .audit(vec![caller.audit(
+                now,
+                "password_change_failed",
+                Some(format!("user:{}", user.id.0)),
+                None,
+            )])
+            .await?;
+        slow_down(failed).await;
+        return Err(WebError::refused(
+            StatusCode::FORBIDDEN,
+            "CURRENT_PASSWORD_WRONG",
+            "当前密码不正确",
+            "The current password is wrong",
+        ));
     }
     let hash = hash_checked(change.new_password).await?;
+    state.store.set_login_state(user.id, 0, None).await?;
     state.store.set_password(user.id, &hash).await?;
     state.store.delete_sessions_of(user.id).await?;
     state

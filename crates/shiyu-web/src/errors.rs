@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use shiyu_domain::{DomainError, ErrorKind};
 use shiyu_store::{ServiceError, StoreError};
+use std::borrow::Cow;
 use utoipa::ToSchema;
 
 /// The most characters of `details` sent back.
@@ -37,28 +38,37 @@ pub enum WebError {
     Refused {
         status: StatusCode,
         code: &'static str,
-        zh: &'static str,
-        en: &'static str,
+        zh: Cow<'static, str>,
+        en: Cow<'static, str>,
         details: Option<String>,
     },
 }
 
 impl WebError {
     pub fn refused(status: StatusCode, code: &'static str, zh: &'static str, en: &'static str) -> WebError {
-        WebError::Refused { status, code, zh, en, details: None }
+        WebError::Refused { status, code, zh: zh.into(), en: en.into(), details: None }
     }
 
     pub fn with_details(self, details: impl Into<String>) -> WebError {
         match self {
             WebError::Refused { status, code, zh, en, .. } => {
-                // Details often quote the input: a megabyte sent is not a megabyte echoed.
-                let details: String = details.into();
-                let details = match details.char_indices().nth(DETAILS_MAX_CHARS) {
-                    Some((cut, _)) => format!("{}…", &details[..cut]),
-                    None => details,
-                };
-                WebError::Refused { status, code, zh, en, details: Some(details) }
+                WebError::Refused { status, code, zh, en, details: Some(shortened(details.into())) }
             }
+            other => other,
+        }
+    }
+
+    /// Says what exactly was wrong, in both languages, after the refusal's general message, so that neither
+    /// reader is left with a reason in the other's language.
+    pub fn because(self, why_zh: impl Into<String>, why_en: impl Into<String>) -> WebError {
+        match self {
+            WebError::Refused { status, code, zh, en, details } => WebError::Refused {
+                status,
+                code,
+                zh: format!("{zh}：{}", shortened(why_zh.into())).into(),
+                en: format!("{en}: {}", shortened(why_en.into())).into(),
+                details,
+            },
             other => other,
         }
     }
@@ -76,14 +86,15 @@ impl WebError {
         WebError::refused(StatusCode::FORBIDDEN, "FORBIDDEN", "无权访问", "You may not do this")
     }
 
-    pub fn invalid(details: impl Into<String>) -> WebError {
+    /// Input the API cannot take, and why, in Chinese and in English.
+    pub fn invalid(why_zh: impl Into<String>, why_en: impl Into<String>) -> WebError {
         WebError::refused(
             StatusCode::UNPROCESSABLE_ENTITY,
             "INVALID_INPUT",
             "输入有误",
             "The input is invalid",
         )
-        .with_details(details)
+        .because(why_zh, why_en)
     }
 
     fn parts(&self) -> (StatusCode, String, String, String, Option<String>) {
@@ -123,7 +134,7 @@ impl WebError {
                 None,
             ),
             WebError::Refused { status, code, zh, en, details } => {
-                (*status, (*code).into(), (*zh).into(), (*en).into(), details.clone())
+                (*status, (*code).into(), zh.to_string(), en.to_string(), details.clone())
             }
         }
     }
@@ -199,6 +210,14 @@ impl IntoResponse for WebError {
 }
 
 pub type WebResult<T> = Result<T, WebError>;
+
+/// Details and reasons often quote the input: a megabyte sent is not a megabyte echoed.
+fn shortened(text: String) -> String {
+    match text.char_indices().nth(DETAILS_MAX_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
 
 /// Gives every refusal the error body, also those made outside the handlers: a path or query that does not
 /// parse (axum answers them in plain text), an upload over the body limit, an unknown route or method. The
@@ -281,7 +300,7 @@ mod tests {
             (StoreError::NotFound("x".into()).into(), StatusCode::NOT_FOUND, "NOT_FOUND"),
             (StoreError::Other("disk".into()).into(), StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
             (WebError::unauthenticated(), StatusCode::UNAUTHORIZED, "UNAUTHENTICATED"),
-            (WebError::invalid("bad"), StatusCode::UNPROCESSABLE_ENTITY, "INVALID_INPUT"),
+            (WebError::invalid("不对", "bad"), StatusCode::UNPROCESSABLE_ENTITY, "INVALID_INPUT"),
         ];
         for (error, status, code) in cases {
             assert_eq!(status_and_code(error), (status, code.to_string()));
@@ -291,6 +310,19 @@ mod tests {
             assert_eq!(code, kind.code());
             assert!(status.is_client_error() || status.is_server_error());
         }
+    }
+
+    #[test]
+    fn an_invalid_input_says_why_in_both_languages_and_quotes_little() {
+        let (_, code, zh, en, details) =
+            WebError::invalid("未知的渠道 `fax`", "unknown channel `fax`").parts();
+        assert_eq!(code, "INVALID_INPUT");
+        assert_eq!(zh, "输入有误：未知的渠道 `fax`");
+        assert_eq!(en, "The input is invalid: unknown channel `fax`");
+        assert_eq!(details, None);
+        let long = "x".repeat(5_000);
+        let (_, _, zh, en, _) = WebError::invalid(long.clone(), long).parts();
+        assert!(zh.chars().count() < DETAILS_MAX_CHARS + 10 && en.chars().count() < DETAILS_MAX_CHARS + 30);
     }
 
     #[test]

@@ -41,6 +41,7 @@ use utoipa::OpenApi;
         crate::api::admin::list_users,
         crate::api::admin::create_user,
         crate::api::admin::reset_password,
+        crate::api::admin::list_tokens,
         crate::api::admin::create_token,
         crate::api::admin::revoke_token,
         crate::api::admin::audit,

@@ -329,13 +329,29 @@ async fn sign_in_is_slowed_locked_and_protected_against_csrf(app: TestApp) {
     // Changing one's password ends every session and needs the current one.
     let mut gw = app.signed_in("gridworker").await;
     let change = json!({"current_password": "wrong-password-1", "new_password": "Another-pass-2026"});
-    assert_eq!(gw.json("POST", "/api/me/password", Some(&change)).await.unwrap().0, 401);
+    let (status, body) = gw.json("POST", "/api/me/password", Some(&change)).await.unwrap();
+    assert_eq!((status, body["error"]["code"].as_str().unwrap()), (403, "CURRENT_PASSWORD_WRONG"));
     let weak = json!({"current_password": support::PASSWORD, "new_password": "short"});
     assert_eq!(gw.json("POST", "/api/me/password", Some(&weak)).await.unwrap().0, 422);
     let good = json!({"current_password": support::PASSWORD, "new_password": "Another-pass-2026"});
     assert_eq!(gw.json("POST", "/api/me/password", Some(&good)).await.unwrap().0, 204);
     assert_eq!(gw.json("GET", "/api/me", None).await.unwrap().0, 401);
     assert_eq!(gw.sign_in("gridworker", "Another-pass-2026").await.unwrap().0, 200);
+
+    // Wrong current passwords count toward the lock as failed sign-ins do: a session left open on someone
+    // else's screen is no way to guess the password without limit.
+    let mut hotline = app.signed_in("hotline").await;
+    let guess = json!({"current_password": "a-guess-2026", "new_password": "Another-pass-2026"});
+    for _ in 0..3 {
+        assert_eq!(hotline.json("POST", "/api/me/password", Some(&guess)).await.unwrap().0, 403);
+    }
+    let right = json!({"current_password": support::PASSWORD, "new_password": "Another-pass-2026"});
+    let (status, body) = hotline.json("POST", "/api/me/password", Some(&right)).await.unwrap();
+    assert_eq!((status, body["error"]["code"].as_str().unwrap()), (429, "ACCOUNT_LOCKED"));
+    let message = body["error"]["message_en"].as_str().unwrap();
+    assert!(message.contains("locked until") && message.contains("Beijing time"), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("北京时间"), "{body}");
+    assert_eq!(app.anonymous().sign_in("hotline", support::PASSWORD).await.unwrap().0, 429);
 }
 
 async fn personal_data_is_masked_and_every_unmasked_view_is_audited(app: TestApp) {
@@ -402,6 +418,20 @@ async fn machine_clients_use_scoped_tokens(app: TestApp) {
     let refused = machine.request("POST", "/api/cases", &headers, Some(&body)).await.unwrap();
     assert_eq!(refused.status, 401, "a revoked token no longer signs anyone in");
     assert_eq!(refused.json()["error"]["details"], "the token was revoked");
+    // Admins see which clients hold tokens, as whom, and which are revoked; never a token itself.
+    let (status, listed) = admin.json("GET", "/api/tokens", None).await.unwrap();
+    assert_eq!(status, 200, "{listed}");
+    let summary: Vec<(&str, &str, bool)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (t["name"].as_str().unwrap(), t["username"].as_str().unwrap(), t["revoked"].as_bool().unwrap())
+        })
+        .collect();
+    assert_eq!(summary, [("大屏", "leader", false), ("12345热线系统", "hotline", true)]);
+    assert_eq!(listed[0]["scopes"], json!(["read"]));
+    assert!(!listed.to_string().contains(writer["token"].as_str().unwrap()));
 }
 
 async fn admins_manage_users_and_read_the_audit_log(app: TestApp) {

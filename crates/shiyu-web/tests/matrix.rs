@@ -135,6 +135,7 @@ async fn every_caller_against_every_endpoint(app: TestApp) {
         ),
         ("GET", "/api/users".into(), None, admins_only(200)),
         ("GET", "/api/audit".into(), None, admins_only(200)),
+        ("GET", "/api/tokens".into(), None, admins_only(200)),
         ("GET", "/api/notifications".into(), None, signed_in),
         ("GET", "/api/notifications/unread".into(), None, signed_in),
         ("GET", "/api/escalation-rules".into(), None, reference_readers),

@@ -428,8 +428,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 jurisdiction.as_deref(),
                 &weights,
                 clock::now(),
-            )
-            .map_err(anyhow::Error::msg)?;
+            )?;
             let bytes = shiyu_web::api::reports::render(&report, format).map_err(anyhow::Error::msg)?;
             match out {
                 Some(path) => {

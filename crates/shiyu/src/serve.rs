@@ -190,7 +190,7 @@ pub async fn add_user(
     };
     let display_name = display_name.unwrap_or_else(|| username.into());
     if !shiyu_domain::User::names_are_valid(username, &display_name) {
-        bail!("{} / 用户名须为3到64个字母、数字或 _ - .，显示名1到64个字符", shiyu_domain::User::NAME_RULE);
+        bail!("{} / {}", shiyu_domain::User::NAME_RULE, shiyu_domain::User::NAME_RULE_ZH);
     }
     let candidate = shiyu_domain::User {
         id: shiyu_domain::UserId(0),

@@ -117,28 +117,34 @@ pub async fn create_user(
     JsonBody(request): JsonBody<NewUserRequest>,
 ) -> WebResult<(StatusCode, Json<UserView>)> {
     require(&caller, Capability::ManageUsers)?;
-    let role = Role::parse(&request.role)
-        .ok_or_else(|| WebError::invalid(format!("unknown role `{}`", request.role)))?;
+    let role = Role::parse(&request.role).ok_or_else(|| {
+        WebError::invalid(
+            format!("未知的角色 `{}`", request.role),
+            format!("unknown role `{}`", request.role),
+        )
+    })?;
     let reference = state.reference.get();
     let scope = match (&request.jurisdiction, request.department) {
-        (Some(code), None) => Scope::Jurisdiction(
-            *reference
-                .by_code
-                .get(code)
-                .ok_or_else(|| WebError::invalid(format!("unknown jurisdiction `{code}`")))?,
-        ),
+        (Some(code), None) => Scope::Jurisdiction(*reference.by_code.get(code).ok_or_else(|| {
+            WebError::invalid(format!("未知的辖区编码 `{code}`"), format!("unknown jurisdiction `{code}`"))
+        })?),
         (None, Some(id)) if reference.departments.contains_key(&DepartmentId(id)) => {
             Scope::Department(DepartmentId(id))
         }
-        (None, Some(id)) => return Err(WebError::invalid(format!("unknown department {id}"))),
+        (None, Some(id)) => {
+            return Err(WebError::invalid(format!("未知的部门 {id}"), format!("unknown department {id}")))
+        }
         (None, None) => Scope::Unbound,
         (Some(_), Some(_)) => {
-            return Err(WebError::invalid("a user belongs to a jurisdiction or a department, not both"))
+            return Err(WebError::invalid(
+                "用户只能属于一个辖区或一个部门，不能两者都有",
+                "a user belongs to a jurisdiction or a department, not both",
+            ))
         }
     };
     let username = request.username.trim().to_string();
     if !shiyu_domain::User::names_are_valid(&username, &request.display_name) {
-        return Err(WebError::invalid(shiyu_domain::User::NAME_RULE));
+        return Err(WebError::invalid(shiyu_domain::User::NAME_RULE_ZH, shiyu_domain::User::NAME_RULE));
     }
     let candidate = shiyu_domain::User {
         id: UserId(0),
@@ -148,12 +154,18 @@ pub async fn create_user(
         scope,
     };
     if !scope_fits(&candidate) {
-        let needs = match role.binding() {
-            shiyu_domain::org::Binding::Department => "a department handler belongs to a department",
-            shiyu_domain::org::Binding::Jurisdiction => "this role works for a jurisdiction: give its code",
-            shiyu_domain::org::Binding::Nothing => "this role belongs to no jurisdiction or department",
+        let (needs_zh, needs_en) = match role.binding() {
+            shiyu_domain::org::Binding::Department => {
+                ("部门经办人须属于一个部门", "a department handler belongs to a department")
+            }
+            shiyu_domain::org::Binding::Jurisdiction => {
+                ("该角色在某一辖区工作，须给出辖区编码", "this role works for a jurisdiction: give its code")
+            }
+            shiyu_domain::org::Binding::Nothing => {
+                ("该角色不属于任何辖区或部门", "this role belongs to no jurisdiction or department")
+            }
         };
-        return Err(WebError::invalid(needs));
+        return Err(WebError::invalid(needs_zh, needs_en));
     }
     let password_hash = Some(hash_checked(request.password).await?);
     // The store refuses a name taken already, whatever its letter case: two accounts that differ only in case
@@ -258,13 +270,22 @@ pub async fn create_token(
 ) -> WebResult<(StatusCode, Json<NewTokenView>)> {
     require(&caller, Capability::ManageUsers)?;
     if request.scopes.is_empty() || request.scopes.iter().any(|s| s != "read" && s != "write") {
-        return Err(WebError::invalid("scopes are `read` and/or `write`"));
+        return Err(WebError::invalid(
+            "权限范围 scopes 可为 `read` 和/或 `write`",
+            "scopes are `read` and/or `write`",
+        ));
     }
     if request.name.trim().is_empty() || request.name.chars().count() > 100 {
-        return Err(WebError::invalid("a token needs a name of at most 100 characters"));
+        return Err(WebError::invalid(
+            "令牌须有名称，最多100个字符",
+            "a token needs a name of at most 100 characters",
+        ));
     }
-    let credentials =
-        state.store.credentials(&request.username).await?.ok_or_else(|| WebError::invalid("unknown user"))?;
+    let credentials = state
+        .store
+        .credentials(&request.username)
+        .await?
+        .ok_or_else(|| WebError::invalid("未知的用户", "unknown user"))?;
     let token = shiyu_auth::random_token();
     let now = state.now();
     let id = state
@@ -296,6 +317,40 @@ pub async fn revoke_token(
     state.store.revoke_api_token(id, now).await?;
     state.store.audit(vec![caller.audit(now, "token_revoked", Some(format!("token:{id}")), None)]).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// An issued API token as admins see it: never the token itself, which only its holder has.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenView {
+    pub id: i64,
+    pub name: String,
+    /// The user the client acts as.
+    pub username: String,
+    pub scopes: Vec<String>,
+    pub created_at: i64,
+    pub revoked: bool,
+}
+
+/// Every API token issued, newest first, revoked ones included (admins only): which machine clients may
+/// act, as whom, and the id to revoke one by.
+#[utoipa::path(get, path = "/api/tokens", tag = "users",
+    responses((status = 200, body = Vec<TokenView>), (status = 403, body = ErrorBody)))]
+pub async fn list_tokens(State(state): State<AppState>, caller: Caller) -> WebResult<Json<Vec<TokenView>>> {
+    require(&caller, Capability::ManageUsers)?;
+    let tokens = state.store.api_tokens().await?;
+    Ok(Json(
+        tokens
+            .into_iter()
+            .map(|(token, user)| TokenView {
+                id: token.id,
+                name: token.name,
+                username: user.username,
+                scopes: token.scopes,
+                created_at: token.created_at.0,
+                revoked: token.revoked,
+            })
+            .collect(),
+    ))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

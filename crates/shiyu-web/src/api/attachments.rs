@@ -77,7 +77,7 @@ async fn store_upload(
     body: Bytes,
 ) -> WebResult<(StatusCode, Json<UploadedView>)> {
     if body.is_empty() {
-        return Err(WebError::invalid("the file is empty"));
+        return Err(WebError::invalid("文件为空", "the file is empty"));
     }
     let mime = sniff(&body).ok_or_else(|| {
         WebError::refused(

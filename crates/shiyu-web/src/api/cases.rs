@@ -70,10 +70,9 @@ pub async fn list(
     let scope = list_scope(&actor, &state.reference.get())?;
     let status = match params.status.as_deref() {
         None => None,
-        Some(text) => Some(
-            parse_name::<Status>(text)
-                .ok_or_else(|| WebError::invalid(format!("unknown status `{text}`")))?,
-        ),
+        Some(text) => Some(parse_name::<Status>(text).ok_or_else(|| {
+            WebError::invalid(format!("未知的状态 `{text}`"), format!("unknown status `{text}`"))
+        })?),
     };
     let limit = page_size(params.limit);
     let query = CaseQuery { scope, status, before: params.before.map(CaseId), received_after: None, limit };
@@ -371,8 +370,12 @@ pub async fn create(
     let actor = caller.actor()?;
     let key = idempotency_key(&headers, &format!("user:{}", caller.user()?.id.0), &request)?;
     let reference = state.reference.get();
-    let channel = parse_name::<Channel>(&request.channel)
-        .ok_or_else(|| WebError::invalid(format!("unknown channel `{}`", request.channel)))?;
+    let channel = parse_name::<Channel>(&request.channel).ok_or_else(|| {
+        WebError::invalid(
+            format!("未知的渠道 `{}`", request.channel),
+            format!("unknown channel `{}`", request.channel),
+        )
+    })?;
     let matter = match &request.matter {
         None => None,
         Some(code) => Some(reference.matters.get(code).cloned().ok_or_else(|| unknown_matter(code))?),
@@ -449,7 +452,9 @@ fn unknown_matter(code: &str) -> WebError {
 
 fn parse_priority(text: Option<&str>) -> WebResult<Option<Priority>> {
     text.map(|t| {
-        parse_name::<Priority>(t).ok_or_else(|| WebError::invalid(format!("unknown priority `{t}`")))
+        parse_name::<Priority>(t).ok_or_else(|| {
+            WebError::invalid(format!("未知的优先级 `{t}`"), format!("unknown priority `{t}`"))
+        })
     })
     .transpose()
 }
@@ -559,7 +564,9 @@ fn domain_action(body: ActionBody, reference: &Reference, case: &CaseState) -> W
         },
         ActionBody::Dispatch { lead: None, basis, .. } => {
             let route = catalog_route(reference, case)?;
-            let lead = route.lead.ok_or_else(|| WebError::invalid("the catalog names no lead department"))?;
+            let lead = route.lead.ok_or_else(|| {
+                WebError::invalid("事项目录未指定主办部门", "the catalog names no lead department")
+            })?;
             let basis = match basis {
                 Some(own) => format!("{own}；{}", route.basis),
                 None => route.basis,

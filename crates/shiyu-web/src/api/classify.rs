@@ -46,7 +46,7 @@ pub async fn classify(
 ) -> WebResult<Json<ClassifyView>> {
     require(&caller, Capability::Classify)?;
     if request.description.trim().is_empty() || request.description.chars().count() > 10_000 {
-        return Err(WebError::invalid("a description of 1 to 10,000 characters"));
+        return Err(WebError::invalid("描述须为1到10000个字符", "a description of 1 to 10,000 characters"));
     }
     let model = state.classifier.get().ok_or_else(|| {
         WebError::refused(

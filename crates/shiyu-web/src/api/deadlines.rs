@@ -101,7 +101,7 @@ pub async fn mark_read(
 ) -> WebResult<Json<Marked>> {
     let user = caller.user()?.id;
     if request.ids.as_ref().is_some_and(|ids| ids.len() > 500) {
-        return Err(WebError::invalid("at most 500 ids at once"));
+        return Err(WebError::invalid("一次最多500个编号", "at most 500 ids at once"));
     }
     let marked = state.store.mark_notifications_read(user, request.ids.as_deref(), state.now()).await?;
     Ok(Json(Marked { marked }))
@@ -145,7 +145,10 @@ pub async fn set_rules(
     let reference = state.reference.get();
     let known = |code: &String| reference.categories.iter().any(|c| &c.code == code);
     if let Some(unknown) = rules.0.iter().flat_map(|r| &r.categories).find(|c| !known(c)) {
-        return Err(WebError::invalid(format!("unknown category `{unknown}`")));
+        return Err(WebError::invalid(
+            format!("未知的事项类别 `{unknown}`"),
+            format!("unknown category `{unknown}`"),
+        ));
     }
     let now = state.now();
     shiyu_sla::settings::set_escalation_rules(&state.service, rules.clone(), now).await?;
@@ -185,7 +188,7 @@ fn check_year(year: i32) -> WebResult<()> {
     if (2000..=2100).contains(&year) {
         Ok(())
     } else {
-        Err(WebError::invalid("the year must be from 2000 to 2100"))
+        Err(WebError::invalid("年份须在2000到2100之间", "the year must be from 2000 to 2100"))
     }
 }
 
@@ -225,18 +228,28 @@ pub async fn set_calendar(
     check_year(year)?;
     let reason = change.reason.trim();
     if reason.is_empty() || reason.chars().count() > 200 {
-        return Err(WebError::invalid("a reason of 1 to 200 characters is required"));
+        return Err(WebError::invalid(
+            "须填写1到200个字符的理由",
+            "a reason of 1 to 200 characters is required",
+        ));
     }
     if change.holidays.len() + change.workdays.len() > 366 {
-        return Err(WebError::invalid("at most 366 special days a year"));
+        return Err(WebError::invalid("每年最多366个特殊日", "at most 366 special days a year"));
     }
     let parse = |list: &[SpecialDay]| -> WebResult<Vec<(Date, String)>> {
         list.iter()
             .map(|day| {
-                let date = Date::parse(day.date.trim())
-                    .ok_or_else(|| WebError::invalid(format!("`{}` is not a date (YYYY-MM-DD)", day.date)))?;
+                let date = Date::parse(day.date.trim()).ok_or_else(|| {
+                    WebError::invalid(
+                        format!("`{}` 不是日期（YYYY-MM-DD）", day.date),
+                        format!("`{}` is not a date (YYYY-MM-DD)", day.date),
+                    )
+                })?;
                 if day.name.chars().count() > 50 {
-                    return Err(WebError::invalid("a day's name has at most 50 characters"));
+                    return Err(WebError::invalid(
+                        "日期名称最多50个字符",
+                        "a day's name has at most 50 characters",
+                    ));
                 }
                 Ok((date, day.name.trim().to_string()))
             })

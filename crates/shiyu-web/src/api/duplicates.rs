@@ -149,6 +149,7 @@ pub async fn set_rule(
     super::require(&caller, shiyu_domain::Capability::ManageCatalog)?;
     if !(10..=20_000).contains(&request.radius_m) || !(1..=720).contains(&request.window_hours) {
         return Err(crate::errors::WebError::invalid(
+            "范围 radius_m 须在10到20000米之间，时间窗 window_hours 须在1到720小时之间",
             "radius_m from 10 to 20,000 and window_hours from 1 to 720",
         ));
     }

@@ -160,7 +160,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/catalog/matters/{code}/duplicates", axum::routing::put(duplicates::set_rule))
         .route("/api/users", get(admin::list_users).post(admin::create_user))
         .route("/api/users/{id}/password", post(admin::reset_password))
-        .route("/api/tokens", post(admin::create_token))
+        .route("/api/tokens", get(admin::list_tokens).post(admin::create_token))
         .route("/api/tokens/{id}", axum::routing::delete(admin::revoke_token))
         .route("/api/audit", get(admin::audit))
         .route("/api/events/stream", get(crate::stream::stream))

@@ -80,6 +80,21 @@ pub fn render(report: &MonthlyReport, format: Format) -> Result<Vec<u8>, String>
     }
 }
 
+/// Why a report cannot be made, in Chinese and in English.
+#[derive(Debug)]
+pub struct NoReport {
+    pub zh: String,
+    pub en: String,
+}
+
+impl std::fmt::Display for NoReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} / {}", self.en, self.zh)
+    }
+}
+
+impl std::error::Error for NoReport {}
+
 /// The report of `month` for the jurisdiction `code` (the whole city without one).
 pub fn build(
     projection: &Projection,
@@ -88,17 +103,24 @@ pub fn build(
     code: Option<&str>,
     weights: &Weights,
     now: Timestamp,
-) -> Result<MonthlyReport, String> {
+) -> Result<MonthlyReport, NoReport> {
     let within = match code {
         Some(code) => {
-            let id = *reference.by_code.get(code).ok_or_else(|| format!("unknown jurisdiction `{code}`"))?;
+            let id = *reference.by_code.get(code).ok_or_else(|| NoReport {
+                zh: format!("未知的辖区编码 `{code}`"),
+                en: format!("unknown jurisdiction `{code}`"),
+            })?;
             let level = reference.jurisdictions.get(&id).map_or(Level::City, |j| j.level);
             Some((level, id))
         }
         None => None,
     };
-    monthly_report(projection, month, within, &ReferenceNames(reference), weights, now)
-        .ok_or_else(|| format!("`{month}` is not a month (YYYY-MM)"))
+    monthly_report(projection, month, within, &ReferenceNames(reference), weights, now).ok_or_else(|| {
+        NoReport {
+            zh: format!("`{month}` 不是月份（YYYY-MM）"),
+            en: format!("`{month}` is not a month (YYYY-MM)"),
+        }
+    })
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -133,8 +155,9 @@ pub async fn monthly(
     let Scope::Jurisdiction(own) = caller.user()?.scope else {
         return Err(WebError::forbidden());
     };
-    let format = Format::parse(params.format.as_deref().unwrap_or("html"))
-        .ok_or_else(|| WebError::invalid("format is csv, xlsx, html or json"))?;
+    let format = Format::parse(params.format.as_deref().unwrap_or("html")).ok_or_else(|| {
+        WebError::invalid("格式 format 可为 csv、xlsx、html 或 json", "format is csv, xlsx, html or json")
+    })?;
     let reference = state.reference.get();
     let code = match &params.jurisdiction {
         Some(code) => {
@@ -156,7 +179,7 @@ pub async fn monthly(
         &weights,
         state.now(),
     )
-    .map_err(WebError::invalid)?;
+    .map_err(|why| WebError::invalid(why.zh, why.en))?;
     let bytes = render(&report, format).map_err(|e| WebError::Store(shiyu_store::StoreError::Other(e)))?;
     let name =
         format!("report-{}-{}.{}", report.month, code.as_deref().unwrap_or("city"), format.extension());

@@ -59,15 +59,14 @@ pub struct WebhookView {
     pub active: bool,
 }
 
-fn url_invalid(details: &str) -> WebError {
+fn url_invalid(problem: shiyu_sla::webhooks::UrlProblem) -> WebError {
     WebError::refused(
         StatusCode::UNPROCESSABLE_ENTITY,
         "WEBHOOK_URL_INVALID",
-        "Webhook地址无效：须以 http:// 或 https:// 开头，含主机名，不含用户名密码，不超过2048个字符",
-        "The webhook URL is invalid: it must start with http:// or https://, name a host, carry no user name or \
-         password, and be at most 2048 characters",
+        "Webhook地址无效",
+        "The webhook URL is invalid",
     )
-    .with_details(details)
+    .because(problem.message_zh(), problem.message_en())
 }
 
 /// Creates a webhook for a department (admins only). The answer carries the secret, shown this once. The
@@ -82,10 +81,13 @@ pub async fn create(
     require(&caller, MANAGE)?;
     let department = DepartmentId(request.department_id);
     if !state.reference.get().departments.contains_key(&department) {
-        return Err(WebError::invalid(format!("unknown department {}", department.0)));
+        return Err(WebError::invalid(
+            format!("未知的部门 {}", department.0),
+            format!("unknown department {}", department.0),
+        ));
     }
     let url = request.url.trim().to_string();
-    check_url(&url).map_err(|problem| url_invalid(problem.message_en()))?;
+    check_url(&url).map_err(url_invalid)?;
     let secret = new_secret();
     let now = state.now();
     let id = state
