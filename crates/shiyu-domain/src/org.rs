@@ -270,6 +270,16 @@ impl Role {
         Role::ALL.into_iter().find(|role| role.as_str() == text)
     }
 
+    /// Whether a user of this role may work for a jurisdiction of `level`. A grid worker patrols a grid, its
+    /// micro-grids or, as a community's 网格长, the community's grids: placed at a township or above they would
+    /// verify and see every case of a whole district. The other roles work at any level.
+    pub fn may_work_at(self, level: Level) -> bool {
+        match self {
+            Role::GridWorker => matches!(level, Level::Community | Level::Grid | Level::MicroGrid),
+            _ => true,
+        }
+    }
+
     /// What a user of this role is bound to.
     pub fn binding(self) -> Binding {
         match self {

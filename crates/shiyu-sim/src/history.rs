@@ -159,11 +159,17 @@ pub struct World {
     cast: Cast,
 }
 
-fn spoken_name(official: &str) -> String {
-    if let Some(stem) = official.strip_suffix("村委会") {
+/// A place as a caller names it. Official names of farms and development zones start with the city and
+/// county (南通市海门区三厂苗圃) and their statistical communities are 虚拟社区 or 虚拟生活区; nobody says either
+/// aloud, and the description already has the county in its address.
+fn spoken_name(official: &str, county: &str) -> String {
+    let name = official.strip_prefix("南通市").unwrap_or(official);
+    let name = name.strip_prefix(county).unwrap_or(name);
+    let name = name.replace("虚拟生活区", "生活区").replace("虚拟社区", "社区");
+    if let Some(stem) = name.strip_suffix("村委会") {
         format!("{stem}村")
     } else {
-        official.strip_suffix("居委会").unwrap_or(official).to_string()
+        name.strip_suffix("居委会").unwrap_or(&name).to_string()
     }
 }
 
@@ -216,8 +222,8 @@ impl World {
                 path,
                 center,
                 county: county.name.clone(),
-                township: township.name.clone(),
-                community: spoken_name(&community.name),
+                township: spoken_name(&township.name, &county.name),
+                community: spoken_name(&community.name, &county.name),
                 hotspot,
                 weight,
                 outline: shapes.remove(&j.id).map(|shape| {
@@ -1149,9 +1155,13 @@ mod tests {
 
     #[test]
     fn communities_are_called_what_people_call_them() {
-        assert_eq!(spoken_name("富新社区居委会"), "富新社区");
-        assert_eq!(spoken_name("三星村委会"), "三星村");
-        assert_eq!(spoken_name("江心沙农场"), "江心沙农场");
+        assert_eq!(spoken_name("富新社区居委会", "崇川区"), "富新社区");
+        assert_eq!(spoken_name("三星村委会", "海门区"), "三星村");
+        assert_eq!(spoken_name("江心沙农场", "海门区"), "江心沙农场");
+        // Farms and development zones: no city and county in front, no statistical 虚拟.
+        assert_eq!(spoken_name("南通市海门区三厂苗圃", "海门区"), "三厂苗圃");
+        assert_eq!(spoken_name("南通市海门区永隆沙农场虚拟生活区", "海门区"), "永隆沙农场生活区");
+        assert_eq!(spoken_name("港闸开发区虚拟社区", "崇川区"), "港闸开发区社区");
     }
 
     #[test]

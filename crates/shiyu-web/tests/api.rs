@@ -24,6 +24,7 @@ on_both_backends![
     reports_find_their_grid_and_dispatch_follows_the_catalog,
     the_classifier_learns_from_registrations_and_suggests_matters,
     likely_duplicates_are_offered_with_a_score,
+    the_jurisdiction_tree_is_walked_by_id_or_by_code,
 ];
 
 fn hotline_report(description: &str) -> Value {
@@ -450,6 +451,14 @@ async fn admins_manage_users_and_read_the_audit_log(app: TestApp) {
     assert_eq!(admin.json("POST", "/api/users", Some(&no_scope)).await.unwrap().0, 422);
     let weak = json!({"username": "op_y", "display_name": "y", "role": "operator", "jurisdiction": "320613", "password": "123"});
     assert_eq!(admin.json("POST", "/api/users", Some(&weak)).await.unwrap().0, 422);
+    // A grid worker over a whole district would verify and see all its cases: grids and communities only.
+    let mut patrol = json!({"username": "gw_z", "display_name": "z", "role": "grid_worker", "jurisdiction": "320613",
+                            "password": "Grid-worker-2026"});
+    let (status, body) = admin.json("POST", "/api/users", Some(&patrol)).await.unwrap();
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("INVALID_INPUT")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("网格员"), "{body}");
+    patrol["jurisdiction"] = json!("320613001001001");
+    assert_eq!(admin.json("POST", "/api/users", Some(&patrol)).await.unwrap().0, 201);
 
     let mut created = app.anonymous();
     assert_eq!(created.sign_in("op_chongchuan2", "Duty-officer-2026").await.unwrap().0, 200);
@@ -479,7 +488,11 @@ async fn admins_manage_users_and_read_the_audit_log(app: TestApp) {
     assert_eq!(users["items"].as_array().unwrap().len(), 5);
     let next = users["next"].as_i64().unwrap();
     let (_, rest) = admin.json("GET", &format!("/api/users?after={next}"), None).await.unwrap();
-    assert_eq!(rest["items"].as_array().unwrap().len(), app.world.users.len() + 1 - 5);
+    assert_eq!(
+        rest["items"].as_array().unwrap().len(),
+        app.world.users.len() + 2 - 5,
+        "the two users made here too"
+    );
 }
 
 async fn a_stale_screen_cannot_overwrite_a_newer_change(app: TestApp) {
@@ -545,6 +558,22 @@ async fn attachments_are_checked_on_content_and_served_only_to_who_may_see_the_c
         .await
         .unwrap();
     assert_eq!((html.status, html.json()["error"]["code"].as_str().unwrap()), (415, "FILE_TYPE_NOT_ALLOWED"));
+    // A good photo sent as a form (`curl -F`) is told how to send it, not that its type is wrong.
+    let mut form =
+        b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"p.png\"\r\n\r\n".to_vec();
+    form.extend_from_slice(&png);
+    form.extend_from_slice(b"\r\n--XyZ--\r\n");
+    let as_form = hotline
+        .request(
+            "POST",
+            &upload("p.png"),
+            &[("Content-Type", "multipart/form-data; boundary=XyZ")],
+            Some(&form),
+        )
+        .await
+        .unwrap();
+    assert_eq!((as_form.status, as_form.json()["error"]["code"].as_str().unwrap()), (415, "UPLOAD_NOT_RAW"));
+    assert!(as_form.json()["error"]["message_en"].as_str().unwrap().contains("--data-binary"));
     let huge = vec![0xFFu8; 11 * 1024 * 1024];
     assert_eq!(hotline.request("POST", &upload("big.jpg"), &[], Some(&huge)).await.unwrap().status, 413);
 
@@ -857,4 +886,29 @@ async fn likely_duplicates_are_offered_with_a_score(app: TestApp) {
     assert_eq!(status, 404);
     let (_, catalog) = operator.json("GET", "/api/catalog", None).await.unwrap();
     assert_eq!(catalog["matters"][0]["duplicate_window_hours"], 24);
+}
+
+async fn the_jurisdiction_tree_is_walked_by_id_or_by_code(app: TestApp) {
+    let mut operator = app.signed_in("operator").await;
+    let names = |list: &Value| -> Vec<String> {
+        list.as_array().unwrap().iter().map(|j| j["name"].as_str().unwrap().to_string()).collect()
+    };
+    let (status, top) = operator.json("GET", "/api/jurisdictions", None).await.unwrap();
+    assert_eq!((status, names(&top)), (200, vec!["南通市".to_string()]), "{top}");
+    let city = top[0]["id"].as_i64().unwrap();
+    let (_, by_id) = operator.json("GET", &format!("/api/jurisdictions?parent={city}"), None).await.unwrap();
+    let (_, by_code) = operator.json("GET", "/api/jurisdictions?parent_code=320600", None).await.unwrap();
+    assert!(names(&by_id).contains(&"崇川区".to_string()), "{by_id}");
+    assert_eq!(by_id, by_code, "the same children whether the parent is named by id or by division code");
+    for unknown in ["parent=999999", "parent_code=999999"] {
+        let (status, body) =
+            operator.json("GET", &format!("/api/jurisdictions?{unknown}"), None).await.unwrap();
+        assert_eq!((status, body["error"]["code"].as_str()), (404, Some("NOT_FOUND")), "{unknown}: {body}");
+    }
+    let (status, body) = operator
+        .json("GET", &format!("/api/jurisdictions?parent={city}&parent_code=320600"), None)
+        .await
+        .unwrap();
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("INVALID_INPUT")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("parent_code"), "{body}");
 }

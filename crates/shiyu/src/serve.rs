@@ -179,7 +179,12 @@ pub async fn add_user(
     let scope = match (jurisdiction, department) {
         (Some(code), None) => {
             let found = store.jurisdictions().await?.into_iter().find(|j| j.code == code);
-            Scope::Jurisdiction(found.with_context(|| format!("no jurisdiction with code {code}"))?.id)
+            let found = found
+                .with_context(|| format!("no jurisdiction with code {code} / 没有编码为 {code} 的辖区"))?;
+            if !role.may_work_at(found.level) {
+                bail!("a grid worker works for a community, a grid or a micro-grid / 网格员须属于社区、网格或微网格");
+            }
+            Scope::Jurisdiction(found.id)
         }
         (None, Some(id)) => {
             let found = store.departments().await?.into_iter().find(|d| d.id.0 == id);
@@ -210,7 +215,8 @@ pub async fn add_user(
             }
         );
     }
-    shiyu_auth::check_password_policy(&password)?;
+    shiyu_auth::check_password_policy(&password)
+        .map_err(|e| anyhow::anyhow!("{} / {}", e.message_en(), e.message_zh()))?;
     let password_hash = Some(shiyu_auth::hash_password(&password)?);
     let user = match store
         .add_user(&NewUser { username: username.into(), display_name, role, scope, password_hash })

@@ -16,13 +16,16 @@ use utoipa::{IntoParams, ToSchema};
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct JurisdictionParams {
-    /// List the children of this jurisdiction (id); without it, the top of the tree.
+    /// List the children of the jurisdiction with this id; without a parent, the top of the tree.
     pub parent: Option<i64>,
+    /// List the children of the jurisdiction with this division code (e.g. `320613`) instead.
+    pub parent_code: Option<String>,
 }
 
-/// The jurisdiction tree, one level at a time.
+/// The jurisdiction tree, one level at a time. A parent that does not exist answers 404, not an empty list.
 #[utoipa::path(get, path = "/api/jurisdictions", tag = "reference data", params(JurisdictionParams),
-    responses((status = 200, body = Vec<JurisdictionView>), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = Vec<JurisdictionView>), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn jurisdictions(
     State(state): State<AppState>,
     caller: Caller,
@@ -30,7 +33,20 @@ pub async fn jurisdictions(
 ) -> WebResult<Json<Vec<JurisdictionView>>> {
     require(&caller, Capability::ReadReferenceData)?;
     let reference = state.reference.get();
-    let parent = params.parent.map(shiyu_domain::JurisdictionId);
+    let parent = match (params.parent, params.parent_code.as_deref()) {
+        (Some(_), Some(_)) => {
+            return Err(WebError::invalid(
+                "parent 与 parent_code 只能给出一个",
+                "give `parent` or `parent_code`, not both",
+            ))
+        }
+        (Some(id), None) => Some(shiyu_domain::JurisdictionId(id)),
+        (None, Some(code)) => Some(*reference.by_code.get(code).ok_or_else(WebError::not_found)?),
+        (None, None) => None,
+    };
+    if parent.is_some_and(|id| !reference.jurisdictions.contains_key(&id)) {
+        return Err(WebError::not_found());
+    }
     let mut children: Vec<_> = reference.jurisdictions.values().filter(|j| j.parent == parent).collect();
     children.sort_by(|a, b| a.code.cmp(&b.code));
     Ok(Json(children.into_iter().map(JurisdictionView::of).collect()))
@@ -166,6 +182,15 @@ pub async fn create_user(
             }
         };
         return Err(WebError::invalid(needs_zh, needs_en));
+    }
+    if let Scope::Jurisdiction(id) = scope {
+        let level = reference.jurisdictions.get(&id).map(|j| j.level);
+        if level.is_some_and(|level| !role.may_work_at(level)) {
+            return Err(WebError::invalid(
+                "网格员须属于社区、网格或微网格",
+                "a grid worker works for a community, a grid or a micro-grid",
+            ));
+        }
     }
     let password_hash = Some(hash_checked(request.password).await?);
     // The store refuses a name taken already, whatever its letter case: two accounts that differ only in case

@@ -7,7 +7,7 @@ use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -65,17 +65,30 @@ pub async fn upload(
     state: State<AppState>,
     SignedIn(caller): SignedIn,
     params: Query<UploadParams>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> WebResult<(StatusCode, Json<UploadedView>)> {
-    store_upload(state, caller, params, body).await
+    store_upload(state, caller, params, &headers, body).await
 }
 
 async fn store_upload(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<UploadParams>,
+    headers: &HeaderMap,
     body: Bytes,
 ) -> WebResult<(StatusCode, Json<UploadedView>)> {
+    // A form upload (`curl -F`, an HTML form) wraps the file in a multipart body whose first bytes are no
+    // file's: say how to send it instead of calling a good photo the wrong type.
+    let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if content_type.trim_start().to_ascii_lowercase().starts_with("multipart/") {
+        return Err(WebError::refused(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UPLOAD_NOT_RAW",
+            "请将文件本身作为请求体发送（如 curl --data-binary @照片.jpg），不要用表单上传",
+            "Send the file itself as the request body (e.g. curl --data-binary @photo.jpg), not as a form",
+        ));
+    }
     if body.is_empty() {
         return Err(WebError::invalid("文件为空", "the file is empty"));
     }
@@ -131,9 +144,10 @@ pub async fn public_upload(
     state: State<AppState>,
     caller: Caller,
     params: Query<UploadParams>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> WebResult<(StatusCode, Json<UploadedView>)> {
-    store_upload(state, caller, params, body).await
+    store_upload(state, caller, params, &headers, body).await
 }
 
 /// A file attached to a case, for those who may see the case.
