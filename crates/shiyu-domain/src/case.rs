@@ -39,6 +39,18 @@ impl Channel {
         Channel::Sensor,
         Channel::Other,
     ];
+
+    /// The channel's name on screen.
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Channel::Hotline => "12345热线",
+            Channel::App => "市民App",
+            Channel::MiniProgram => "小程序",
+            Channel::GridPatrol => "网格员巡查",
+            Channel::Sensor => "感知设备",
+            Channel::Other => "其他",
+        }
+    }
 }
 
 /// A point in CGCS2000 / WGS84 degrees.

@@ -26,6 +26,16 @@ const SUFFIXES: &[&str] = &[
     "市",
 ];
 
+/// Why an address names no place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unresolved {
+    /// Not one name in it is a place the platform knows.
+    NothingKnown,
+    /// Every place it names is contradicted by another it names (海安市濠阳社区: 濠阳 lies in 崇川区); the
+    /// names, in the order the text has them.
+    Contradiction(Vec<String>),
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Resolved {
     pub jurisdiction: JurisdictionId,
@@ -89,8 +99,9 @@ impl Gazetteer {
         chain
     }
 
-    /// The place `address` names, or `None` when it names none, or only places that cannot all be true.
-    pub fn resolve(&self, address: &str) -> Option<Resolved> {
+    /// The place `address` names, or why there is none: it names no known place, or only places that cannot
+    /// all be true.
+    pub fn resolve(&self, address: &str) -> Result<Resolved, Unresolved> {
         let text: String = address.chars().filter(|c| !c.is_whitespace()).collect();
         // Every occurrence of a known name, longest first; an occurrence overlapping a longer one already taken
         // is not a name here (镇中 across 东社镇|中和村, or 镇南 inside 镇南社区).
@@ -154,15 +165,26 @@ impl Gazetteer {
                 }
             }
         }
-        let (score, _, id) = best?;
-        let entry = self.entries.get(&id)?;
+        let Some((score, _, id)) = best else {
+            if found.is_empty() {
+                return Err(Unresolved::NothingKnown);
+            }
+            let mut named: Vec<(usize, &str)> =
+                found.iter().filter_map(|(id, name)| Some((spans.get(id)?.0, *name))).collect();
+            named.sort();
+            named.dedup_by_key(|(at, _)| *at);
+            return Err(Unresolved::Contradiction(
+                named.into_iter().map(|(_, name)| name.to_string()).collect(),
+            ));
+        };
+        let entry = self.entries.get(&id).ok_or(Unresolved::NothingKnown)?;
         // Two equally good places of the same name (新华村 in several towns): say which level is certain.
         let confidence = if ties > 0 { (score / (ties + 1) as f64).min(0.3) } else { score.min(1.0) };
         let mut chain: Vec<JurisdictionId> = self.ancestors(id);
         chain.reverse();
         chain.push(id);
         let matched = chain.iter().filter_map(|j| found.get(j).map(|n| n.to_string())).collect();
-        Some(Resolved {
+        Ok(Resolved {
             jurisdiction: id,
             level: entry.level,
             point: entry.point,
@@ -221,9 +243,12 @@ mod tests {
         let settled = gazetteer.resolve("正余镇新华村村口垃圾堆").unwrap();
         assert_eq!(settled.jurisdiction, JurisdictionId(9));
         assert!(settled.confidence >= 0.8);
-        assert_eq!(gazetteer.resolve("火星基地"), None);
-        // 桃坞路 is in 崇川区, not in 海门区: the text contradicts itself below the county.
+        assert_eq!(gazetteer.resolve("火星基地"), Err(Unresolved::NothingKnown));
+        // 桃坞路 is in 崇川区, not in 海门区: the text contradicts itself below the county, and says which names.
         let contradiction = gazetteer.resolve("海门区三厂街道桃坞路社区");
-        assert_ne!(contradiction.map(|r| r.jurisdiction), Some(JurisdictionId(4)));
+        assert_eq!(
+            contradiction,
+            Err(Unresolved::Contradiction(vec!["海门区".into(), "三厂街道".into(), "桃坞路社区".into()]))
+        );
     }
 }

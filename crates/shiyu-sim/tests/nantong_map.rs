@@ -244,7 +244,7 @@ fn hotline_addresses_find_their_community_across_the_city() {
     for community in city.communities.iter().step_by(7) {
         asked += 1;
         let address = format!("{}{}门口", town_name[community.parent_code.as_str()], community.name);
-        let Some(found) = gazetteer.resolve(&address) else {
+        let Ok(found) = gazetteer.resolve(&address) else {
             missed.push(address);
             continue;
         };

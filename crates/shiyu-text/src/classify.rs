@@ -31,6 +31,7 @@ pub struct Suggestion {
 /// Accuracy on descriptions the model did not learn from.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Evaluation {
+    /// Examples the measuring model learned from (the kept model learns from these and the held-out ones).
     pub trained_on: usize,
     pub held_out: usize,
     /// Share of held-out descriptions whose matter was the first suggestion.

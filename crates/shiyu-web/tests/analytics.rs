@@ -83,6 +83,10 @@ async fn statistics_and_evaluation_stay_within_the_callers_scope(app: TestApp) {
     assert_eq!(group["keys"][1]["name"], "崇川区");
     assert_eq!(group["bucket"], support::START.0 - 9 * 3_600_000, "the day starts at midnight in Beijing");
 
+    let (_, by_channel) = operator.json("GET", "/api/analytics/groups?by=channel", None).await.unwrap();
+    assert_eq!(by_channel["groups"][0]["keys"][0]["value"], "hotline");
+    assert_eq!(by_channel["groups"][0]["keys"][0]["name"], "12345热线", "channels have names on screen too");
+
     let (_, top) = operator.json("GET", "/api/analytics/top?dim=grid&n=3", None).await.unwrap();
     assert_eq!(top[0]["keys"][0]["name"], "桃坞路社区第一网格");
     let window = format!("from={}&to={}", support::START.0 - 3_600_000, support::START.0 + 3_600_000);
@@ -121,6 +125,10 @@ async fn statistics_and_evaluation_stay_within_the_callers_scope(app: TestApp) {
         let (status, body) =
             operator.json("GET", &format!("/api/analytics/groups?{bad}"), None).await.unwrap();
         assert_eq!((status, body["error"]["code"].as_str()), (422, Some("INVALID_INPUT")), "{bad}: {body}");
+        let (zh, en) =
+            (body["error"]["message"].as_str().unwrap(), body["error"]["message_en"].as_str().unwrap());
+        assert!(zh.starts_with("输入有误：") && zh.len() > "输入有误：".len(), "a reason in Chinese: {body}");
+        assert!(en.starts_with("The input is invalid: "), "and in English: {body}");
     }
     // Weights: admins set them per year; a bad set changes nothing.
     let mut admin = app.signed_in("admin").await;

@@ -829,6 +829,14 @@ async fn the_classifier_learns_from_registrations_and_suggests_matters(app: Test
     assert!(place["confidence"].as_f64().unwrap() >= 0.9, "{place}");
     let (status, refused) = hotline.json("GET", &asked("火星基地"), None).await.unwrap();
     assert_eq!((status, refused["error"]["code"].as_str()), (422, Some("ADDRESS_NOT_RESOLVED")));
+    // Known names that cannot all be true are named back, not passed off as nothing known.
+    let (status, refused) = hotline.json("GET", &asked("海门区桃坞路社区门口"), None).await.unwrap();
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (422, Some("ADDRESS_CONTRADICTORY")),
+        "{refused}"
+    );
+    assert!(refused["error"]["message"].as_str().unwrap().contains("桃坞路社区"), "{refused}");
     let empty = json!({"description": "  "});
     assert_eq!(hotline.json("POST", "/api/classify", Some(&empty)).await.unwrap().0, 422);
     let (_, audit) = admin.json("GET", "/api/audit?limit=200", None).await.unwrap();

@@ -200,6 +200,10 @@ fn key_view(state: &AppState, dim: Dim, key: &Key) -> KeyView {
                 Dim::Status => {
                     Status::ALL.iter().find(|s| s.as_str() == code).map(|s| s.label_zh().to_string())
                 }
+                Dim::Channel => Channel::ALL
+                    .iter()
+                    .find(|c| shiyu_analytics::query::channel_name(c) == code)
+                    .map(|c| c.label_zh().to_string()),
                 _ => None,
             };
             (serde_json::json!(code), name)
@@ -326,7 +330,8 @@ pub struct ChangeView {
     pub change: Option<f64>,
 }
 
-/// Cases in a period against the period of the same length just before it (环比).
+/// Cases in a period against the period of the same length just before it (环比). Unlike the other
+/// statistics, `from` and `to` are required here: they are the period.
 #[utoipa::path(get, path = "/api/analytics/change", tag = "analytics", params(FilterParams),
     responses((status = 200, body = ChangeView), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody),
         (status = 503, description = "the statistics are still being rebuilt at start-up", body = ErrorBody)))]

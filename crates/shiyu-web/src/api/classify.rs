@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use shiyu_domain::Capability;
+use shiyu_geo::gazetteer::Unresolved;
 use utoipa::ToSchema;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -75,7 +76,10 @@ pub async fn classify(
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TrainingView {
+    /// Cases the measuring model learned from. The model kept, which `POST /api/classify` serves, then
+    /// learns from these and the held-out ones together: `trained_on + held_out` cases.
     pub trained_on: usize,
+    /// Every fifth case, kept from the measuring model to count its accuracy on.
     pub held_out: usize,
     /// Held-out accuracy of the first suggestion, and of any of the three.
     pub top1: f64,
@@ -139,13 +143,20 @@ pub async fn geocode(
 ) -> WebResult<Json<GeocodeView>> {
     require(&caller, Capability::Classify)?;
     let reference = state.reference.get();
-    let resolved = reference.gazetteer.resolve(&params.address).ok_or_else(|| {
-        WebError::refused(
+    let resolved = reference.gazetteer.resolve(&params.address).map_err(|why| match why {
+        Unresolved::NothingKnown => WebError::refused(
             StatusCode::UNPROCESSABLE_ENTITY,
             "ADDRESS_NOT_RESOLVED",
             "地址中没有可识别的乡镇、社区或网格名称",
             "The address names no township, community or grid the platform knows",
+        ),
+        Unresolved::Contradiction(names) => WebError::refused(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "ADDRESS_CONTRADICTORY",
+            "地址中的地名互相矛盾，无法确定位置",
+            "The address names places that cannot all be true",
         )
+        .because(names.join("、"), names.join(", ")),
     })?;
     let place = reference.jurisdictions.get(&resolved.jurisdiction).ok_or_else(WebError::not_found)?;
     Ok(Json(GeocodeView {
