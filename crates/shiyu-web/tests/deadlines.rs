@@ -151,6 +151,13 @@ async fn a_calendar_change_moves_open_deadlines_with_the_reason(app: TestApp) {
     assert_eq!(status, 200);
     let holidays = year["holidays"].as_array().unwrap();
     assert!(holidays.iter().any(|d| d["date"] == "2026-10-01" && d["name"] == "国庆节"), "{year}");
+    assert_eq!(year["configured"], true);
+    // A year nobody has entered yet says so, rather than passing off a calendar without holidays as known.
+    let (_, next) = admin.json("GET", "/api/calendar/2027", None).await.unwrap();
+    assert_eq!(
+        (next["configured"].as_bool(), next["holidays"].as_array().map(Vec::len)),
+        (Some(false), Some(0))
+    );
 
     // Monday 09:00: two working hours to register, due at 11:00.
     let id = new_case(&app).await;

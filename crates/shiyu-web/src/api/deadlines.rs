@@ -9,7 +9,7 @@ use crate::AppState;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use shiyu_domain::{Capability, Date, EscalationRule, EscalationRules, YearDays};
+use shiyu_domain::{Capability, Date, EscalationRule, EscalationRules, WorkCalendar, YearDays};
 use utoipa::{IntoParams, ToSchema};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -175,13 +175,24 @@ pub struct CalendarYear {
     pub workdays: Vec<SpecialDay>,
     /// Open cases whose deadline moved (only after a change).
     pub rescheduled: Option<usize>,
+    /// false when the calendar names no holiday or adjusted day for the year: deadlines then count every
+    /// weekday as worked until an admin enters the year's arrangement (国务院办公厅 publishes it late in the
+    /// year before).
+    pub configured: bool,
 }
 
-fn year_view(year: i32, days: &YearDays, rescheduled: Option<usize>) -> CalendarYear {
+fn year_view(year: i32, calendar: &WorkCalendar, rescheduled: Option<usize>) -> CalendarYear {
+    let days = calendar.year(year);
     let view = |list: &[(Date, String)]| {
         list.iter().map(|(date, name)| SpecialDay { date: date.to_string(), name: name.clone() }).collect()
     };
-    CalendarYear { year, holidays: view(&days.holidays), workdays: view(&days.workdays), rescheduled }
+    CalendarYear {
+        year,
+        holidays: view(&days.holidays),
+        workdays: view(&days.workdays),
+        rescheduled,
+        configured: calendar.configured_years().contains(&year),
+    }
 }
 
 fn check_year(year: i32) -> WebResult<()> {
@@ -202,7 +213,7 @@ pub async fn calendar(
 ) -> WebResult<Json<CalendarYear>> {
     require(&caller, Capability::ReadReferenceData)?;
     check_year(year)?;
-    Ok(Json(year_view(year, &state.service.rules().calendar.year(year), None)))
+    Ok(Json(year_view(year, &state.service.rules().calendar, None)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -269,5 +280,5 @@ pub async fn set_calendar(
         .store
         .audit(vec![caller.audit(now, "calendar_set", Some(format!("calendar:{year}")), Some(detail))])
         .await?;
-    Ok(Json(year_view(year, &state.service.rules().calendar.year(year), Some(outcome.moved))))
+    Ok(Json(year_view(year, &state.service.rules().calendar, Some(outcome.moved))))
 }
