@@ -419,8 +419,9 @@ pub async fn change_password(
             "The current password is wrong",
         ));
     }
-    let hash = hash_checked(change.new_password).await?;
+    // The right current password clears the count, also when the new one is then refused as too weak.
     state.store.set_login_state(user.id, 0, None).await?;
+    let hash = hash_checked(change.new_password).await?;
     state.store.set_password(user.id, &hash).await?;
     state.store.delete_sessions_of(user.id).await?;
     state
