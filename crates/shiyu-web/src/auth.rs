@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use shiyu_domain::{Actor, Role, Scope, Timestamp, User};
-use shiyu_store::{AuditEntry, Session};
+use shiyu_store::{AuditEntry, Credentials, Session};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use utoipa::ToSchema;
@@ -288,24 +288,9 @@ pub async fn login(
         return Err(failed_after(failed).await);
     };
     let user = credentials.user.clone();
-    if let Some(until) = credentials.locked_until.filter(|until| *until > now) {
-        return Err(account_locked(Some(until)));
+    if !password_is_right(&state, &caller, &credentials, request.password, "login_failed").await? {
+        return Err(login_failed());
     }
-    // The attempt is counted before the password is checked: guesses sent in parallel each take a place in
-    // the count, and those beyond the limit are refused without being checked.
-    let Some(failed) =
-        state.store.count_login_attempt(user.id, now, settings.lockout_after, lock_until).await?
-    else {
-        return Err(account_locked(None));
-    };
-    if !verify_in_background(request.password, credentials.password_hash.clone()).await {
-        state
-            .store
-            .audit(vec![caller.audit(now, "login_failed", Some(format!("user:{}", user.id.0)), None)])
-            .await?;
-        return Err(failed_after(failed).await);
-    }
-    state.store.set_login_state(user.id, 0, None).await?;
     let token = shiyu_auth::random_token();
     let session = Session {
         token_hash: shiyu_auth::token_hash(&token),
@@ -388,30 +373,10 @@ pub async fn change_password(
 ) -> WebResult<StatusCode> {
     let user = caller.user()?.clone();
     let credentials = state.store.credentials(&user.username).await?.ok_or_else(WebError::unauthenticated)?;
-    let now = state.now();
-    if let Some(until) = credentials.locked_until.filter(|until| *until > now) {
-        return Err(account_locked(Some(until)));
-    }
-    // Counted like a sign-in: a session left open on someone else's screen must not become a way to guess
+    // Checked like a sign-in: a session left open on someone else's screen must not become a way to guess
     // the password without limit.
-    let settings = &state.settings;
-    let lock_until = now.plus_minutes(settings.lockout_minutes);
-    let Some(failed) =
-        state.store.count_login_attempt(user.id, now, settings.lockout_after, lock_until).await?
-    else {
-        return Err(account_locked(None));
-    };
-    if !verify_in_background(change.current_password, credentials.password_hash).await {
-        state
-            .store
-            .audit(vec![caller.audit(
-                now,
-                "password_change_failed",
-                Some(format!("user:{}", user.id.0)),
-                None,
-            )])
-            .await?;
-        slow_down(failed).await;
+    let current = change.current_password;
+    if !password_is_right(&state, &caller, &credentials, current, "password_change_failed").await? {
         return Err(WebError::refused(
             StatusCode::FORBIDDEN,
             "CURRENT_PASSWORD_WRONG",
@@ -419,8 +384,6 @@ pub async fn change_password(
             "The current password is wrong",
         ));
     }
-    // The right current password clears the count, also when the new one is then refused as too weak.
-    state.store.set_login_state(user.id, 0, None).await?;
     let hash = hash_checked(change.new_password).await?;
     state.store.set_password(user.id, &hash).await?;
     state.store.delete_sessions_of(user.id).await?;
@@ -429,6 +392,37 @@ pub async fn change_password(
         .audit(vec![caller.audit(state.now(), "password_changed", Some(format!("user:{}", user.id.0)), None)])
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Checks `password` against a real account as every password check must: refused at once while the account
+/// is locked; counted before it is checked, so that guesses sent in parallel each take a place in the count
+/// and those beyond the limit are refused unchecked; a wrong one audited as `failure` and answered more
+/// slowly each time; a right one clears the count. `Ok(false)` for a wrong password.
+async fn password_is_right(
+    state: &AppState,
+    caller: &Caller,
+    credentials: &Credentials,
+    password: String,
+    failure: &str,
+) -> WebResult<bool> {
+    let now = state.now();
+    let user = credentials.user.id;
+    if let Some(until) = credentials.locked_until.filter(|until| *until > now) {
+        return Err(account_locked(Some(until)));
+    }
+    let settings = &state.settings;
+    let lock_until = now.plus_minutes(settings.lockout_minutes);
+    let Some(failed) = state.store.count_login_attempt(user, now, settings.lockout_after, lock_until).await?
+    else {
+        return Err(account_locked(None));
+    };
+    if !verify_in_background(password, credentials.password_hash.clone()).await {
+        state.store.audit(vec![caller.audit(now, failure, Some(format!("user:{}", user.0)), None)]).await?;
+        slow_down(failed).await;
+        return Ok(false);
+    }
+    state.store.set_login_state(user, 0, None).await?;
+    Ok(true)
 }
 
 /// Checks the password policy and hashes with argon2id, off the async workers.
