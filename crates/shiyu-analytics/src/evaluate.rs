@@ -5,7 +5,7 @@
 use crate::projection::{stage_index, status_index, Projection, BLOCK, NO_STAGE};
 use crate::query::Filter;
 use serde::{Deserialize, Serialize};
-use shiyu_domain::{Stage, Status, Timestamp};
+use shiyu_domain::{Reason, Stage, Status, Timestamp};
 
 /// Who is evaluated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -120,20 +120,19 @@ impl Default for Weights {
 pub const MOST_WEIGHT: f64 = 1_000.0;
 
 impl Weights {
-    /// Refuses negative, non-finite or oversized weights and a set that weighs nothing.
-    /// Whether the weights can make a score; if not, why, in Chinese and in English.
-    pub fn check(&self) -> Result<(), (String, String)> {
+    /// Refuses negative, non-finite or oversized weights and a set that weighs nothing, saying why.
+    pub fn check(&self) -> Result<(), Reason> {
         let all = self.pairs(&Indicators::default());
         if all.iter().any(|(w, _)| !w.is_finite() || *w < 0.0) {
-            return Err(("权重须为有限的非负数".into(), "weights must be finite and not negative".into()));
+            return Err(Reason::new("权重须为有限的非负数", "weights must be finite and not negative"));
         }
         let sum = all.iter().map(|(w, _)| w).sum::<f64>();
         if sum <= 0.0 {
-            return Err(("至少一项权重须大于零".into(), "at least one weight must be above zero".into()));
+            return Err(Reason::new("至少一项权重须大于零", "at least one weight must be above zero"));
         }
         // Each weight finite is not enough: two near f64::MAX overflow the sum, and every score with it.
         if !sum.is_finite() || all.iter().any(|(w, _)| *w > MOST_WEIGHT) {
-            return Err((
+            return Err(Reason::new(
                 format!("每项权重最大为 {MOST_WEIGHT}"),
                 format!("each weight is at most {MOST_WEIGHT}"),
             ));

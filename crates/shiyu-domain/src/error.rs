@@ -109,3 +109,25 @@ mod tests {
         }
     }
 }
+
+/// Why something was refused, in Chinese and in English, where the refusal has words of its own rather than
+/// an [`ErrorKind`]'s (a report for a month that does not exist, weights that cannot make a score).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reason {
+    pub zh: String,
+    pub en: String,
+}
+
+impl Reason {
+    pub fn new(zh: impl Into<String>, en: impl Into<String>) -> Reason {
+        Reason { zh: zh.into(), en: en.into() }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} / {}", self.en, self.zh)
+    }
+}
+
+impl std::error::Error for Reason {}

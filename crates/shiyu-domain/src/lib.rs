@@ -20,7 +20,7 @@ pub use case::{
     Light, MatterRef, PlannedEscalation, Reporter, Signal, Status,
 };
 pub use decide::{decide, Action, Command, NewCase, Rules};
-pub use error::{DomainError, ErrorKind};
+pub use error::{DomainError, ErrorKind, Reason};
 pub use org::{
     chain_to, Category, Department, DepartmentId, DuplicateRule, Jurisdiction, JurisdictionId, Level, Matter,
     Priority, Responsibility, Role, Scope, Stage, StageLimits, User, UserId,

@@ -52,10 +52,6 @@ pub struct FilterParams {
     pub status: Option<String>,
 }
 
-fn bad(why_zh: impl Into<String>, why_en: impl Into<String>) -> WebError {
-    WebError::invalid(why_zh, why_en)
-}
-
 /// The caller's filter: what they asked, narrowed to what they may see.
 fn filter_for(state: &AppState, caller: &Caller, params: &FilterParams) -> WebResult<Filter> {
     require(caller, Capability::ReadStatistics)?;
@@ -72,22 +68,23 @@ fn filter_for(state: &AppState, caller: &Caller, params: &FilterParams) -> WebRe
     };
     if let (Some(from), Some(to)) = (params.from, params.to) {
         if from >= to {
-            return Err(bad("开始时间 `from` 须早于结束时间 `to`", "`from` must be before `to`"));
+            return Err(WebError::invalid(
+                "开始时间 `from` 须早于结束时间 `to`",
+                "`from` must be before `to`",
+            ));
         }
     }
     if let Some(channel) = &params.channel {
         let found = Channel::ALL.iter().find(|c| shiyu_analytics::query::channel_name(c) == channel.as_str());
-        filter.channel =
-            Some(*found.ok_or_else(|| {
-                bad(format!("未知的渠道 `{channel}`"), format!("unknown channel `{channel}`"))
-            })?);
+        filter.channel = Some(*found.ok_or_else(|| {
+            WebError::invalid(format!("未知的渠道 `{channel}`"), format!("unknown channel `{channel}`"))
+        })?);
     }
     if let Some(status) = &params.status {
         let found = Status::ALL.iter().find(|s| s.as_str() == status.as_str());
-        filter.status =
-            Some(*found.ok_or_else(|| {
-                bad(format!("未知的状态 `{status}`"), format!("unknown status `{status}`"))
-            })?);
+        filter.status = Some(*found.ok_or_else(|| {
+            WebError::invalid(format!("未知的状态 `{status}`"), format!("unknown status `{status}`"))
+        })?);
     }
     match user.scope {
         Scope::Jurisdiction(own) => {
@@ -103,7 +100,7 @@ fn filter_for(state: &AppState, caller: &Caller, params: &FilterParams) -> WebRe
     }
     if let Some(code) = &params.within {
         let id = *reference.by_code.get(code).ok_or_else(|| {
-            bad(format!("未知的辖区编码 `{code}`"), format!("unknown jurisdiction `{code}`"))
+            WebError::invalid(format!("未知的辖区编码 `{code}`"), format!("unknown jurisdiction `{code}`"))
         })?;
         let path = reference.path_to(id).unwrap_or_default();
         // Narrowing only: a jurisdiction outside the caller's is not found, as a case would not be.
@@ -250,11 +247,13 @@ fn parse_dims(text: Option<&str>) -> WebResult<Vec<Dim>> {
         .map(str::trim)
         .filter(|d| !d.is_empty())
         .map(|d| {
-            Dim::parse(d).ok_or_else(|| bad(format!("未知的维度 `{d}`"), format!("unknown dimension `{d}`")))
+            Dim::parse(d).ok_or_else(|| {
+                WebError::invalid(format!("未知的维度 `{d}`"), format!("unknown dimension `{d}`"))
+            })
         })
         .collect::<WebResult<_>>()?;
     if dims.len() > 2 {
-        return Err(bad("最多按两个维度分组", "group by at most two dimensions"));
+        return Err(WebError::invalid("最多按两个维度分组", "group by at most two dimensions"));
     }
     Ok(dims)
 }
@@ -279,10 +278,9 @@ pub async fn groups(
     let filter = filter_for(&state, &caller, &params)?;
     let by = parse_dims(grouping.by.as_deref())?;
     let bucket = match grouping.bucket.as_deref() {
-        Some(text) => Some(
-            Bucket::parse(text)
-                .ok_or_else(|| bad(format!("未知的时间粒度 `{text}`"), format!("unknown bucket `{text}`")))?,
-        ),
+        Some(text) => Some(Bucket::parse(text).ok_or_else(|| {
+            WebError::invalid(format!("未知的时间粒度 `{text}`"), format!("unknown bucket `{text}`"))
+        })?),
         None => None,
     };
     let started = std::time::Instant::now();
@@ -312,7 +310,7 @@ pub async fn top(
 ) -> WebResult<Json<Vec<GroupView>>> {
     let filter = filter_for(&state, &caller, &params)?;
     let dim = Dim::parse(&top.dim).ok_or_else(|| {
-        bad(format!("未知的维度 `{}`", top.dim), format!("unknown dimension `{}`", top.dim))
+        WebError::invalid(format!("未知的维度 `{}`", top.dim), format!("unknown dimension `{}`", top.dim))
     })?;
     let n = top.n.unwrap_or(10).clamp(1, 100);
     let found = projection(&state)?.top(&filter, dim, n, state.now());
@@ -342,7 +340,7 @@ pub async fn change(
 ) -> WebResult<Json<ChangeView>> {
     let filter = filter_for(&state, &caller, &params)?;
     let (Some(from), Some(to)) = (filter.from, filter.to) else {
-        return Err(bad(
+        return Err(WebError::invalid(
             "比较两个时段须给出 `from` 和 `to`",
             "`from` and `to` are needed to compare periods",
         ));
@@ -458,7 +456,7 @@ pub async fn evaluation(
 ) -> WebResult<Json<Vec<IndicatorsView>>> {
     let filter = filter_for(&state, &caller, &params)?;
     let unit = Unit::parse(&evaluation.unit).ok_or_else(|| {
-        bad(
+        WebError::invalid(
             format!("未知的考核对象类型 `{}`", evaluation.unit),
             format!("unknown unit `{}`", evaluation.unit),
         )
@@ -522,7 +520,7 @@ fn check_year(year: i32) -> WebResult<()> {
     if (2000..=2100).contains(&year) {
         Ok(())
     } else {
-        Err(bad("年份须在2000到2100之间", "the year must be from 2000 to 2100"))
+        Err(WebError::invalid("年份须在2000到2100之间", "the year must be from 2000 to 2100"))
     }
 }
 
@@ -537,7 +535,7 @@ pub async fn set_weights(
 ) -> WebResult<Json<Weights>> {
     require(&caller, Capability::ManageEvaluation)?;
     check_year(year)?;
-    weights.check().map_err(|(why_zh, why_en)| bad(why_zh, why_en))?;
+    weights.check().map_err(|why| WebError::invalid(why.zh, why.en))?;
     let now = state.now();
     let body = serde_json::to_string(&weights).map_err(shiyu_store::StoreError::from)?;
     state.store.put_setting(&format!("evaluation_weights:{year}"), &body, now).await?;

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use shiyu_analytics::monthly::{monthly_report, Names};
 use shiyu_analytics::report::{self, MonthlyReport};
 use shiyu_analytics::{Projection, Weights};
-use shiyu_domain::{Capability, DepartmentId, JurisdictionId, Level, Scope, Timestamp};
+use shiyu_domain::{Capability, DepartmentId, JurisdictionId, Level, Reason, Scope, Timestamp};
 use utoipa::IntoParams;
 
 /// Names from the reference data.
@@ -80,21 +80,6 @@ pub fn render(report: &MonthlyReport, format: Format) -> Result<Vec<u8>, String>
     }
 }
 
-/// Why a report cannot be made, in Chinese and in English.
-#[derive(Debug)]
-pub struct NoReport {
-    pub zh: String,
-    pub en: String,
-}
-
-impl std::fmt::Display for NoReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} / {}", self.en, self.zh)
-    }
-}
-
-impl std::error::Error for NoReport {}
-
 /// The report of `month` for the jurisdiction `code` (the whole city without one).
 pub fn build(
     projection: &Projection,
@@ -103,12 +88,11 @@ pub fn build(
     code: Option<&str>,
     weights: &Weights,
     now: Timestamp,
-) -> Result<MonthlyReport, NoReport> {
+) -> Result<MonthlyReport, Reason> {
     let within = match code {
         Some(code) => {
-            let id = *reference.by_code.get(code).ok_or_else(|| NoReport {
-                zh: format!("未知的辖区编码 `{code}`"),
-                en: format!("unknown jurisdiction `{code}`"),
+            let id = *reference.by_code.get(code).ok_or_else(|| {
+                Reason::new(format!("未知的辖区编码 `{code}`"), format!("unknown jurisdiction `{code}`"))
             })?;
             let level = reference.jurisdictions.get(&id).map_or(Level::City, |j| j.level);
             Some((level, id))
@@ -116,10 +100,7 @@ pub fn build(
         None => None,
     };
     monthly_report(projection, month, within, &ReferenceNames(reference), weights, now).ok_or_else(|| {
-        NoReport {
-            zh: format!("`{month}` 不是月份（YYYY-MM）"),
-            en: format!("`{month}` is not a month (YYYY-MM)"),
-        }
+        Reason::new(format!("`{month}` 不是月份（YYYY-MM）"), format!("`{month}` is not a month (YYYY-MM)"))
     })
 }
 
