@@ -270,6 +270,11 @@ impl Role {
         Role::ALL.into_iter().find(|role| role.as_str() == text)
     }
 
+    /// What [`Role::may_work_at`] asks, whoever creates the user (the API or `shiyu user add`).
+    pub const WORK_LEVEL_RULE: &'static str = "a grid worker works for a community, a grid or a micro-grid";
+    /// [`Role::WORK_LEVEL_RULE`] in Chinese.
+    pub const WORK_LEVEL_RULE_ZH: &'static str = "网格员须属于社区、网格或微网格";
+
     /// Whether a user of this role may work for a jurisdiction of `level`. A grid worker patrols a grid, its
     /// micro-grids or, as a community's 网格长, the community's grids: placed at a township or above they would
     /// verify and see every case of a whole district. The other roles work at any level.

@@ -182,7 +182,7 @@ pub async fn add_user(
             let found = found
                 .with_context(|| format!("no jurisdiction with code {code} / 没有编码为 {code} 的辖区"))?;
             if !role.may_work_at(found.level) {
-                bail!("a grid worker works for a community, a grid or a micro-grid / 网格员须属于社区、网格或微网格");
+                bail!("{} / {}", Role::WORK_LEVEL_RULE, Role::WORK_LEVEL_RULE_ZH);
             }
             Scope::Jurisdiction(found.id)
         }

@@ -186,10 +186,7 @@ pub async fn create_user(
     if let Scope::Jurisdiction(id) = scope {
         let level = reference.jurisdictions.get(&id).map(|j| j.level);
         if level.is_some_and(|level| !role.may_work_at(level)) {
-            return Err(WebError::invalid(
-                "网格员须属于社区、网格或微网格",
-                "a grid worker works for a community, a grid or a micro-grid",
-            ));
+            return Err(WebError::invalid(Role::WORK_LEVEL_RULE_ZH, Role::WORK_LEVEL_RULE));
         }
     }
     let password_hash = Some(hash_checked(request.password).await?);
