@@ -219,6 +219,100 @@ fn shortened(text: String) -> String {
     }
 }
 
+/// What a serde or axum refusal text says was wrong, in both languages, or `None` for a text it does not know.
+/// The texts are serde's and axum's (`Failed to deserialize query string: limit: invalid digit found in
+/// string`, `…: missing field `description` at line 1 column 40`, `Cannot parse `abc` to a `u64``): an
+/// API caller should not need English, nor read a parser's wording, to learn which field to mend.
+pub fn field_reason(text: &str) -> Option<shiyu_domain::Reason> {
+    use shiyu_domain::Reason;
+    let quoted = |after: &str| -> Option<String> {
+        let start = text.find(after)? + after.len();
+        let end = text[start..].find('`')?;
+        Some(text[start..start + end].to_string())
+    };
+    if let Some(field) = quoted("missing field `") {
+        return Some(Reason::new(format!("缺少字段 {field}"), format!("field `{field}` is missing")));
+    }
+    if let Some(field) = quoted("unknown field `") {
+        return Some(Reason::new(format!("没有字段 {field}"), format!("there is no field `{field}`")));
+    }
+    if let (Some(value), Some(as_type)) = (quoted("Cannot parse `"), quoted("` to a `")) {
+        let kind = kind_zh(&as_type);
+        return Some(Reason::new(
+            format!("地址中的 {value} 不是有效的{kind}"),
+            format!("`{value}` in the address is not a valid {as_type}"),
+        ));
+    }
+    // serde_path_to_error puts the field's path before the message: `attachments[0].sha256: invalid type …`.
+    const MESSAGES: [&str; 9] = [
+        "unknown variant `",
+        "invalid type: ",
+        "invalid value: ",
+        "invalid length ",
+        "invalid digit",
+        "cannot parse integer from empty string",
+        "number too large",
+        "number too small",
+        "invalid float",
+    ];
+    let start = MESSAGES.iter().filter_map(|m| text.find(m)).min()?;
+    let message = text[start..].split(" at line ").next().unwrap_or(&text[start..]);
+    let path = text[..start]
+        .trim_end_matches(": ")
+        .rsplit(": ")
+        .next()
+        .filter(|p| !p.is_empty() && !p.contains(' '))
+        .map(str::to_string);
+    let (field_zh, field_en) = match &path {
+        Some(p) => (format!("字段 {p} "), format!("field `{p}`: ")),
+        None => (String::new(), String::new()),
+    };
+    if let Some(value) = quoted("unknown variant `") {
+        let choices = message.split_once("expected ").map_or("", |(_, c)| c).replace('`', "");
+        return Some(Reason::new(
+            format!(
+                "{field_zh}没有取值 {value}（可选：{}）",
+                choices.replace("one of ", "").replace(", ", "、")
+            ),
+            format!("{field_en}there is no value `{value}` (expected {choices})"),
+        ));
+    }
+    for (start, zh) in
+        [("invalid type: ", "类型不对"), ("invalid value: ", "取值无效"), ("invalid length ", "长度不对")]
+    {
+        if message.starts_with(start) {
+            let wanted = message.split_once(", expected ").map_or("", |(_, w)| w);
+            let wanted_zh =
+                if wanted.is_empty() { String::new() } else { format!("，应为{}", kind_zh(wanted)) };
+            return Some(Reason::new(format!("{field_zh}{zh}{wanted_zh}"), format!("{field_en}{message}")));
+        }
+    }
+    Some(Reason::new(format!("{field_zh}须为数字"), format!("{field_en}{message}")))
+}
+
+/// The Chinese for a kind of value serde expected (`a string`, `u32`, `a sequence` …); the English as it is
+/// when there is no better word.
+fn kind_zh(expected: &str) -> String {
+    let e = expected.trim();
+    let zh = match e {
+        "a string" | "string" => "字符串",
+        "a boolean" | "bool" => "true 或 false",
+        "a sequence" => "数组",
+        "a map" | "a JSON object" => "对象",
+        "f32" | "f64" | "a number" => "数字",
+        _ if e.starts_with("struct ") => "对象",
+        _ if e.starts_with("a borrowed") => "字符串",
+        _ if ["u8", "u16", "u32", "u64", "usize", "i8", "i16", "i32", "i64", "isize", "an integer"]
+            .contains(&e)
+            || e.starts_with("integer") =>
+        {
+            "整数"
+        }
+        _ => return e.to_string(),
+    };
+    zh.to_string()
+}
+
 /// Gives every refusal the error body, also those made outside the handlers: a path or query that does not
 /// parse (axum answers them in plain text), an upload over the body limit, an unknown route or method. The
 /// handlers' own errors are JSON already and pass untouched, as do successful answers of any type.
@@ -254,6 +348,10 @@ pub async fn uniform_errors(request: axum::extract::Request, next: axum::middlew
             "A value in the address or the query is invalid",
         ),
         _ => WebError::refused(status, "BAD_REQUEST", "请求无效", "The request is invalid"),
+    };
+    let error = match field_reason(&details) {
+        Some(reason) if status == StatusCode::BAD_REQUEST => error.because(reason.zh, reason.en),
+        _ => error,
     };
     let error = if details.trim().is_empty() { error } else { error.with_details(details) };
     let mut uniform = error.into_response();
@@ -323,6 +421,25 @@ mod tests {
         let long = "x".repeat(5_000);
         let (_, _, zh, en, _) = WebError::invalid(long.clone(), long).parts();
         assert!(zh.chars().count() < DETAILS_MAX_CHARS + 10 && en.chars().count() < DETAILS_MAX_CHARS + 30);
+    }
+
+    #[test]
+    fn a_refusal_by_serde_or_axum_names_the_field_in_both_languages() {
+        let json = "Failed to deserialize the JSON body into the target type";
+        let cases = [
+            (format!("{json}: missing field `description` at line 1 column 40"), "缺少字段 description", "field `description` is missing"),
+            (format!("{json}: unknown field `colour`, expected one of `channel`, `description` at line 1 column 9"), "没有字段 colour", "there is no field `colour`"),
+            (format!("{json}: description: invalid type: integer `42`, expected a string at line 1 column 17"), "字段 description 类型不对，应为字符串", "field `description`: invalid type: integer `42`, expected a string"),
+            (format!("{json}: channel: unknown variant `fax`, expected one of `hotline`, `app` at line 1 column 15"), "字段 channel 没有取值 fax（可选：hotline、app）", "field `channel`: there is no value `fax` (expected one of hotline, app)"),
+            ("Failed to deserialize query string: limit: invalid digit found in string".to_string(), "字段 limit 须为数字", "field `limit`: invalid digit found in string"),
+            ("Failed to deserialize query string: missing field `year`".to_string(), "缺少字段 year", "field `year` is missing"),
+            ("Invalid URL: Cannot parse `abc` to a `i64`".to_string(), "地址中的 abc 不是有效的整数", "`abc` in the address is not a valid i64"),
+        ];
+        for (text, zh, en) in cases {
+            let reason = field_reason(&text).unwrap_or_else(|| panic!("no reason found in {text}"));
+            assert_eq!((reason.zh.as_str(), reason.en.as_str()), (zh, en), "{text}");
+        }
+        assert!(field_reason("expected value at line 1 column 1").is_none());
     }
 
     #[test]

@@ -225,33 +225,36 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing(app: TestApp) {
     let before = app.store.count_cases().await.unwrap();
     let long = "很".repeat(10_000);
     let oversize = "x".repeat(300 * 1024);
-    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
-        (b"{not json".to_vec(), 400, "MALFORMED_JSON"),
-        (json!({"channel": "hotline", "description": "x", "jurisdiction": GRID, "colour": "red"}).to_string().into_bytes(), 422, "INVALID_FIELDS"),
-        (json!({"channel": "hotline", "description": 42, "jurisdiction": GRID}).to_string().into_bytes(), 422, "INVALID_FIELDS"),
-        (json!({"channel": "hotline", "jurisdiction": GRID}).to_string().into_bytes(), 422, "INVALID_FIELDS"),
+    // The last element is a word both messages must name: the field or value at fault.
+    let cases: Vec<(Vec<u8>, u16, &str, &str)> = vec![
+        (b"{not json".to_vec(), 400, "MALFORMED_JSON", ""),
+        (json!({"channel": "hotline", "description": "x", "jurisdiction": GRID, "colour": "red"}).to_string().into_bytes(), 422, "INVALID_FIELDS", "colour"),
+        (json!({"channel": "hotline", "description": 42, "jurisdiction": GRID}).to_string().into_bytes(), 422, "INVALID_FIELDS", "description"),
+        (json!({"channel": "hotline", "jurisdiction": GRID}).to_string().into_bytes(), 422, "INVALID_FIELDS", "description"),
         // The fields in order as an array: serde alone would read it as the object.
-        (json!(["hotline", "路灯不亮", null, null, GRID, null, null, null, null]).to_string().into_bytes(), 422, "INVALID_FIELDS"),
-        (json!({"channel": "fax", "description": "x", "jurisdiction": GRID}).to_string().into_bytes(), 422, "INVALID_INPUT"),
-        (json!({"channel": "hotline", "description": "", "jurisdiction": GRID}).to_string().into_bytes(), 422, "DESCRIPTION_EMPTY"),
-        (json!({"channel": "hotline", "description": long, "jurisdiction": GRID}).to_string().into_bytes(), 422, "TEXT_TOO_LONG"),
-        (json!({"channel": "hotline", "description": "x", "jurisdiction": OTHER_COUNTY, "matter": "nope"}).to_string().into_bytes(), 422, "MATTER_UNKNOWN"),
-        (json!({"channel": "hotline", "description": "x", "jurisdiction": GRID, "reporter_id_number": "110105194912310021"}).to_string().into_bytes(), 422, "ID_NUMBER_INVALID"),
-        (oversize.into_bytes(), 413, "BODY_TOO_LARGE"),
+        (json!(["hotline", "路灯不亮", null, null, GRID, null, null, null, null]).to_string().into_bytes(), 422, "INVALID_FIELDS", ""),
+        (json!({"channel": "fax", "description": "x", "jurisdiction": GRID}).to_string().into_bytes(), 422, "INVALID_INPUT", "fax"),
+        (json!({"channel": "hotline", "description": "", "jurisdiction": GRID}).to_string().into_bytes(), 422, "DESCRIPTION_EMPTY", ""),
+        (json!({"channel": "hotline", "description": long, "jurisdiction": GRID}).to_string().into_bytes(), 422, "TEXT_TOO_LONG", ""),
+        (json!({"channel": "hotline", "description": "x", "jurisdiction": OTHER_COUNTY, "matter": "nope"}).to_string().into_bytes(), 422, "MATTER_UNKNOWN", ""),
+        (json!({"channel": "hotline", "description": "x", "jurisdiction": GRID, "reporter_id_number": "110105194912310021"}).to_string().into_bytes(), 422, "ID_NUMBER_INVALID", ""),
+        (oversize.into_bytes(), 413, "BODY_TOO_LARGE", ""),
     ];
-    for (body, status, code) in cases {
+    for (body, status, code, names) in cases {
         let response = hotline
             .request("POST", "/api/cases", &[("Content-Type", "application/json")], Some(&body))
             .await
             .unwrap();
         let answer = response.json();
         assert_eq!(
-            (response.status, answer["error"]["code"].as_str().unwrap_or("")),
-            (status, code),
+            (response.status, answer["error"]["code"].as_str().unwrap_or(""), ""),
+            (status, code, ""),
             "{answer}"
         );
-        assert!(!answer["error"]["message"].as_str().unwrap().is_empty());
-        assert!(!answer["error"]["message_en"].as_str().unwrap().is_empty());
+        let (zh, en) =
+            (answer["error"]["message"].as_str().unwrap(), answer["error"]["message_en"].as_str().unwrap());
+        assert!(!zh.is_empty() && !en.is_empty());
+        assert!(zh.contains(names) && en.contains(names), "{code} should name `{names}`: {zh} / {en}");
     }
     let wrong_type =
         hotline.request("POST", "/api/cases", &[("Content-Type", "text/plain")], Some(b"{}")).await.unwrap();

@@ -239,19 +239,22 @@ async fn an_event_stream_ends_with_its_session(app: TestApp) {
 async fn every_refusal_has_the_error_body_and_changes_nothing(app: TestApp) {
     let mut operator = app.signed_in("operator").await;
     // Refusals made before any handler runs answer in the same shape as the handlers' own.
-    for (method, path, status, expected) in [
-        ("GET", "/api/cases/9223372036854775808", 400, "INVALID_PARAMETERS"),
-        ("GET", "/api/cases?limit=abc", 400, "INVALID_PARAMETERS"),
-        ("GET", "/api/no-such-thing", 404, "NOT_FOUND"),
-        ("DELETE", "/api/cases", 405, "METHOD_NOT_ALLOWED"),
+    // The last element is what both messages must name: the value or parameter at fault.
+    for (method, path, status, expected, names) in [
+        ("GET", "/api/cases/9223372036854775808", 400, "INVALID_PARAMETERS", "9223372036854775808"),
+        ("GET", "/api/cases?limit=abc", 400, "INVALID_PARAMETERS", "limit"),
+        ("GET", "/api/analytics/top?dim=matter&n=x", 400, "INVALID_PARAMETERS", "n"),
+        ("GET", "/api/analytics/top", 400, "INVALID_PARAMETERS", "dim"),
+        ("GET", "/api/no-such-thing", 404, "NOT_FOUND", ""),
+        ("DELETE", "/api/cases", 405, "METHOD_NOT_ALLOWED", ""),
     ] {
         let response = operator.request(method, path, &[], None).await.unwrap();
         let body = response.json();
         assert_eq!((response.status, code(&body)), (status, expected), "{method} {path}: {body}");
-        assert!(
-            !body["error"]["message"].as_str().unwrap().is_empty()
-                && !body["error"]["message_en"].as_str().unwrap().is_empty()
-        );
+        let (zh, en) =
+            (body["error"]["message"].as_str().unwrap(), body["error"]["message_en"].as_str().unwrap());
+        assert!(!zh.is_empty() && !en.is_empty());
+        assert!(zh.contains(names) && en.contains(names), "{path} should name `{names}`: {zh} / {en}");
     }
     let huge = vec![0xFFu8; 11 * 1024 * 1024];
     let response = operator.request("POST", "/api/attachments?name=big.jpg", &[], Some(&huge)).await.unwrap();

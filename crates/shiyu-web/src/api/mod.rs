@@ -109,13 +109,19 @@ fn json_refusal(rejection: JsonRejection) -> WebError {
             "The JSON is malformed",
         )
         .with_details(detail),
-        JsonRejection::JsonDataError(_) => WebError::refused(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "INVALID_FIELDS",
-            "字段缺失、类型错误或包含未知字段",
-            "A field is missing, has the wrong type, or is unknown",
-        )
-        .with_details(detail),
+        JsonRejection::JsonDataError(_) => {
+            let refused = WebError::refused(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "INVALID_FIELDS",
+                "字段缺失、类型错误或包含未知字段",
+                "A field is missing, has the wrong type, or is unknown",
+            );
+            match crate::errors::field_reason(&detail) {
+                Some(reason) => refused.because(reason.zh, reason.en),
+                None => refused,
+            }
+            .with_details(detail)
+        }
         _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => WebError::refused(
             StatusCode::PAYLOAD_TOO_LARGE,
             "BODY_TOO_LARGE",
