@@ -126,6 +126,8 @@ pub fn plan_divisions(existing: &[Jurisdiction], csv: &str) -> Result<MapPlan, V
     }
     let file_levels: HashMap<&str, Level> = rows.iter().map(|r| (r.2, r.1)).collect();
     let mut registry = Registry::new(existing);
+    let known: HashMap<&str, &Jurisdiction> = existing.iter().map(|j| (j.code.as_str(), j)).collect();
+    let by_id: HashMap<JurisdictionId, &Jurisdiction> = existing.iter().map(|j| (j.id, j)).collect();
     let mut plan = MapPlan::default();
     // Parents before children, whatever order the file is in.
     rows.sort_by_key(|r| (r.1, r.0));
@@ -168,6 +170,20 @@ pub fn plan_divisions(existing: &[Jurisdiction], csv: &str) -> Result<MapPlan, V
                 (Some(_), None) => continue,
             }
         };
+        // A township moved to another county would leave its cases with the old chain of places, seen and
+        // managed by the old county: a division keeps its parent, as it keeps its level.
+        if let Some(known) = known.get(code).filter(|j| j.parent != parent) {
+            let parent_code =
+                |id: Option<JurisdictionId>| id.and_then(|p| by_id.get(&p)).map(|p| p.code.as_str());
+            problems.push(LineProblem {
+                line: number,
+                message: format!(
+                    "{code} belongs to {}; a division keeps its parent (a move needs a new code)",
+                    parent_code(known.parent).unwrap_or("nothing")
+                ),
+            });
+            continue;
+        }
         let unchanged = registry
             .by_code
             .get(code)
@@ -295,6 +311,8 @@ pub fn plan_grids(
 ) -> Result<MapPlan, Vec<String>> {
     let (features, mut problems) = read_features(text)?;
     let mut registry = Registry::new(existing);
+    let known: HashMap<&str, &Jurisdiction> = existing.iter().map(|j| (j.code.as_str(), j)).collect();
+    let by_id: HashMap<JurisdictionId, &Jurisdiction> = existing.iter().map(|j| (j.id, j)).collect();
     let mut plan = MapPlan::default();
     let mut accepted: Vec<(&Feature, Level, String)> = Vec::new();
     let mut seen = HashSet::new();
@@ -482,6 +500,20 @@ mod tests {
             problems[0].to_string().contains("320613001 is a township; a division keeps its level"),
             "{problems:#?}"
         );
+    }
+
+    #[test]
+    fn a_division_keeps_its_parent() {
+        let known = existing();
+        let moved = "county,320614,海门区,320600\ntownship,320613001,和平桥街道,320614\n";
+        let problems = plan_divisions(&known, moved).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(
+            problems[0].to_string().contains("320613001 belongs to 320613; a division keeps its parent"),
+            "{problems:#?}"
+        );
+        let renamed = plan_divisions(&known, "township,320613001,和平桥街道办事处,320613\n").unwrap();
+        assert_eq!((renamed.added, renamed.changed), (0, 1), "a new name is fine");
     }
 
     #[test]
