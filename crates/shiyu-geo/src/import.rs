@@ -311,8 +311,6 @@ pub fn plan_grids(
 ) -> Result<MapPlan, Vec<String>> {
     let (features, mut problems) = read_features(text)?;
     let mut registry = Registry::new(existing);
-    let known: HashMap<&str, &Jurisdiction> = existing.iter().map(|j| (j.code.as_str(), j)).collect();
-    let by_id: HashMap<JurisdictionId, &Jurisdiction> = existing.iter().map(|j| (j.id, j)).collect();
     let mut plan = MapPlan::default();
     let mut accepted: Vec<(&Feature, Level, String)> = Vec::new();
     let mut seen = HashSet::new();

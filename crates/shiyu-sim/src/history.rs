@@ -312,6 +312,22 @@ impl World {
 
     fn describe(&self, place: &Place, matter: usize, rng: &mut Rng) -> (String, String) {
         let spec = self.specs[matter];
+        let (named, spot) = self.spoken_place(place, spec, rng);
+        let description = match spec.and_then(|s| rng.pick(s.templates)) {
+            Some(template) => template.replacen("{place}", &named, 1),
+            None => format!("{named}有{}问题，请尽快处理", self.matters[matter].name),
+        };
+        (description, format!("{}{}{}{spot}", place.county, place.township, place.community))
+    }
+
+    /// How a caller names where something is (the community, sometimes its street office, and a spot there),
+    /// and the spot alone.
+    fn spoken_place(
+        &self,
+        place: &Place,
+        spec: Option<&MatterSpec>,
+        rng: &mut Rng,
+    ) -> (String, &'static str) {
         let spots = match (place.hotspot, spec) {
             (Some(h), Some(spec)) if spec.hotspots.contains(&h) => h.spots(),
             _ => catalog::GENERAL_SPOTS,
@@ -323,12 +339,37 @@ impl World {
         } else {
             format!("{}{spot}", place.community)
         };
-        let description = match spec.and_then(|s| rng.pick(s.templates)) {
-            Some(template) => template.replacen("{place}", &named, 1),
-            None => format!("{named}有{}问题，请尽快处理", self.matters[matter].name),
-        };
-        (description, format!("{}{}{}{spot}", place.county, place.township, place.community))
+        (named, spot)
     }
+
+    /// `each` descriptions of every phrasing of every matter in the catalog, at places drawn as reports' are,
+    /// with the phrasing each came from: what the classifier is measured on when whole phrasings are held
+    /// out (`shiyu bench classifier`), since a held-out case that shares its phrasing with training cases
+    /// says little about a report put in new words.
+    pub fn phrased_descriptions(&self, each: usize, seed: u64) -> Vec<Phrased> {
+        let mut rng = Rng::new(seed);
+        let mut phrased = Vec::new();
+        for (matter, spec) in self.matters.iter().zip(&self.specs) {
+            let Some(spec) = spec else { continue };
+            for (phrasing, template) in spec.templates.iter().enumerate() {
+                for _ in 0..each {
+                    let place = &self.places[rng.draw(&self.place_table)];
+                    let (named, _) = self.spoken_place(place, Some(spec), &mut rng);
+                    let text = template.replacen("{place}", &named, 1);
+                    phrased.push(Phrased { matter: matter.code.clone(), phrasing, text });
+                }
+            }
+        }
+        phrased
+    }
+}
+
+/// A description the simulator wrote: its matter's code, which of the matter's phrasings it follows, the text.
+#[derive(Clone, Debug)]
+pub struct Phrased {
+    pub matter: String,
+    pub phrasing: usize,
+    pub text: String,
 }
 
 /// What the simulator was asked for.

@@ -123,23 +123,53 @@ pub fn train_and_evaluate(examples: &[(String, String)], every: usize) -> Option
     let learn: Vec<(String, String)> = learn.into_iter().map(|(_, e)| e).collect();
     let held: Vec<(String, String)> = held.into_iter().map(|(_, e)| e).collect();
     let evaluation = match Classifier::train(&learn) {
-        Some(model) if !held.is_empty() => {
-            let (mut top1, mut top3) = (0usize, 0usize);
-            for (text, label) in &held {
-                let suggested = model.suggest(text, 3);
-                top1 += usize::from(suggested.first().is_some_and(|s| &s.label == label));
-                top3 += usize::from(suggested.iter().any(|s| &s.label == label));
-            }
-            Evaluation {
-                trained_on: learn.len(),
-                held_out: held.len(),
-                top1: top1 as f64 / held.len() as f64,
-                top3: top3 as f64 / held.len() as f64,
-            }
-        }
-        _ => Evaluation { trained_on: learn.len(), held_out: 0, top1: 0.0, top3: 0.0 },
+        Some(model) => measure(&model, &held, learn.len()),
+        None => Evaluation { trained_on: learn.len(), held_out: 0, top1: 0.0, top3: 0.0 },
     };
     Some((Classifier::train(examples)?, evaluation))
+}
+
+/// How often the model's first suggestion, and its first three, hold the right matter for `held`.
+fn measure(model: &Classifier, held: &[(String, String)], trained_on: usize) -> Evaluation {
+    let (mut top1, mut top3) = (0usize, 0usize);
+    for (text, label) in held {
+        let suggested = model.suggest(text, 3);
+        top1 += usize::from(suggested.first().is_some_and(|s| &s.label == label));
+        top3 += usize::from(suggested.iter().any(|s| &s.label == label));
+    }
+    let share = |n: usize| if held.is_empty() { 0.0 } else { n as f64 / held.len() as f64 };
+    Evaluation { trained_on, held_out: held.len(), top1: share(top1), top3: share(top3) }
+}
+
+/// Accuracy on ways of putting things the model has never seen: each example is `(text, label, group)`,
+/// where a group is one way of wording a label (a phrasing). Every group is held out once, with the other
+/// groups of its label in training, so a text is judged only by words learned from differently worded
+/// texts. Labels with a single group are always learned from, never held out (they could not be learned).
+/// `trained_on` is the average training set.
+pub fn evaluate_unseen_groups(examples: &[(String, String, usize)]) -> Evaluation {
+    let mut groups_of: HashMap<&str, HashSet<usize>> = HashMap::new();
+    for (_, label, group) in examples {
+        groups_of.entry(label.as_str()).or_default().insert(*group);
+    }
+    let folds = examples.iter().map(|(_, _, g)| g + 1).max().unwrap_or(0);
+    let (mut held_out, mut trained, mut top1, mut top3) = (0usize, 0usize, 0.0, 0.0);
+    let mut rounds = 0usize;
+    for fold in 0..folds {
+        let (held, learn): (Vec<_>, Vec<_>) =
+            examples.iter().partition(|(_, label, g)| *g == fold && groups_of[label.as_str()].len() > 1);
+        let held: Vec<(String, String)> = held.into_iter().map(|(t, l, _)| (t.clone(), l.clone())).collect();
+        let learn: Vec<(String, String)> =
+            learn.into_iter().map(|(t, l, _)| (t.clone(), l.clone())).collect();
+        let Some(model) = Classifier::train(&learn).filter(|_| !held.is_empty()) else { continue };
+        let measured = measure(&model, &held, learn.len());
+        top1 += measured.top1 * held.len() as f64;
+        top3 += measured.top3 * held.len() as f64;
+        held_out += held.len();
+        trained += learn.len();
+        rounds += 1;
+    }
+    let share = |hits: f64| if held_out == 0 { 0.0 } else { hits / held_out as f64 };
+    Evaluation { trained_on: trained / rounds.max(1), held_out, top1: share(top1), top3: share(top3) }
 }
 
 #[cfg(test)]
@@ -186,6 +216,35 @@ mod tests {
         // Nothing it knows: the priors, still three ranked answers.
         assert_eq!(model.suggest("今天天气不错", 3).len(), 3);
         assert!(Classifier::train(&[]).is_none());
+    }
+
+    #[test]
+    fn unseen_phrasings_are_judged_by_words_learned_from_other_phrasings() {
+        // Two phrasings each, sharing the words that matter; a third label with one phrasing only.
+        let grouped = |label: &str, phrasings: [[&str; 2]; 2]| -> Vec<(String, String, usize)> {
+            phrasings
+                .iter()
+                .enumerate()
+                .flat_map(|(g, texts)| texts.iter().map(move |t| (t.to_string(), label.to_string(), g)))
+                .collect()
+        };
+        let mut examples =
+            grouped("gas_leak", [["燃气泄漏很危险", "燃气泄漏了快来"], ["闻到燃气味", "楼道燃气味重"]]);
+        examples
+            .extend(grouped("noise", [["装修噪音太大", "噪音吵得睡不着"], ["夜里噪音扰民", "广场噪音扰民"]]));
+        examples.push(("路灯坏了".to_string(), "street_light".to_string(), 0));
+        let evaluation = evaluate_unseen_groups(&examples);
+        assert_eq!(
+            evaluation.held_out, 8,
+            "every text of a label with two phrasings, once; not the lone one"
+        );
+        assert_eq!(evaluation.top1, 1.0, "燃气 and 噪音 carry over between phrasings: {evaluation:?}");
+        assert_eq!(evaluation.trained_on, 5, "half the phrasings and the lone label, in each round");
+        // Nothing carries over: the held-out phrasing shares no word with the other one.
+        let mut disjoint = grouped("gas_leak", [["燃气泄漏", "燃气泄漏"], ["阀门坏了", "阀门坏了"]]);
+        disjoint.extend(grouped("noise", [["噪音扰民", "噪音扰民"], ["音响太吵", "音响太吵"]]));
+        assert!(evaluate_unseen_groups(&disjoint).top1 < 1.0);
+        assert_eq!(evaluate_unseen_groups(&[]).held_out, 0);
     }
 
     #[test]

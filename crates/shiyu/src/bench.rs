@@ -5,6 +5,7 @@ use serde_json::{json, Map, Value};
 use std::time::Duration;
 
 pub mod analytics;
+pub mod classifier;
 pub mod geo;
 pub mod http;
 pub mod intake;

@@ -193,6 +193,14 @@ enum UserCommand {
 
 #[derive(Debug, Subcommand)]
 enum Benchmark {
+    /// The matter classifier on the demo's descriptions: phrasings it never saw against cases it did.
+    Classifier {
+        /// Descriptions written of each phrasing of each matter.
+        #[arg(long, default_value_t = 30)]
+        each: usize,
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+    },
     /// Point → grid lookups and routing decisions on the demo city's grids; with --database, PostGIS beside.
     Geo {
         #[arg(long, default_value_t = 1_000_000)]
@@ -501,6 +509,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                         dir: dir.unwrap_or_else(std::env::temp_dir),
                     };
                     bench::http::run(&options).await?
+                }
+                Benchmark::Classifier { each, seed } => {
+                    bench::classifier::run(&bench::classifier::ClassifierOptions { each: each.max(1), seed })
+                        .await?
                 }
                 Benchmark::Geo { lookups, routes, postgis_lookups } => {
                     let options = bench::geo::GeoOptions { lookups, routes, postgis_lookups, database };
