@@ -288,3 +288,38 @@ async fn bulk_loaded_histories_read_back_exactly_and_a_second_load_must_follow_t
     shiyu_sim::simulate::simulate(store.clone(), world, privacy, later, |_| {}).await.unwrap();
     assert_eq!(store.count_cases().await.unwrap(), 15_001);
 }
+
+#[test]
+fn every_phrasing_of_every_matter_is_written_out_at_real_places() {
+    let city = city();
+    let world = world(&city);
+    let phrased = world.phrased_descriptions(3, 11);
+    let mut expected = 0;
+    for spec in shiyu_sim::catalog::MATTERS {
+        for (phrasing, template) in spec.templates.iter().enumerate() {
+            let written: Vec<_> =
+                phrased.iter().filter(|p| p.matter == spec.code && p.phrasing == phrasing).collect();
+            assert_eq!(written.len(), 3, "{} phrasing {phrasing}", spec.code);
+            // The template's own words are all there, around a place instead of `{place}`.
+            let (before, after) = template.split_once("{place}").unwrap();
+            for p in written {
+                assert!(p.text.starts_with(before) && p.text.ends_with(after), "{}: {}", template, p.text);
+                assert!(p.text.chars().count() > template.chars().count() - "{place}".len(), "{}", p.text);
+            }
+            expected += 3;
+        }
+    }
+    assert_eq!(phrased.len(), expected, "nothing but the catalog's phrasings");
+    let communities: Vec<String> = city
+        .jurisdictions
+        .iter()
+        .filter(|j| j.level == shiyu_domain::Level::Community)
+        .map(|j| j.name.trim_end_matches("社区居委会").trim_end_matches("村委会").to_string())
+        .collect();
+    let named = phrased.iter().filter(|p| communities.iter().any(|c| p.text.contains(c.as_str()))).count();
+    assert!(
+        named * 10 > phrased.len() * 9,
+        "descriptions name the city's communities: {named} of {}",
+        phrased.len()
+    );
+}

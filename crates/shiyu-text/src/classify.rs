@@ -8,7 +8,20 @@ use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
 /// Additive smoothing: small, because descriptions are short and most words never meet most matters.
-const ALPHA: f64 = 0.1;
+/// Additive smoothing. With a whole unit, a word met in only a few descriptions of a matter weighs less
+/// against the words many matters share: the model leans less on one phrasing's wording, which is what a
+/// report in words of its own needs (`shiyu bench classifier`: a tenth more right on unseen phrasings than
+/// with 0.1, none less on seen ones).
+const ALPHA: f64 = 1.0;
+
+/// What the model counts in a description: its words, and each character of them, so that 燃气味 and
+/// 燃气泄漏 have something in common although jieba cuts them into different words (marked with `·`, which
+/// jieba never leaves inside a word, so that a character is not mistaken for a one-character word).
+fn features(text: &str) -> HashSet<String> {
+    let words = words(text);
+    let characters: Vec<String> = words.iter().flat_map(|w| w.chars()).map(|c| format!("·{c}")).collect();
+    words.into_iter().chain(characters).collect()
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Classifier {
@@ -57,7 +70,7 @@ impl Classifier {
         for (text, label) in examples {
             let Some(&k) = label_index.get(label.as_str()) else { continue };
             documents[k] += 1;
-            let distinct: HashSet<String> = words(text).into_iter().collect();
+            let distinct: HashSet<String> = features(text);
             for word in distinct {
                 let next = vocabulary.len();
                 let w = *vocabulary.entry(word).or_insert(next);
@@ -90,7 +103,7 @@ impl Classifier {
     /// The `k` likeliest matters for `text`, most likely first.
     pub fn suggest(&self, text: &str, k: usize) -> Vec<Suggestion> {
         let known: HashSet<usize> =
-            words(text).into_iter().filter_map(|w| self.vocabulary.get(&w).copied()).collect();
+            features(text).into_iter().filter_map(|w| self.vocabulary.get(&w).copied()).collect();
         let scores: Vec<f64> = (0..self.labels.len())
             .map(|l| self.log_prior[l] + known.iter().map(|&w| self.log_likelihood[l][w]).sum::<f64>())
             .collect();
@@ -242,7 +255,7 @@ mod tests {
         assert_eq!(evaluation.trained_on, 5, "half the phrasings and the lone label, in each round");
         // Nothing carries over: the held-out phrasing shares no word with the other one.
         let mut disjoint = grouped("gas_leak", [["燃气泄漏", "燃气泄漏"], ["阀门坏了", "阀门坏了"]]);
-        disjoint.extend(grouped("noise", [["噪音扰民", "噪音扰民"], ["音响太吵", "音响太吵"]]));
+        disjoint.extend(grouped("noise", [["噪音扰民", "噪音扰民"], ["吵得睡不着", "吵得睡不着"]]));
         assert!(evaluate_unseen_groups(&disjoint).top1 < 1.0);
         assert_eq!(evaluate_unseen_groups(&[]).held_out, 0);
     }

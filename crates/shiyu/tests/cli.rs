@@ -369,6 +369,24 @@ fn bench_intake_prints_its_figures_as_json() {
     assert!(figures["group_commit_cases_per_s"].as_f64().unwrap() > 0.0);
 }
 
+/// The classifier is measured twice on the same descriptions: every fifth held out, as `train-classifier`
+/// reports, and whole phrasings held out; a phrasing never seen is the harder test, and the figures say so.
+#[test]
+fn bench_classifier_measures_unseen_phrasings_apart_from_seen_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = shiyu(&["bench", "classifier", "--each", "4", "--json"], dir.path());
+    assert!(output.status.success(), "{}", text(&output));
+    let figures = last_json_line(&output);
+    assert_eq!(figures["descriptions"].as_u64(), figures["phrasings"].as_u64().map(|p| p * 4));
+    assert_eq!(figures["unseen_phrasing_held_out"], figures["descriptions"], "every description once");
+    let share = |key: &str| figures[key].as_f64().unwrap_or(-1.0);
+    for key in ["by_case_top1", "by_case_top3", "unseen_phrasing_top1", "unseen_phrasing_top3"] {
+        assert!((0.0..=1.0).contains(&share(key)), "{key}: {figures}");
+    }
+    assert!(share("unseen_phrasing_top1") < share("by_case_top1"), "{figures}");
+    assert!(share("unseen_phrasing_top1") > 1.0 / 111.0, "better than a guess among the matters: {figures}");
+}
+
 /// The analytics benchmark checks every SQL answer against the projection's before it times anything, so a
 /// small run is also a test that the two agree on generated data spanning ten years.
 #[test]
