@@ -198,30 +198,37 @@ pub struct LoginResponse {
     pub expires_at: i64,
 }
 
-/// Failed sign-ins under usernames that do not exist, counted in memory the way `count_login_attempt` counts
-/// a real account's, so that the lock does not single out the real ones.
+/// Failed password checks counted in memory: per account and client address, so that whoever fails from one
+/// address locks only that address out of the account (a stranger cannot lock an operator out of the command
+/// center by guessing wrong on purpose), and, for usernames that do not exist, per name as well, the way the
+/// store counts a real account's failures from everywhere, so that the locks do not single out real accounts.
 #[derive(Debug, Default)]
-pub struct UnknownLogins(std::sync::Mutex<HashMap<String, (i64, Option<Timestamp>)>>);
+pub struct FailedSignIns(std::sync::Mutex<HashMap<String, (i64, Option<Timestamp>)>>);
 
-impl UnknownLogins {
-    /// Names remembered at most: a flood of made-up names empties the memory rather than growing it.
+impl FailedSignIns {
+    /// Keys remembered at most: a flood of made-up names or addresses empties the memory rather than growing
+    /// it.
     const MOST: usize = 10_000;
 
-    /// The failures so far under `name`, this one included, or `Err` with the time a lock lifts.
+    /// The failures so far under `key`, this one included, or `Err` with the time a lock lifts.
     fn count(
         &self,
-        name: &str,
+        key: &str,
         now: Timestamp,
         lock_after: i64,
         lock_until: Timestamp,
-    ) -> Result<i64, Option<Timestamp>> {
-        let mut names = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if names.len() >= Self::MOST && !names.contains_key(name) {
-            names.clear();
+    ) -> Result<i64, Timestamp> {
+        let mut keys = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if keys.len() >= Self::MOST && !keys.contains_key(key) {
+            keys.clear();
         }
-        let (failed, locked) = names.entry(name.to_string()).or_insert((0, None));
+        let (failed, locked) = keys.entry(key.to_string()).or_insert((0, None));
         if let Some(until) = locked.filter(|until| *until > now) {
-            return Err(Some(until));
+            return Err(until);
+        }
+        if locked.is_some() {
+            // The lock has lifted: the count starts again.
+            (*failed, *locked) = (0, None);
         }
         *failed += 1;
         if *failed >= lock_after {
@@ -229,15 +236,47 @@ impl UnknownLogins {
         }
         Ok(*failed)
     }
+
+    /// When the lock on `key` lifts, if it is locked now; counts nothing.
+    fn locked(&self, key: &str, now: Timestamp) -> Option<Timestamp> {
+        let keys = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        keys.get(key).and_then(|(_, locked)| *locked).filter(|until| *until > now)
+    }
+
+    fn clear(&self, key: &str) {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(key);
+    }
 }
 
-fn account_locked(until: Option<Timestamp>) -> WebError {
-    let error = WebError::refused(
-        StatusCode::TOO_MANY_REQUESTS,
-        "ACCOUNT_LOCKED",
-        "登录失败次数过多，账号已临时锁定",
-        "Too many failed sign-ins; the account is locked for a while",
-    );
+/// The key of an account (or a username nobody has) tried from an address.
+fn from_address(account: &str, caller: &Caller) -> String {
+    format!("{account} from {}", caller.address.as_deref().unwrap_or("an unknown address"))
+}
+
+/// Which lock refused a sign-in.
+#[derive(Clone, Copy, Debug)]
+enum Lock {
+    /// Too many failures from the caller's address: other addresses may still sign in.
+    Address,
+    /// Too many failures from everywhere: nobody may until it lifts.
+    Account,
+}
+
+fn account_locked(lock: Lock, until: Option<Timestamp>) -> WebError {
+    let error = match lock {
+        Lock::Account => WebError::refused(
+            StatusCode::TOO_MANY_REQUESTS,
+            "ACCOUNT_LOCKED",
+            "登录失败次数过多，账号已临时锁定",
+            "Too many failed sign-ins; the account is locked for a while",
+        ),
+        Lock::Address => WebError::refused(
+            StatusCode::TOO_MANY_REQUESTS,
+            "ACCOUNT_LOCKED",
+            "从此地址登录失败次数过多，该账号暂不能从此地址登录",
+            "Too many failed sign-ins from this address; the account cannot be signed into from here for a while",
+        ),
+    };
     match until {
         Some(until) => error
             .because(format!("锁定至北京时间 {until}"), format!("locked until {until} Beijing time (UTC+8)")),
@@ -282,8 +321,18 @@ pub async fn login(
     else {
         // Answered as a real account would be — counted, slowed, locked — and with the same effort, so that
         // neither the answers nor their timing tell which usernames exist.
-        let failed = state.unknown_logins.count(&request.username, now, settings.lockout_after, lock_until);
-        let failed = failed.map_err(account_locked)?;
+        // The same steps in the same order as `password_is_right`, the name standing for the account.
+        let failed_sign_ins = &state.failed_sign_ins;
+        let anywhere = format!("unknown {}", request.username);
+        if let Some(until) = failed_sign_ins.locked(&anywhere, now) {
+            return Err(account_locked(Lock::Account, Some(until)));
+        }
+        let failed = failed_sign_ins
+            .count(&from_address(&anywhere, &caller), now, settings.lockout_after, lock_until)
+            .map_err(|until| account_locked(Lock::Address, Some(until)))?;
+        failed_sign_ins
+            .count(&anywhere, now, settings.account_lockout_after, lock_until)
+            .map_err(|until| account_locked(Lock::Account, Some(until)))?;
         let _ = verify_in_background(request.password, None).await;
         return Err(failed_after(failed).await);
     };
@@ -395,9 +444,14 @@ pub async fn change_password(
 }
 
 /// Checks `password` against a real account as every password check must: refused at once while the account
-/// is locked; counted before it is checked, so that guesses sent in parallel each take a place in the count
-/// and those beyond the limit are refused unchecked; a wrong one audited as `failure` and answered more
-/// slowly each time; a right one clears the count. `Ok(false)` for a wrong password.
+/// is locked, or locked for the caller's address; counted before it is checked, so that guesses sent in
+/// parallel each take a place in the count and those beyond the limit are refused unchecked; a wrong one
+/// audited as `failure` and answered more slowly each time; a right one clears both counts.
+/// `Ok(false)` for a wrong password.
+///
+/// Two locks: `lockout_after` failures from one address lock that address out of the account (in memory),
+/// and `account_lockout_after` from everywhere lock the account itself (in the store, for every node), so
+/// that guessing from many addresses meets a limit too, but one stranger cannot lock a user out.
 async fn password_is_right(
     state: &AppState,
     caller: &Caller,
@@ -408,20 +462,27 @@ async fn password_is_right(
     let now = state.now();
     let user = credentials.user.id;
     if let Some(until) = credentials.locked_until.filter(|until| *until > now) {
-        return Err(account_locked(Some(until)));
+        return Err(account_locked(Lock::Account, Some(until)));
     }
     let settings = &state.settings;
     let lock_until = now.plus_minutes(settings.lockout_minutes);
-    let Some(failed) = state.store.count_login_attempt(user, now, settings.lockout_after, lock_until).await?
-    else {
-        return Err(account_locked(None));
-    };
+    let here = from_address(&format!("user {}", user.0), caller);
+    let failed_here = state
+        .failed_sign_ins
+        .count(&here, now, settings.lockout_after, lock_until)
+        .map_err(|until| account_locked(Lock::Address, Some(until)))?;
+    let counted =
+        state.store.count_login_attempt(user, now, settings.account_lockout_after, lock_until).await?;
+    if counted.is_none() {
+        return Err(account_locked(Lock::Account, None));
+    }
     if !verify_in_background(password, credentials.password_hash.clone()).await {
         state.store.audit(vec![caller.audit(now, failure, Some(format!("user:{}", user.0)), None)]).await?;
-        slow_down(failed).await;
+        slow_down(failed_here).await;
         return Ok(false);
     }
     state.store.set_login_state(user, 0, None).await?;
+    state.failed_sign_ins.clear(&here);
     Ok(true)
 }
 

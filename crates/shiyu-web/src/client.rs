@@ -3,9 +3,9 @@
 
 use serde_json::Value;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 #[derive(Debug, Clone)]
 pub struct HttpResponse {
@@ -28,6 +28,8 @@ impl HttpResponse {
 #[derive(Debug)]
 pub struct HttpClient {
     address: SocketAddr,
+    /// The address connections come from, when not the system's choice.
+    from: Option<IpAddr>,
     connection: Option<BufReader<TcpStream>>,
     pub cookie: Option<String>,
     pub csrf_token: Option<String>,
@@ -35,7 +37,24 @@ pub struct HttpClient {
 
 impl HttpClient {
     pub fn new(address: SocketAddr) -> HttpClient {
-        HttpClient { address, connection: None, cookie: None, csrf_token: None }
+        HttpClient { address, from: None, connection: None, cookie: None, csrf_token: None }
+    }
+
+    /// A client whose connections come from `from`: on loopback any of 127.0.0.0/8, so that a test can be
+    /// several clients at several addresses.
+    pub fn from_address(address: SocketAddr, from: IpAddr) -> HttpClient {
+        HttpClient { from: Some(from), ..HttpClient::new(address) }
+    }
+
+    async fn connect(&self) -> io::Result<TcpStream> {
+        match self.from {
+            None => TcpStream::connect(self.address).await,
+            Some(from) => {
+                let socket = if from.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+                socket.bind(SocketAddr::new(from, 0))?;
+                socket.connect(self.address).await
+            }
+        }
     }
 
     pub async fn request(
@@ -59,7 +78,7 @@ impl HttpClient {
         // A kept-alive connection may have been closed by the server: retry once on a fresh one.
         for attempt in 0..2 {
             if self.connection.is_none() {
-                let stream = TcpStream::connect(self.address).await?;
+                let stream = self.connect().await?;
                 // Requests go out whole in one write; without this Nagle holds them back for the peer's
                 // delayed acknowledgement.
                 stream.set_nodelay(true)?;

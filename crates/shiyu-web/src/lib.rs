@@ -29,8 +29,11 @@ pub struct WebSettings {
     /// Mark the session cookie `Secure` (when served over TLS, directly or behind a proxy).
     pub secure_cookies: bool,
     pub session_minutes: i64,
-    /// Failed sign-ins before an account is locked, and for how long.
+    /// Failed sign-ins from one address before that address may no longer try the account.
     pub lockout_after: i64,
+    /// Failed sign-ins from all addresses together before the account itself is locked.
+    pub account_lockout_after: i64,
+    /// How long either lock lasts.
     pub lockout_minutes: i64,
     pub max_body_bytes: usize,
     /// Requests per minute one address may make to the public endpoints and to sign-in (0: no limit).
@@ -45,6 +48,7 @@ impl Default for WebSettings {
             secure_cookies: false,
             session_minutes: 12 * 60,
             lockout_after: 5,
+            account_lockout_after: 50,
             lockout_minutes: 15,
             max_body_bytes: 256 * 1024,
             public_requests_per_minute: 120,
@@ -67,7 +71,7 @@ pub struct AppState {
     /// The columnar projection of every case, kept current from the log by a task that ends with the
     /// last clone of this state.
     pub analytics: shiyu_analytics::Analytics,
-    pub unknown_logins: Arc<auth::UnknownLogins>,
+    pub failed_sign_ins: Arc<auth::FailedSignIns>,
     _follower: Arc<Follower>,
 }
 
@@ -114,7 +118,7 @@ impl AppState {
             metrics: Arc::new(ops::Metrics::default()),
             classifier: Arc::new(classifier),
             analytics,
-            unknown_logins: Arc::default(),
+            failed_sign_ins: Arc::default(),
             _follower: Arc::new(Follower(follower.abort_handle())),
         })
     }

@@ -15,6 +15,7 @@ use support::{GRID, OTHER_COUNTY};
 on_both_backends![
     parallel_guesses_cannot_outrun_the_lock,
     a_lock_does_not_tell_which_usernames_exist,
+    a_stranger_guessing_wrong_locks_out_only_their_own_address,
     a_case_is_merged_only_into_one_the_operator_can_see,
     citizens_see_their_own_reports_without_the_handling_inside,
     cases_are_dispatched_only_to_departments_over_their_place,
@@ -85,6 +86,60 @@ async fn a_lock_does_not_tell_which_usernames_exist(app: TestApp) {
     }
     assert_eq!(answers[0], answers[1], "a real account and a made-up name answer alike");
     assert_eq!(answers[0][3], (429, "ACCOUNT_LOCKED".to_string()));
+}
+
+async fn a_stranger_guessing_wrong_locks_out_only_their_own_address(app: TestApp) {
+    // The test app locks an address out of an account after three failures from it, and the account
+    // itself after six from anywhere.
+    let guess = |n: usize| json!({"username": "operator", "password": format!("guess-number-{n}")});
+    let mut stranger = app.anonymous_from("127.0.0.2");
+    for n in 0..3 {
+        assert_eq!(stranger.json("POST", "/api/session", Some(&guess(n))).await.unwrap().0, 401);
+    }
+    let (status, body) = stranger.sign_in("operator", support::PASSWORD).await.unwrap();
+    assert_eq!((status, code(&body)), (429, "ACCOUNT_LOCKED"), "the stranger's address is locked out");
+    let said = body["error"]["message_en"].as_str().unwrap();
+    assert!(said.contains("from this address") && said.contains("Beijing time"), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("从此地址"), "{body}");
+
+    // The operator at their own desk is not.
+    let mut desk = app.anonymous_from("127.0.0.1");
+    let (status, body) = desk.sign_in("operator", support::PASSWORD).await.unwrap();
+    assert_eq!(status, 200, "the real user signs in from elsewhere: {body}");
+
+    // Guessing from many addresses meets the account's own lock: six failures since that sign-in, from two
+    // more addresses, lock it for everyone.
+    for from in ["127.0.0.3", "127.0.0.4"] {
+        let mut another = app.anonymous_from(from);
+        for n in 0..3 {
+            assert_eq!(another.json("POST", "/api/session", Some(&guess(n))).await.unwrap().0, 401);
+        }
+    }
+    let mut third = app.anonymous_from("127.0.0.7");
+    let (status, body) = third.sign_in("operator", support::PASSWORD).await.unwrap();
+    assert_eq!((status, code(&body)), (429, "ACCOUNT_LOCKED"), "six failures in all lock the account");
+    assert!(body["error"]["message_en"].as_str().unwrap().contains("the account is locked"), "{body}");
+    app.advance_minutes(16);
+    assert_eq!(third.sign_in("operator", support::PASSWORD).await.unwrap().0, 200, "both locks lift");
+    let (status, _) = stranger.json("POST", "/api/session", Some(&guess(9))).await.unwrap();
+    assert_eq!(status, 401, "the stranger's count started again");
+
+    // A made-up name answers the same way at every step.
+    let nobody = |n: usize| json!({"username": "no-such-operator", "password": format!("guess-number-{n}")});
+    let mut answers = Vec::new();
+    for (from, n) in [("127.0.0.5", 0), ("127.0.0.5", 1), ("127.0.0.5", 2), ("127.0.0.5", 3)] {
+        let (status, body) =
+            app.anonymous_from(from).json("POST", "/api/session", Some(&nobody(n))).await.unwrap();
+        answers.push((
+            status,
+            code(&body).to_string(),
+            body["error"]["message_en"].as_str().unwrap_or("").contains("from this address"),
+        ));
+    }
+    assert_eq!(answers[3], (429, "ACCOUNT_LOCKED".to_string(), true), "{answers:?}");
+    let (status, _) =
+        app.anonymous_from("127.0.0.6").json("POST", "/api/session", Some(&nobody(4))).await.unwrap();
+    assert_eq!(status, 401, "another address may still try the name");
 }
 
 async fn a_case_is_merged_only_into_one_the_operator_can_see(app: TestApp) {

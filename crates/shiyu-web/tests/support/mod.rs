@@ -40,7 +40,12 @@ impl TestApp {
     pub async fn start(backend: Backend) -> TestApp {
         TestApp::start_with(
             backend,
-            WebSettings { lockout_after: 3, public_requests_per_minute: 0, ..WebSettings::default() },
+            WebSettings {
+                lockout_after: 3,
+                account_lockout_after: 6,
+                public_requests_per_minute: 0,
+                ..WebSettings::default()
+            },
         )
         .await
     }
@@ -99,6 +104,11 @@ impl TestApp {
 
     pub fn anonymous(&self) -> HttpClient {
         HttpClient::new(self.address)
+    }
+
+    /// A client connecting from another loopback address (`127.0.0.2` …), as another machine would.
+    pub fn anonymous_from(&self, from: &str) -> HttpClient {
+        HttpClient::from_address(self.address, from.parse().expect("an IP address"))
     }
 
     pub async fn signed_in(&self, username: &str) -> HttpClient {
