@@ -282,16 +282,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         locked_until: Option<Timestamp>,
     ) -> StoreResult<()>;
     /// Counts a sign-in attempt against `user` before its password is checked, in one statement, so that
-    /// guesses sent in parallel cannot slip past the lock: the attempt that makes `lock_after` failures locks
-    /// the account until `lock_until`. `None` when the account is locked at `now` (nothing is counted);
-    /// otherwise the failures so far, this attempt included. A right password then clears them with
-    /// `set_login_state(user, 0, None)`.
+    /// guesses sent in parallel cannot slip past the lock: the attempt that makes `lock_after` failures in
+    /// one run locks the account until `lock_until`. A run that began at or before `counting_since` is over
+    /// and this attempt begins the next, so only failures close together lock. `None` when the account is
+    /// locked at `now` (nothing is counted); otherwise the failures of the run, this attempt included. A
+    /// right password then clears them with `set_login_state(user, 0, None)`.
     async fn count_login_attempt(
         &self,
         user: UserId,
         now: Timestamp,
         lock_after: i64,
         lock_until: Timestamp,
+        counting_since: Timestamp,
     ) -> StoreResult<Option<i64>>;
 
     async fn create_session(&self, session: &Session) -> StoreResult<()>;

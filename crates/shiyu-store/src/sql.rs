@@ -1108,7 +1108,8 @@ macro_rules! shared_sql {
         }
 
         pub(crate) async fn set_password(pool: &Pool, user: UserId, hash: &str) -> StoreResult<()> {
-            let done = sqlx::query("UPDATE users SET password_hash = $1, failed_logins = 0, locked_until = NULL WHERE id = $2")
+            let done = sqlx::query("UPDATE users SET password_hash = $1, failed_logins = 0, failed_since = NULL, locked_until = NULL \
+                 WHERE id = $2")
                 .bind(hash)
                 .bind(user.0)
                 .execute(pool)
@@ -1120,7 +1121,7 @@ macro_rules! shared_sql {
         }
 
         pub(crate) async fn set_login_state(pool: &Pool, user: UserId, failed: i64, locked_until: Option<shiyu_domain::Timestamp>) -> StoreResult<()> {
-            sqlx::query("UPDATE users SET failed_logins = $1, locked_until = $2 WHERE id = $3")
+            sqlx::query("UPDATE users SET failed_logins = $1, failed_since = NULL, locked_until = $2 WHERE id = $3")
                 .bind(failed)
                 .bind(locked_until.map(|t| t.0))
                 .bind(user.0)
@@ -1135,17 +1136,25 @@ macro_rules! shared_sql {
             now: shiyu_domain::Timestamp,
             lock_after: i64,
             lock_until: shiyu_domain::Timestamp,
+            counting_since: shiyu_domain::Timestamp,
         ) -> StoreResult<Option<i64>> {
-            // The SET expressions read the row as it was, so one statement both counts and locks.
+            // The SET expressions read the row as it was, so one statement both counts and locks. A run of
+            // failures that began at or before `counting_since` is over: this attempt starts a new one.
             let row: Option<(i64,)> = sqlx::query_as(
-                "UPDATE users SET failed_logins = failed_logins + 1, \
-                 locked_until = CASE WHEN failed_logins + 1 >= $2 THEN $3 ELSE locked_until END \
+                "UPDATE users SET \
+                 failed_logins = CASE WHEN failed_since IS NULL OR failed_since <= $5 THEN 1 \
+                     ELSE failed_logins + 1 END, \
+                 failed_since = CASE WHEN failed_since IS NULL OR failed_since <= $5 THEN $4 \
+                     ELSE failed_since END, \
+                 locked_until = CASE WHEN (CASE WHEN failed_since IS NULL OR failed_since <= $5 THEN 1 \
+                     ELSE failed_logins + 1 END) >= $2 THEN $3 ELSE locked_until END \
                  WHERE id = $1 AND (locked_until IS NULL OR locked_until <= $4) RETURNING failed_logins",
             )
             .bind(user.0)
             .bind(lock_after)
             .bind(lock_until.0)
             .bind(now.0)
+            .bind(counting_since.0)
             .fetch_optional(pool)
             .await?;
             Ok(row.map(|(failed,)| failed))
@@ -1668,8 +1677,10 @@ macro_rules! store_impl {
                 now: shiyu_domain::Timestamp,
                 lock_after: i64,
                 lock_until: shiyu_domain::Timestamp,
+                counting_since: shiyu_domain::Timestamp,
             ) -> StoreResult<Option<i64>> {
-                count_login_attempt(&self.reference_pool().await?, user, now, lock_after, lock_until).await
+                let pool = self.reference_pool().await?;
+                count_login_attempt(&pool, user, now, lock_after, lock_until, counting_since).await
             }
             async fn create_session(&self, session: &crate::Session) -> StoreResult<()> {
                 create_session(&self.reference_pool().await?, session).await

@@ -30,6 +30,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (10, "usernames_any_case", include_str!("../migrations/sqlite/0010_usernames_any_case.sql")),
     (11, "uploads", include_str!("../migrations/sqlite/0011_uploads.sql")),
     (12, "partial_indexes", include_str!("../migrations/sqlite/0012_partial_indexes.sql")),
+    (13, "failure_window", include_str!("../migrations/sqlite/0013_failure_window.sql")),
 ];
 
 #[derive(Debug)]

@@ -503,6 +503,22 @@ async fn users_sessions_and_tokens_round_trip(store: Arc<dyn Store>) {
     store.set_login_state(added.id, 3, Some(NOW)).await.unwrap();
     let locked = store.credentials("new_operator").await.unwrap().unwrap();
     assert_eq!((locked.failed_logins, locked.locked_until), (3, Some(NOW)));
+    // Failures count in runs: a run that began at or before `counting_since` is over, so only failures
+    // close together lock (here three within fifteen minutes lock for fifteen).
+    store.set_login_state(added.id, 0, None).await.unwrap();
+    let mut counted = Vec::new();
+    for minute in [0, 10, 20, 21, 22, 23, 40] {
+        let now = NOW.plus_minutes(minute);
+        let attempt =
+            store.count_login_attempt(added.id, now, 3, now.plus_minutes(15), now.plus_minutes(-15));
+        counted.push(attempt.await.unwrap());
+    }
+    assert_eq!(
+        counted,
+        [Some(1), Some(2), Some(1), Some(2), Some(3), None, Some(1)],
+        "the run of minute 0 is over by minute 20; the third of the next locks until minute 37"
+    );
+    store.set_login_state(added.id, 3, Some(NOW)).await.unwrap();
     store.set_password(added.id, "$argon2id$second").await.unwrap();
     let reset = store.credentials("new_operator").await.unwrap().unwrap();
     assert_eq!(

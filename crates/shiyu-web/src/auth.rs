@@ -203,44 +203,54 @@ pub struct LoginResponse {
 /// center by guessing wrong on purpose), and, for usernames that do not exist, per name as well, the way the
 /// store counts a real account's failures from everywhere, so that the locks do not single out real accounts.
 #[derive(Debug, Default)]
-pub struct FailedSignIns(std::sync::Mutex<HashMap<String, (i64, Option<Timestamp>)>>);
+pub struct FailedSignIns(std::sync::Mutex<HashMap<String, Run>>);
+
+/// A run of failures under one key: how many, since when, and the lock they brought, if any.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    failed: i64,
+    since: Timestamp,
+    locked: Option<Timestamp>,
+}
 
 impl FailedSignIns {
     /// Keys remembered at most: a flood of made-up names or addresses empties the memory rather than growing
     /// it.
     const MOST: usize = 10_000;
 
-    /// The failures so far under `key`, this one included, or `Err` with the time a lock lifts.
+    /// Counts a failure under `key`, as `Store::count_login_attempt` counts an account's: a run that began at
+    /// or before `counting_since` is over. The failures of the run, this one included, or `Err` with the time
+    /// a lock lifts.
     fn count(
         &self,
         key: &str,
         now: Timestamp,
         lock_after: i64,
         lock_until: Timestamp,
+        counting_since: Timestamp,
     ) -> Result<i64, Timestamp> {
         let mut keys = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if keys.len() >= Self::MOST && !keys.contains_key(key) {
             keys.clear();
         }
-        let (failed, locked) = keys.entry(key.to_string()).or_insert((0, None));
-        if let Some(until) = locked.filter(|until| *until > now) {
+        let run = keys.entry(key.to_string()).or_insert(Run { failed: 0, since: now, locked: None });
+        if let Some(until) = run.locked.filter(|until| *until > now) {
             return Err(until);
         }
-        if locked.is_some() {
-            // The lock has lifted: the count starts again.
-            (*failed, *locked) = (0, None);
+        if run.since <= counting_since {
+            *run = Run { failed: 0, since: now, locked: None };
         }
-        *failed += 1;
-        if *failed >= lock_after {
-            *locked = Some(lock_until);
+        run.failed += 1;
+        if run.failed >= lock_after {
+            run.locked = Some(lock_until);
         }
-        Ok(*failed)
+        Ok(run.failed)
     }
 
     /// When the lock on `key` lifts, if it is locked now; counts nothing.
     fn locked(&self, key: &str, now: Timestamp) -> Option<Timestamp> {
         let keys = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        keys.get(key).and_then(|(_, locked)| *locked).filter(|until| *until > now)
+        keys.get(key).and_then(|run| run.locked).filter(|until| *until > now)
     }
 
     fn clear(&self, key: &str) {
@@ -317,6 +327,8 @@ pub async fn login(
     let settings = state.settings.clone();
     let credentials = state.store.credentials(&request.username).await?;
     let lock_until = now.plus_minutes(settings.lockout_minutes);
+    // Only failures within one lock's length of each other count toward a lock.
+    let counting_since = now.plus_minutes(-settings.lockout_minutes);
     let Some(credentials) = credentials.filter(|c| c.user.role != Role::Citizen || c.password_hash.is_some())
     else {
         // Answered as a real account would be — counted, slowed, locked — and with the same effort, so that
@@ -328,10 +340,10 @@ pub async fn login(
             return Err(account_locked(Lock::Account, Some(until)));
         }
         let failed = failed_sign_ins
-            .count(&from_address(&anywhere, &caller), now, settings.lockout_after, lock_until)
+            .count(&from_address(&anywhere, &caller), now, settings.lockout_after, lock_until, counting_since)
             .map_err(|until| account_locked(Lock::Address, Some(until)))?;
         failed_sign_ins
-            .count(&anywhere, now, settings.account_lockout_after, lock_until)
+            .count(&anywhere, now, settings.account_lockout_after, lock_until, counting_since)
             .map_err(|until| account_locked(Lock::Account, Some(until)))?;
         let _ = verify_in_background(request.password, None).await;
         return Err(failed_after(failed).await);
@@ -466,13 +478,17 @@ async fn password_is_right(
     }
     let settings = &state.settings;
     let lock_until = now.plus_minutes(settings.lockout_minutes);
+    // Only failures within one lock's length of each other count toward a lock.
+    let counting_since = now.plus_minutes(-settings.lockout_minutes);
     let here = from_address(&format!("user {}", user.0), caller);
     let failed_here = state
         .failed_sign_ins
-        .count(&here, now, settings.lockout_after, lock_until)
+        .count(&here, now, settings.lockout_after, lock_until, counting_since)
         .map_err(|until| account_locked(Lock::Address, Some(until)))?;
-    let counted =
-        state.store.count_login_attempt(user, now, settings.account_lockout_after, lock_until).await?;
+    let counted = state
+        .store
+        .count_login_attempt(user, now, settings.account_lockout_after, lock_until, counting_since)
+        .await?;
     if counted.is_none() {
         return Err(account_locked(Lock::Account, None));
     }
