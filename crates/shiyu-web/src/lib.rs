@@ -40,6 +40,8 @@ pub struct WebSettings {
     pub public_requests_per_minute: u32,
     /// A reported location outside every grid goes to the nearest grid within this many metres.
     pub map_tolerance_m: f64,
+    /// When set, `/metrics` answers only `Authorization: Bearer <this>`.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for WebSettings {
@@ -53,6 +55,7 @@ impl Default for WebSettings {
             max_body_bytes: 256 * 1024,
             public_requests_per_minute: 120,
             map_tolerance_m: 200.0,
+            metrics_token: None,
         }
     }
 }

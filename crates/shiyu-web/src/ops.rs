@@ -152,7 +152,20 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: impl std:
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(token) = &state.settings.metrics_token {
+        let given = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        // Compared as hashes, so that neither the time taken nor the lengths tell anything of the token.
+        let (given, wanted) =
+            (shiyu_auth::sha256_hex(given.as_bytes()), shiyu_auth::sha256_hex(token.as_bytes()));
+        if !shiyu_auth::constant_time_eq(given.as_bytes(), wanted.as_bytes()) {
+            return WebError::unauthenticated().into_response();
+        }
+    }
     let mut out = String::new();
     out.push_str("# HELP shiyu_http_requests_total HTTP requests by method, route and status.\n");
     out.push_str("# TYPE shiyu_http_requests_total counter\n");

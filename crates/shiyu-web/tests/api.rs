@@ -659,6 +659,34 @@ async fn attachments_are_checked_on_content_and_served_only_to_who_may_see_the_c
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_with_a_token_answer_only_its_bearer() {
+    let settings = shiyu_web::WebSettings {
+        metrics_token: Some("scrape-token-2026".into()),
+        ..shiyu_web::WebSettings::default()
+    };
+    let app = support::TestApp::start_with(support::Backend::Sqlite, settings).await;
+    let mut client = app.anonymous();
+    for header in
+        [None, Some("Bearer wrong-token"), Some("scrape-token-2026"), Some("Bearer scrape-token-20266")]
+    {
+        let headers: Vec<(&str, &str)> = header.map(|h| ("Authorization", h)).into_iter().collect();
+        let refused = client.request("GET", "/metrics", &headers, None).await.unwrap();
+        assert_eq!(
+            (refused.status, refused.json()["error"]["code"].as_str()),
+            (401, Some("UNAUTHENTICATED")),
+            "{header:?}"
+        );
+    }
+    let scraped = client
+        .request("GET", "/metrics", &[("Authorization", "Bearer scrape-token-2026")], None)
+        .await
+        .unwrap();
+    assert_eq!(scraped.status, 200);
+    assert!(String::from_utf8(scraped.body).unwrap().contains("shiyu_log_seq"));
+    assert_eq!(client.request("GET", "/healthz", &[], None).await.unwrap().status, 200, "health stays open");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn public_endpoints_are_rate_limited_per_address() {
     let settings =
         shiyu_web::WebSettings { public_requests_per_minute: 10, ..shiyu_web::WebSettings::default() };

@@ -45,6 +45,14 @@ pub struct Security {
     pub session_minutes: i64,
     /// Requests per minute one address may make to the public endpoints and to sign-in (0: unlimited).
     pub public_requests_per_minute: u32,
+    /// Wrong passwords from one address, within `lockout_minutes`, that lock that address out of the account.
+    pub lockout_after: i64,
+    /// Wrong passwords from all addresses, within `lockout_minutes`, that lock the account itself.
+    pub account_lockout_after: i64,
+    /// How long either lock lasts, in minutes.
+    pub lockout_minutes: i64,
+    /// When set, `/metrics` answers only requests with `Authorization: Bearer <this>`.
+    pub metrics_token: Option<Secret>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -89,6 +97,10 @@ impl Default for Security {
             secure_cookies: false,
             session_minutes: 720,
             public_requests_per_minute: 120,
+            lockout_after: 5,
+            account_lockout_after: 50,
+            lockout_minutes: 15,
+            metrics_token: None,
         }
     }
 }
@@ -161,6 +173,14 @@ secure_cookies = false
 session_minutes = 720
 # Requests per minute one address may make to the public endpoints and to sign-in (0: unlimited).
 public_requests_per_minute = 120
+# Wrong passwords from one address within lockout_minutes that lock that address out of the account, and
+# from all addresses together that lock the account itself; how long either lock lasts.
+lockout_after = 5
+account_lockout_after = 50
+lockout_minutes = 15
+# When set, /metrics answers only "Authorization: Bearer <token>" (a Prometheus scrape's bearer_token).
+# Give it as SHIYU_SECURITY__METRICS_TOKEN. Unset, /metrics is open: keep it on an internal address.
+# metrics_token = ""
 "#;
 
 impl Config {

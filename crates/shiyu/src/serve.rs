@@ -86,6 +86,10 @@ pub fn web_settings(config: &Config) -> WebSettings {
         secure_cookies: config.security.secure_cookies,
         session_minutes: config.security.session_minutes.max(1),
         public_requests_per_minute: config.security.public_requests_per_minute,
+        lockout_after: config.security.lockout_after.max(1),
+        account_lockout_after: config.security.account_lockout_after.max(1),
+        lockout_minutes: config.security.lockout_minutes.max(1),
+        metrics_token: config.security.metrics_token.as_ref().map(|t| t.expose().to_string()),
         map_tolerance_m: config.server.map_tolerance_m.max(0.0),
         ..WebSettings::default()
     }
