@@ -139,6 +139,7 @@ impl FromRequestParts<AppState> for Caller {
                     WebError::forbidden().with_details(format!("the token lacks the `{scope}` scope"))
                 );
             }
+            know_the_place_of(state, &user).await?;
             let credential = Credential::ApiToken(api_token.token_hash);
             return Ok(Caller { principal: Principal::User { user, credential }, address });
         }
@@ -164,8 +165,21 @@ impl FromRequestParts<AppState> for Caller {
                 ));
             }
         }
+        know_the_place_of(state, &user).await?;
         Ok(Caller { principal: Principal::User { user, credential: Credential::Session(hash) }, address })
     }
+}
+
+/// Reloads the reference data when it does not know the place a user works at: a division imported while the
+/// server runs, with users added there. Every jurisdiction check reads the reference data, and a place it
+/// does not know must neither widen to the whole city nor shut its users out.
+async fn know_the_place_of(state: &AppState, user: &User) -> WebResult<()> {
+    if let Scope::Jurisdiction(place) = user.scope {
+        if !state.reference.get().jurisdictions.contains_key(&place) {
+            state.reference.reload_catalog_and_people(state.store.as_ref()).await?;
+        }
+    }
+    Ok(())
 }
 
 /// A caller who is signed in. Handlers that take a body extract it ahead of the body, so that a request

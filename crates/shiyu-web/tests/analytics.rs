@@ -12,7 +12,8 @@ use support::GRID;
 
 on_both_backends![
     statistics_and_evaluation_stay_within_the_callers_scope,
-    monthly_reports_render_in_every_format
+    monthly_reports_render_in_every_format,
+    a_place_imported_while_the_server_runs_is_its_users_scope_not_the_city
 ];
 
 async fn case_through_the_loop(app: &TestApp, rate: u8) -> i64 {
@@ -178,4 +179,45 @@ async fn monthly_reports_render_in_every_format(app: TestApp) {
         let (status, _) = operator.json("GET", &format!("/api/reports/monthly?{query}"), None).await.unwrap();
         assert_eq!(status, expected, "{query}");
     }
+}
+
+/// `shiyu import divisions` writes to the store while a server runs; a user placed in the new community signs
+/// in before the server has read it. Their statistics, report and lists are their community's: empty here,
+/// never the city's.
+async fn a_place_imported_while_the_server_runs_is_its_users_scope_not_the_city(app: TestApp) {
+    case_through_the_loop(&app, 5).await;
+    let mut operator = app.signed_in("operator").await;
+    until_counted(&mut operator, 1).await;
+    let known = app.store.jurisdictions().await.unwrap();
+    let township = known.iter().find(|j| j.code == "320613001").unwrap();
+    let community = shiyu_domain::Jurisdiction {
+        id: shiyu_domain::JurisdictionId(known.iter().map(|j| j.id.0).max().unwrap() + 1),
+        code: "320613001099".into(),
+        name: "新建社区".into(),
+        level: shiyu_domain::Level::Community,
+        parent: Some(township.id),
+    };
+    app.store.put_jurisdictions(std::slice::from_ref(&community)).await.unwrap();
+    let newcomer = app
+        .store
+        .add_user(&shiyu_store::NewUser {
+            username: "newcomer".into(),
+            display_name: "新社区网格员".into(),
+            role: shiyu_domain::Role::GridWorker,
+            scope: shiyu_domain::Scope::Jurisdiction(community.id),
+            password_hash: Some(shiyu_auth::hash_password(support::PASSWORD).unwrap()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(newcomer.username, "newcomer");
+    let mut client = app.signed_in("newcomer").await;
+    let (status, cases) = client.json("GET", "/api/cases", None).await.unwrap();
+    assert_eq!((status, cases["items"].as_array().map(Vec::len)), (200, Some(0)), "{cases}");
+    let (status, mine) = client.json("GET", "/api/analytics/groups", None).await.unwrap();
+    assert_eq!(status, 200, "{mine}");
+    assert_eq!(
+        mine["groups"][0]["cases"].as_u64().unwrap_or(0),
+        0,
+        "the community's, not the city's: {mine}"
+    );
 }

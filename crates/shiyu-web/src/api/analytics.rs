@@ -88,7 +88,8 @@ fn filter_for(state: &AppState, caller: &Caller, params: &FilterParams) -> WebRe
     }
     match user.scope {
         Scope::Jurisdiction(own) => {
-            filter.within = Some((level_of(own).unwrap_or(Level::City), own));
+            // A place the reference data does not know would otherwise read as the whole city.
+            filter.within = Some((level_of(own).ok_or_else(WebError::forbidden)?, own));
         }
         Scope::Department(own) => {
             if params.department.is_some_and(|d| d != own.0) {

@@ -148,7 +148,11 @@ pub async fn monthly(
             }
             Some(code.clone())
         }
-        None => reference.jurisdictions.get(&own).filter(|j| j.level != Level::City).map(|j| j.code.clone()),
+        // A place the reference data does not know must not read as the whole city.
+        None => {
+            let place = reference.jurisdictions.get(&own).ok_or_else(WebError::forbidden)?;
+            (place.level != Level::City).then(|| place.code.clone())
+        }
     };
     let year = params.month.split('-').next().and_then(|y| y.parse().ok()).unwrap_or(2026);
     let weights = super::analytics::weights_for(&state, year).await?;
