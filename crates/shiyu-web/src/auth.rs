@@ -44,7 +44,11 @@ pub enum Principal {
 #[derive(Clone, Debug)]
 pub enum Credential {
     Session(String),
-    ApiToken(String),
+    /// The token's hash, and its id for the audit trail.
+    ApiToken {
+        hash: String,
+        id: i64,
+    },
     /// Just signed in with a password, within this request.
     Password,
 }
@@ -75,7 +79,7 @@ impl Caller {
                 state.store.find_session(hash).await,
                 Ok(Some((session, now))) if session.expires_at > state.now() && same(&now)
             ),
-            Credential::ApiToken(hash) => matches!(
+            Credential::ApiToken { hash, .. } => matches!(
                 state.store.find_api_token(hash).await,
                 Ok(Some((token, now))) if !token.revoked && same(&now)
             ),
@@ -90,19 +94,15 @@ impl Caller {
         target: Option<String>,
         detail: Option<String>,
     ) -> AuditEntry {
-        let user = match &self.principal {
-            Principal::User { user, .. } => Some(user.id),
-            Principal::Anonymous => None,
+        let (user, actor) = match &self.principal {
+            // What a machine client does with a token is told apart from what its user does in person.
+            Principal::User { user, credential: Credential::ApiToken { id, .. } } => {
+                (Some(user.id), format!("api_token:{id}"))
+            }
+            Principal::User { user, .. } => (Some(user.id), "user".to_string()),
+            Principal::Anonymous => (None, "anonymous".to_string()),
         };
-        AuditEntry {
-            at,
-            user,
-            actor: if user.is_some() { "user".into() } else { "anonymous".into() },
-            action: action.into(),
-            target,
-            address: self.address.clone(),
-            detail,
-        }
+        AuditEntry { at, user, actor, action: action.into(), target, address: self.address.clone(), detail }
     }
 }
 
@@ -140,7 +140,7 @@ impl FromRequestParts<AppState> for Caller {
                 );
             }
             know_the_place_of(state, &user).await?;
-            let credential = Credential::ApiToken(api_token.token_hash);
+            let credential = Credential::ApiToken { hash: api_token.token_hash, id: api_token.id };
             return Ok(Caller { principal: Principal::User { user, credential }, address });
         }
         let Some(token) = cookie_value(&parts.headers, SESSION_COOKIE) else {

@@ -411,6 +411,8 @@ async fn machine_clients_use_scoped_tokens(app: TestApp) {
     let headers = [("Content-Type", "application/json"), ("Authorization", auth.as_str())];
     let created = machine.request("POST", "/api/cases", &headers, Some(&body)).await.unwrap();
     assert_eq!(created.status, 201, "{}", created.json());
+    let personal_data = format!("/api/cases/{}/personal-data", created.json()["case"]["id"]);
+    assert_eq!(machine.request("GET", &personal_data, &headers[1..], None).await.unwrap().status, 200);
     let read_auth = bearer(&reader);
     let read_only = [("Content-Type", "application/json"), ("Authorization", read_auth.as_str())];
     assert_eq!(machine.request("POST", "/api/cases", &read_only, Some(&body)).await.unwrap().status, 403);
@@ -436,6 +438,21 @@ async fn machine_clients_use_scoped_tokens(app: TestApp) {
     assert_eq!(summary, [("大屏", "leader", false), ("12345热线系统", "hotline", true)]);
     assert_eq!(listed[0]["scopes"], json!(["read"]));
     assert!(!listed.to_string().contains(writer["token"].as_str().unwrap()));
+    // The audit log says whom a token acts as, and tells what was done with it from what its user did.
+    let (_, audit) = admin.json("GET", "/api/audit?limit=200", None).await.unwrap();
+    let entries = audit["items"].as_array().unwrap();
+    let issued = entries
+        .iter()
+        .find(|e| e["action"] == "token_created" && e["target"] == format!("token:{}", writer["id"]))
+        .unwrap_or_else(|| panic!("no token_created entry: {audit}"));
+    assert!(issued["detail"].as_str().unwrap().contains("(hotline), scopes read,write"), "{issued}");
+    let by_token = format!("api_token:{}", writer["id"]);
+    let viewed = entries.iter().find(|e| e["action"] == "personal_data_viewed").unwrap();
+    assert_eq!((&viewed["actor"], &viewed["user"]), (&json!(by_token), &issued_for(&app, "hotline").await));
+}
+
+async fn issued_for(app: &TestApp, username: &str) -> Value {
+    json!(app.store.credentials(username).await.unwrap().unwrap().user.id.0)
 }
 
 async fn admins_manage_users_and_read_the_audit_log(app: TestApp) {

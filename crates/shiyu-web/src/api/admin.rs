@@ -310,6 +310,7 @@ pub async fn create_token(
         .ok_or_else(|| WebError::invalid("未知的用户", "unknown user"))?;
     let token = shiyu_auth::random_token();
     let now = state.now();
+    let scopes = request.scopes;
     let id = state
         .store
         .create_api_token(&ApiToken {
@@ -317,12 +318,18 @@ pub async fn create_token(
             token_hash: shiyu_auth::token_hash(&token),
             name: request.name,
             user: credentials.user.id,
-            scopes: request.scopes,
+            scopes: scopes.clone(),
             created_at: now,
             revoked: false,
         })
         .await?;
-    state.store.audit(vec![caller.audit(now, "token_created", Some(format!("token:{id}")), None)]).await?;
+    // Whom the token acts as, and how far: a token for another user's account is theirs to act as.
+    let holder = &credentials.user;
+    let detail = format!("for user:{} ({}), scopes {}", holder.id.0, holder.username, scopes.join(","));
+    state
+        .store
+        .audit(vec![caller.audit(now, "token_created", Some(format!("token:{id}")), Some(detail))])
+        .await?;
     Ok((StatusCode::CREATED, Json(NewTokenView { id, token })))
 }
 
