@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use shiyu_auth::Sealer;
 use shiyu_domain::permissions::sees_handling;
 use shiyu_domain::{
-    Actor, AttachmentRef, CaseId, CaseState, Category, Change, Department, Event, Jurisdiction, Matter,
+    Actor, AttachmentRef, CaseId, CaseState, Category, Change, Department, Event, Jurisdiction, Matter, Role,
     Timestamp, User,
 };
 use shiyu_store::StoredEvent;
@@ -339,6 +339,11 @@ impl EventView {
     fn of(stored: &StoredEvent) -> EventView {
         let event = &stored.event;
         let actor = match event.actor {
+            // A citizen's own account is theirs to know: staff see that the reporter acted, not which
+            // account, so that anonymous reports of one citizen cannot be linked by it.
+            Actor::User { role: Role::Citizen, .. } => {
+                ActorView { kind: "reporter".into(), user: None, role: Some(Role::Citizen.as_str().into()) }
+            }
             Actor::User { user, role, .. } => {
                 ActorView { kind: "user".into(), user: Some(user.0), role: Some(role.as_str().into()) }
             }
@@ -353,6 +358,9 @@ impl EventView {
                 reporter.remove("contact_sealed");
                 reporter.remove("id_number_sealed");
                 reporter.remove("tracking_code");
+                if reporter.get("anonymous") == Some(&serde_json::Value::Bool(true)) {
+                    reporter.remove("user");
+                }
             }
         }
         EventView {

@@ -199,6 +199,18 @@ async fn citizens_see_their_own_reports_without_the_handling_inside(app: TestApp
     assert_eq!(staff["lead_department"], SampleWorld::LEAD_DEPARTMENT);
     let (_, staff_history) = operator.json("GET", &format!("/api/cases/{id}/history"), None).await.unwrap();
     assert_eq!(staff_history.as_array().unwrap().len(), 3);
+    // Staff see that the reporter acted, not with which account, so that one citizen's anonymous reports
+    // cannot be linked together by it.
+    let reporter = json!({"kind": "reporter", "user": null, "role": "citizen"});
+    assert_eq!(staff_history[0]["actor"], reporter);
+    let unnamed = json!({"channel": "app", "description": "半夜有人在楼下唱歌", "jurisdiction": GRID, "anonymous": true});
+    let (status, hidden) = citizen.json("POST", "/api/cases", Some(&unnamed)).await.unwrap();
+    assert_eq!(status, 201, "{hidden}");
+    let hidden_history = format!("/api/cases/{}/history", hidden["case"]["id"]);
+    let (_, seen) = operator.json("GET", &hidden_history, None).await.unwrap();
+    assert_eq!(seen[0]["actor"], reporter);
+    let told = &seen[0]["data"]["reporter"];
+    assert!(told["anonymous"] == true && told.get("user").is_none(), "{seen}");
 
     // The citizen sees their report and its public progress, nothing of the handling.
     let (status, case) = citizen.json("GET", &format!("/api/cases/{id}"), None).await.unwrap();
