@@ -611,16 +611,22 @@ async fn attachments_are_checked_on_content_and_served_only_to_who_may_see_the_c
     let mut operator = app.signed_in("operator").await;
     // Knowing a file's hash is not enough to attach it: only its uploaders may, each after uploading it.
     let mut borrowed = hotline_report("借用他人照片");
-    borrowed["attachments"] = json!([{"sha256": sha, "name": "pothole.png"}]);
+    borrowed["attachments"] = json!([{"sha256": sha, "name": "mine.png"}]);
     let (status, body) = operator.json("POST", "/api/cases", Some(&borrowed)).await.unwrap();
     assert_eq!((status, body["error"]["code"].as_str().unwrap()), (422, "ATTACHMENT_UNKNOWN"));
     assert_eq!(operator.request("POST", &upload("mine.png"), &[], Some(&png)).await.unwrap().status, 201);
-    assert_eq!(operator.json("POST", "/api/cases", Some(&borrowed)).await.unwrap().0, 201);
+    let (status, own) = operator.json("POST", "/api/cases", Some(&borrowed)).await.unwrap();
+    assert_eq!(status, 201, "{own}");
     let file = operator.request("GET", &path, &[], None).await.unwrap();
     assert_eq!(file.status, 200);
     assert_eq!(file.body, png);
     assert_eq!(file.header("content-type"), Some("image/png"));
     assert_eq!(file.header("x-content-type-options"), Some("nosniff"));
+    // The same content is stored once, but each case serves it under the name it was attached with.
+    assert_eq!(file.header("content-disposition"), Some("attachment; filename*=UTF-8''pothole.png"));
+    let own_path = format!("/api/cases/{}/attachments/{sha}", own["case"]["id"]);
+    let own_file = operator.request("GET", &own_path, &[], None).await.unwrap();
+    assert_eq!(own_file.header("content-disposition"), Some("attachment; filename*=UTF-8''mine.png"));
     let mut haimen = app.signed_in("operator_haimen").await;
     assert_eq!(haimen.request("GET", &path, &[], None).await.unwrap().status, 404);
     // A file that exists but belongs to no event of this case is not served through it.

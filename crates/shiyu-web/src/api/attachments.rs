@@ -166,12 +166,14 @@ pub async fn download(
     let listed = history
         .iter()
         .filter_map(|e| crate::views::EventView::seen_by(e, &actor))
-        .any(|e| e.attachments.iter().any(|a| a.sha256 == sha256));
-    if !listed {
+        .find_map(|e| e.attachments.into_iter().find(|a| a.sha256 == sha256));
+    let Some(listed) = listed else {
         return Err(WebError::not_found());
-    }
+    };
     let (meta, content) = state.store.attachment(&sha256).await?.ok_or_else(WebError::not_found)?;
-    let disposition = format!("attachment; filename*=UTF-8''{}", percent_encode(&meta.name));
+    // The name it has on this case: the same content is stored once, under whatever name it was first
+    // uploaded with, perhaps by someone whose upload this caller may not see.
+    let disposition = format!("attachment; filename*=UTF-8''{}", percent_encode(&listed.name));
     Ok((
         [
             (CONTENT_TYPE, meta.mime),
