@@ -161,6 +161,7 @@ pub async fn stream(
     caller: Caller,
     headers: HeaderMap,
     Query(params): Query<StreamParams>,
+    _known: crate::api::KnownParams<(StreamParams,)>,
 ) -> WebResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     let actor = caller.actor()?;
     let resume =

@@ -320,6 +320,10 @@ async fn every_refusal_has_the_error_body_and_changes_nothing(app: TestApp) {
         ("GET", "/api/cases?limit=abc", 400, "INVALID_PARAMETERS", "limit"),
         ("GET", "/api/analytics/top?dim=matter&n=x", 400, "INVALID_PARAMETERS", "n"),
         ("GET", "/api/analytics/top", 400, "INVALID_PARAMETERS", "dim"),
+        // A filter the list does not have is refused, not ignored: the whole list would pass for a filtered one.
+        ("GET", "/api/cases?light=red", 400, "INVALID_PARAMETERS", "light"),
+        ("GET", "/api/analytics/groups?by=county&sort=cases", 400, "INVALID_PARAMETERS", "sort"),
+        ("GET", "/api/jurisdictions?id=4385", 400, "INVALID_PARAMETERS", "parent_code"),
         ("GET", "/api/no-such-thing", 404, "NOT_FOUND", ""),
         ("DELETE", "/api/cases", 405, "METHOD_NOT_ALLOWED", ""),
     ] {

@@ -30,6 +30,7 @@ pub async fn jurisdictions(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<JurisdictionParams>,
+    _known: super::KnownParams<(JurisdictionParams,)>,
 ) -> WebResult<Json<Vec<JurisdictionView>>> {
     require(&caller, Capability::ReadReferenceData)?;
     let reference = state.reference.get();
@@ -100,6 +101,7 @@ pub async fn list_users(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<CursorParams>,
+    _known: super::KnownParams<(CursorParams,)>,
 ) -> WebResult<Json<Page<UserView>>> {
     require(&caller, Capability::ListUsers)?;
     let limit = page_size(params.limit) as usize;
@@ -401,6 +403,7 @@ pub async fn audit(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<CursorParams>,
+    _known: super::KnownParams<(CursorParams,)>,
 ) -> WebResult<Json<Page<AuditView>>> {
     require(&caller, Capability::ReadAudit)?;
     let limit = page_size(params.limit);

@@ -275,6 +275,7 @@ pub async fn groups(
     caller: Caller,
     Query(params): Query<FilterParams>,
     Query(grouping): Query<GroupParams>,
+    _known: super::KnownParams<(FilterParams, GroupParams)>,
 ) -> WebResult<Json<GroupsView>> {
     let filter = filter_for(&state, &caller, &params)?;
     let by = parse_dims(grouping.by.as_deref())?;
@@ -308,6 +309,7 @@ pub async fn top(
     caller: Caller,
     Query(params): Query<FilterParams>,
     Query(top): Query<TopParams>,
+    _known: super::KnownParams<(FilterParams, TopParams)>,
 ) -> WebResult<Json<Vec<GroupView>>> {
     let filter = filter_for(&state, &caller, &params)?;
     let dim = Dim::parse(&top.dim).ok_or_else(|| {
@@ -338,6 +340,7 @@ pub async fn change(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<FilterParams>,
+    _known: super::KnownParams<(FilterParams,)>,
 ) -> WebResult<Json<ChangeView>> {
     let filter = filter_for(&state, &caller, &params)?;
     let (Some(from), Some(to)) = (filter.from, filter.to) else {
@@ -454,6 +457,7 @@ pub async fn evaluation(
     caller: Caller,
     Query(params): Query<FilterParams>,
     Query(evaluation): Query<EvaluationParams>,
+    _known: super::KnownParams<(FilterParams, EvaluationParams)>,
 ) -> WebResult<Json<Vec<IndicatorsView>>> {
     let filter = filter_for(&state, &caller, &params)?;
     let unit = Unit::parse(&evaluation.unit).ok_or_else(|| {

@@ -65,6 +65,7 @@ pub async fn upload(
     state: State<AppState>,
     SignedIn(caller): SignedIn,
     params: Query<UploadParams>,
+    _known: super::KnownParams<(UploadParams,)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> WebResult<(StatusCode, Json<UploadedView>)> {
@@ -144,6 +145,7 @@ pub async fn public_upload(
     state: State<AppState>,
     caller: Caller,
     params: Query<UploadParams>,
+    _known: super::KnownParams<(UploadParams,)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> WebResult<(StatusCode, Json<UploadedView>)> {

@@ -65,6 +65,7 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<ListParams>,
+    _known: super::KnownParams<(ListParams,)>,
 ) -> WebResult<Json<Page<CaseView>>> {
     let actor = caller.actor()?;
     let scope = list_scope(&actor, &state.reference.get())?;

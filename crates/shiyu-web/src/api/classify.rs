@@ -140,6 +140,7 @@ pub async fn geocode(
     State(state): State<AppState>,
     caller: Caller,
     axum::extract::Query(params): axum::extract::Query<GeocodeParams>,
+    _known: super::KnownParams<(GeocodeParams,)>,
 ) -> WebResult<Json<GeocodeView>> {
     require(&caller, Capability::Classify)?;
     let reference = state.reference.get();

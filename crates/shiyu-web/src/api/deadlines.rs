@@ -58,6 +58,7 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<NotificationParams>,
+    _known: super::KnownParams<(NotificationParams,)>,
 ) -> WebResult<Json<Page<NotificationView>>> {
     let user = caller.user()?.id;
     let limit = page_size(params.limit);

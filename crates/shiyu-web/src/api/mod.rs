@@ -36,6 +36,64 @@ pub fn require(
     }
 }
 
+/// The parameter names a handler reads from the query: those of each parameter struct it extracts (the same
+/// names the OpenAPI document lists).
+pub trait ParamNames {
+    fn names() -> Vec<String>;
+}
+
+fn names_of<T: utoipa::IntoParams>() -> Vec<String> {
+    T::into_params(|| Some(utoipa::openapi::path::ParameterIn::Query)).into_iter().map(|p| p.name).collect()
+}
+
+impl<A: utoipa::IntoParams> ParamNames for (A,) {
+    fn names() -> Vec<String> {
+        names_of::<A>()
+    }
+}
+
+impl<A: utoipa::IntoParams, B: utoipa::IntoParams> ParamNames for (A, B) {
+    fn names() -> Vec<String> {
+        let mut names = names_of::<A>();
+        names.extend(names_of::<B>());
+        names
+    }
+}
+
+/// Refuses (400 `INVALID_PARAMETERS`) a query parameter the handler does not read: `?light=red` on a list
+/// without that filter would otherwise answer the whole list, and the caller would take it for the filtered
+/// one. Extracted beside the handler's `Query`s, with their structs as `T`.
+#[derive(Debug)]
+pub struct KnownParams<T>(std::marker::PhantomData<T>);
+
+impl<T: ParamNames, S: Send + Sync> axum::extract::FromRequestParts<S> for KnownParams<T> {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, WebError> {
+        // Values that do not parse are the handler's `Query`'s to refuse; only the names matter here.
+        let Ok(axum::extract::Query(pairs)) =
+            axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+        else {
+            return Ok(KnownParams(std::marker::PhantomData));
+        };
+        let known = T::names();
+        if let Some((unknown, _)) = pairs.iter().find(|(name, _)| !known.contains(name)) {
+            let list = known.join(", ");
+            return Err(WebError::refused(
+                axum::http::StatusCode::BAD_REQUEST,
+                "INVALID_PARAMETERS",
+                "地址或查询参数有误",
+                "A value in the address or the query is invalid",
+            )
+            .because(
+                format!("没有参数 {unknown}（可用：{}）", known.join("、")),
+                format!("there is no parameter `{unknown}` (expected one of {list})"),
+            ));
+        }
+        Ok(KnownParams(std::marker::PhantomData))
+    }
+}
+
 pub fn page_size(limit: Option<u32>) -> u32 {
     limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE)
 }

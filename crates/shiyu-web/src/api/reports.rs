@@ -131,6 +131,7 @@ pub async fn monthly(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<ReportParams>,
+    _known: super::KnownParams<(ReportParams,)>,
 ) -> WebResult<Response> {
     require(&caller, Capability::ReadStatistics)?;
     let Scope::Jurisdiction(own) = caller.user()?.scope else {

@@ -121,6 +121,7 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<WebhookParams>,
+    _known: super::KnownParams<(WebhookParams,)>,
 ) -> WebResult<Json<Vec<WebhookView>>> {
     require(&caller, MANAGE)?;
     let webhooks = state.store.webhooks(params.department_id.map(DepartmentId)).await?;
@@ -185,6 +186,7 @@ pub async fn dead_letters(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<CursorParams>,
+    _known: super::KnownParams<(CursorParams,)>,
 ) -> WebResult<Json<Page<DeadLetterView>>> {
     require(&caller, MANAGE)?;
     let limit = page_size(params.limit);
