@@ -132,6 +132,32 @@ impl Action {
         }
     }
 
+    pub fn label_zh(&self) -> &'static str {
+        match self {
+            Action::Receive(_) => "受理",
+            Action::Register { .. } => "立案",
+            Action::Reject => "不予立案",
+            Action::Dispatch { .. } => "派遣",
+            Action::Accept => "签收",
+            Action::ReportBack => "处置反馈",
+            Action::Verify { .. } => "核查",
+            Action::Close => "结案",
+            Action::Rate { .. } => "评价",
+            Action::ResolveOnSpot { .. } => "就地解决",
+            Action::Return => "退回",
+            Action::RequestExtension { .. } => "延期申请",
+            Action::DecideExtension { .. } => "延期审批",
+            Action::Supervise { .. } => "督办",
+            Action::Escalate => "上报",
+            Action::Merge { .. } => "合并",
+            Action::Suspend => "挂起",
+            Action::Resume => "恢复",
+            Action::Void => "作废",
+            Action::Reopen => "重新打开",
+            Action::Instruct => "领导批示",
+        }
+    }
+
     /// Actions that must say why (or, for reports and instructions, what).
     fn needs_note(&self) -> bool {
         matches!(
@@ -317,9 +343,13 @@ fn check_texts(command: &Command) -> Result<(), DomainError> {
 
 fn check_state(case: &CaseState, action: &Action) -> Result<(), DomainError> {
     let refused = || {
-        DomainError::with_detail(
+        let status = case.status;
+        DomainError::with_reason(
             ErrorKind::StateForbidsAction,
-            format!("{} is not possible while the case is {}", action.name(), case.status.as_str()),
+            crate::Reason::new(
+                format!("事件{}时不能{}", status.label_zh(), action.label_zh()),
+                format!("{} is not possible while the case is {}", action.name(), status.as_str()),
+            ),
         )
     };
     if !action.allowed_in(case.status) {

@@ -59,15 +59,22 @@ error_kinds! {
 pub struct DomainError {
     pub kind: ErrorKind,
     pub detail: Option<String>,
+    /// The detail in Chinese, where it says something a user needs (which state refused which action).
+    pub detail_zh: Option<String>,
 }
 
 impl DomainError {
     pub fn new(kind: ErrorKind) -> Self {
-        DomainError { kind, detail: None }
+        DomainError { kind, detail: None, detail_zh: None }
     }
 
     pub fn with_detail(kind: ErrorKind, detail: impl Into<String>) -> Self {
-        DomainError { kind, detail: Some(detail.into()) }
+        DomainError { kind, detail: Some(detail.into()), detail_zh: None }
+    }
+
+    /// A detail in both languages: callers read it in their own after the kind's message.
+    pub fn with_reason(kind: ErrorKind, reason: Reason) -> Self {
+        DomainError { kind, detail: Some(reason.en), detail_zh: Some(reason.zh) }
     }
 
     pub fn code(&self) -> &'static str {

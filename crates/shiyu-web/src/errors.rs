@@ -99,13 +99,14 @@ impl WebError {
 
     fn parts(&self) -> (StatusCode, String, String, String, Option<String>) {
         match self {
-            WebError::Domain(error) => (
-                domain_status(error.kind),
-                error.kind.code().into(),
-                error.kind.message_zh().into(),
-                error.kind.message_en().into(),
-                error.detail.clone(),
-            ),
+            WebError::Domain(error) => {
+                let (zh, en) = (error.kind.message_zh(), error.kind.message_en());
+                let (zh, en) = match (&error.detail_zh, &error.detail) {
+                    (Some(why_zh), Some(why)) => (format!("{zh}：{why_zh}"), format!("{en}: {why}")),
+                    _ => (zh.to_string(), en.to_string()),
+                };
+                (domain_status(error.kind), error.kind.code().into(), zh, en, error.detail.clone())
+            }
             WebError::Store(StoreError::NotFound(_)) => {
                 (StatusCode::NOT_FOUND, "NOT_FOUND".into(), "未找到".into(), "Not found".into(), None)
             }
@@ -230,12 +231,6 @@ pub fn field_reason(text: &str) -> Option<shiyu_domain::Reason> {
         let end = text[start..].find('`')?;
         Some(text[start..start + end].to_string())
     };
-    if let Some(field) = quoted("missing field `") {
-        return Some(Reason::new(format!("缺少字段 {field}"), format!("field `{field}` is missing")));
-    }
-    if let Some(field) = quoted("unknown field `") {
-        return Some(Reason::new(format!("没有字段 {field}"), format!("there is no field `{field}`")));
-    }
     if let (Some(value), Some(as_type)) = (quoted("Cannot parse `"), quoted("` to a `")) {
         let kind = kind_zh(&as_type);
         return Some(Reason::new(
@@ -244,7 +239,9 @@ pub fn field_reason(text: &str) -> Option<shiyu_domain::Reason> {
         ));
     }
     // serde_path_to_error puts the field's path before the message: `attachments[0].sha256: invalid type …`.
-    const MESSAGES: [&str; 9] = [
+    const MESSAGES: [&str; 11] = [
+        "missing field `",
+        "unknown field `",
         "unknown variant `",
         "invalid type: ",
         "invalid value: ",
@@ -263,6 +260,23 @@ pub fn field_reason(text: &str) -> Option<shiyu_domain::Reason> {
         .next()
         .filter(|p| !p.is_empty() && !p.contains(' '))
         .map(str::to_string);
+    // A field inside another is named with where it is: `note` belongs beside `action`, not in it.
+    let (inside_zh, inside_en) = match &path {
+        Some(p) => (format!("{p} 中"), format!(" in `{p}`")),
+        None => (String::new(), String::new()),
+    };
+    if let Some(field) = quoted("missing field `") {
+        return Some(Reason::new(
+            format!("{inside_zh}缺少字段 {field}"),
+            format!("field `{field}` is missing{inside_en}"),
+        ));
+    }
+    if let Some(field) = quoted("unknown field `") {
+        return Some(Reason::new(
+            format!("{inside_zh}没有字段 {field}"),
+            format!("there is no field `{field}`{inside_en}"),
+        ));
+    }
     let (field_zh, field_en) = match &path {
         Some(p) => (format!("字段 {p} "), format!("field `{p}`: ")),
         None => (String::new(), String::new()),
@@ -439,6 +453,12 @@ mod tests {
             let reason = field_reason(&text).unwrap_or_else(|| panic!("no reason found in {text}"));
             assert_eq!((reason.zh.as_str(), reason.en.as_str()), (zh, en), "{text}");
         }
+        let nested = format!("{json}: action: unknown field `note`, expected `matter` at line 1 column 50");
+        let reason = field_reason(&nested).unwrap();
+        assert_eq!(
+            (reason.zh.as_str(), reason.en.as_str()),
+            ("action 中没有字段 note", "there is no field `note` in `action`")
+        );
         assert!(field_reason("expected value at line 1 column 1").is_none());
     }
 

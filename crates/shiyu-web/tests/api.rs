@@ -194,6 +194,12 @@ async fn citizens_report_follow_and_rate_without_an_account(app: TestApp) {
         .unwrap();
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["code"], "CASE_STATE_FORBIDS_ACTION");
+    // Which state refused which action, in both languages.
+    assert_eq!(body["error"]["message"], "事件当前状态不允许此操作：事件已受理时不能评价", "{body}");
+    assert!(body["error"]["message_en"]
+        .as_str()
+        .unwrap()
+        .ends_with(": rate is not possible while the case is received"));
 
     // Staff notes never reach the public view.
     let mut operator = app.signed_in("operator").await;

@@ -379,6 +379,11 @@ async fn every_refusal_has_the_error_body_and_changes_nothing(app: TestApp) {
             act(&mut operator, first.json()["case"]["id"].as_i64().unwrap(), json!({"action": action})).await;
         assert_eq!((status, code(&body)), (422, "INVALID_FIELDS"), "{action}: {body}");
     }
+    // A note put inside the action instead of beside it is told where it is.
+    let inside = json!({"action": {"type": "close", "note": "已处理"}});
+    let (status, body) = act(&mut operator, first.json()["case"]["id"].as_i64().unwrap(), inside).await;
+    assert_eq!((status, code(&body)), (422, "INVALID_FIELDS"), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().ends_with("action 中没有字段 note"), "{body}");
 
     // A supervision's due date is bounded like an extension.
     let id = first.json()["case"]["id"].as_i64().unwrap();
