@@ -26,6 +26,10 @@ impl fmt::Display for DivisionError {
 
 impl std::error::Error for DivisionError {}
 
+/// The citizen account `shiyu demo` prints: the simulator never reports as it, so whoever signs in with it
+/// sees only the reports they made.
+pub const DEMO_CITIZEN: &str = "citizen";
+
 /// A whole city's reference data.
 #[derive(Debug, Clone)]
 pub struct City {
@@ -188,6 +192,7 @@ pub fn build(jurisdictions: Vec<Jurisdiction>) -> Result<City, DivisionError> {
     for n in 1..=20 {
         add(format!("citizen{n}"), format!("市民{n}"), Role::Citizen, Scope::Unbound);
     }
+    add(DEMO_CITIZEN.to_string(), "市民（体验账号）".to_string(), Role::Citizen, Scope::Unbound);
     Ok(City { jurisdictions, departments, categories, matters, users })
 }
 

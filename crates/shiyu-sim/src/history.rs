@@ -78,7 +78,10 @@ impl Cast {
                     cast.grid_workers.entry(j).or_insert_with(|| (actor_of(user), user.clone()));
                 }
                 (Role::HotlineAgent, _) => cast.hotline.push(actor_of(user)),
-                (Role::Citizen, _) => cast.citizens.push(actor_of(user)),
+                // The demo's own citizen is left to the person trying the demo: their reports are theirs.
+                (Role::Citizen, _) if user.username != crate::city::DEMO_CITIZEN => {
+                    cast.citizens.push(actor_of(user))
+                }
                 _ => {}
             }
         }

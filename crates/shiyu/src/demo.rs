@@ -238,7 +238,7 @@ async fn demo_accounts(store: &dyn Store, city: &shiyu_sim::city::City) -> anyho
         format!("dept{chongchuan}-urban_management"),
         grid_worker,
         format!("mediator{chongchuan}"),
-        "citizen1".to_string(),
+        shiyu_sim::city::DEMO_CITIZEN.to_string(),
     ];
     let jurisdictions: std::collections::HashMap<_, _> =
         city.jurisdictions.iter().map(|j| (j.id, j)).collect();
@@ -293,14 +293,15 @@ async fn live(
     let options = SimulateOptions { cases: 0, days: 1, seed: seed ^ now.0 as u64, until: now, first_id: 0 };
     let mut simulation = Simulation::new(&world, privacy.as_ref(), options);
     let mut due: BinaryHeap<Reverse<(Timestamp, i64)>> = BinaryHeap::new();
-    let mut stories: std::collections::HashMap<i64, Story> = std::collections::HashMap::new();
+    // Each case the feed drives, with the version it last left the case at.
+    let mut stories: std::collections::HashMap<i64, (Story, u64)> = std::collections::HashMap::new();
     // Carry on the most recent open cases of the history, so that what is on screen moves.
     let query =
         CaseQuery { scope: CaseScope::All, status: None, before: None, received_after: None, limit: 300 };
     if let Ok(cases) = store.list_cases(&query).await {
         for (id, state) in cases.into_iter().filter(|(_, s)| s.status.is_active()) {
             if let Some(story) = simulation.story_of(&state) {
-                stories.insert(id.0, story);
+                stories.insert(id.0, (story, state.version));
                 due.push(Reverse((later(now, rand_within(id.0, 120)), id.0)));
             }
         }
@@ -314,10 +315,11 @@ async fn live(
         owed += rate.max(0.0) * interval.period().as_secs_f64();
         while owed >= 1.0 {
             owed -= 1.0;
-            let (step, story) = simulation.live_report(now);
+            let (mut step, story) = simulation.live_report(now);
+            step.command.origin = Some(LIVE_FEED.into());
             if let Ok(created) = service.receive(None, &step.command, &step.actor, now).await {
                 due.push(Reverse((later(now, 10 + created.id.0 % 50), created.id.0)));
-                stories.insert(created.id.0, story);
+                stories.insert(created.id.0, (story, created.state.version));
             }
         }
         while let Some(Reverse((at, id))) = due.peek().copied() {
@@ -325,14 +327,21 @@ async fn live(
                 break;
             }
             due.pop();
-            let Some(story) = stories.get(&id).cloned() else { continue };
+            let Some((story, left_at)) = stories.get(&id).cloned() else { continue };
             let Ok(state) = service.load(CaseId(id)).await else { continue };
+            // A case a person has acted on since is theirs now: the feed neither acts in their name (the demo
+            // accounts are the feed's cast too) nor second-guesses their choices of matter or department.
+            if state.version != left_at && taken_over(store.as_ref(), CaseId(id), left_at).await {
+                stories.remove(&id);
+                continue;
+            }
             match simulation.plan_step(&state, &story) {
-                Some(step) => {
-                    // A step refused because someone else acted first (an operator in the browser) is fine:
-                    // the case is looked at again next time.
-                    let _ =
+                Some(mut step) => {
+                    step.command.origin = Some(LIVE_FEED.into());
+                    let acted =
                         service.act(CaseId(id), Some(state.version), &step.command, &step.actor, now).await;
+                    let version = acted.map_or(state.version, |after| after.version);
+                    stories.insert(id, (story, version));
                     due.push(Reverse((later(now, 20 + rand_within(id, 90)), id)));
                 }
                 None => {
@@ -341,6 +350,18 @@ async fn live(
             }
         }
     }
+}
+
+/// The origin the live feed's commands carry, so that its steps are told apart from a person's.
+const LIVE_FEED: &str = "shiyu demo";
+
+/// Whether someone other than the feed and the deadline engine has acted on the case since `version`.
+async fn taken_over(store: &dyn Store, id: CaseId, version: u64) -> bool {
+    let Ok(history) = store.case_history(id).await else { return true };
+    history.iter().filter(|e| e.version > version).any(|e| {
+        matches!(e.event.actor, shiyu_domain::Actor::User { .. })
+            && e.event.origin.as_deref() != Some(LIVE_FEED)
+    })
 }
 
 /// A spread of waits that differs by case without another random source.
@@ -398,4 +419,49 @@ pub async fn simulate(
         truth_path.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shiyu_domain::{Action, Command, Rules};
+    use shiyu_store::testing::SampleWorld;
+
+    /// The feed hands a case over once a person acts on it, but not for its own steps or the deadline
+    /// engine's.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_case_a_person_acted_on_is_no_longer_the_feeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            shiyu_store::sqlite::SqliteStore::open(dir.path(), shiyu_store::WriteOptions::default())
+                .await
+                .unwrap(),
+        );
+        let world = SampleWorld::new();
+        world.install(store.as_ref()).await.unwrap();
+        let service = CaseService::new(store.clone(), Arc::new(Rules::default()));
+        let now = Timestamp(1_795_000_000_000);
+        let mut report = world.report("路口有人占道摆摊");
+        report.origin = Some(LIVE_FEED.into());
+        let created = service.receive(None, &report, &world.actor("citizen").unwrap(), now).await.unwrap();
+        let id = created.id;
+        let by_feed = Command {
+            origin: Some(LIVE_FEED.into()),
+            ..Command::new(Action::Register { matter: world.matters[0].clone(), priority: None })
+        };
+        let operator = world.actor("operator").unwrap();
+        let registered = service.act(id, Some(1), &by_feed, &operator, now).await.unwrap();
+        assert!(!taken_over(store.as_ref(), id, 1).await, "the feed's own step");
+        let by_person = Command {
+            origin: Some("127.0.0.1".into()),
+            note: Some("暂缓".into()),
+            ..Command::new(Action::Suspend)
+        };
+        service.act(id, Some(registered.version), &by_person, &operator, now).await.unwrap();
+        assert!(
+            taken_over(store.as_ref(), id, registered.version).await,
+            "an operator's step in the browser"
+        );
+        assert!(!taken_over(store.as_ref(), id, registered.version + 1).await, "nothing since");
+    }
 }
