@@ -5,6 +5,7 @@
 use crate::api::cases::visible_case;
 use crate::auth::{Caller, SignedIn};
 use crate::errors::{ErrorBody, WebResult};
+use crate::reference::Reference;
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::Json;
@@ -33,8 +34,16 @@ pub struct DuplicateView {
     pub status: String,
 }
 
-fn words(case: &CaseState) -> HashSet<String> {
-    shiyu_text::words(&case.description).into_iter().collect()
+/// The words of a report that say what is wrong: its description's, less the words naming where (its address
+/// and the places of its jurisdiction chain). Two reports from one street corner share 桃坞路 and 路口 whatever
+/// they are about; counted, those made a missing manhole cover a likely duplicate of a pile of rubbish there.
+fn words(case: &CaseState, reference: &Reference) -> HashSet<String> {
+    let mut place: HashSet<String> =
+        case.address.as_deref().map(shiyu_text::words).unwrap_or_default().into_iter().collect();
+    for j in case.path.iter().filter_map(|id| reference.jurisdictions.get(id)) {
+        place.extend(shiyu_text::words(&j.name));
+    }
+    shiyu_text::words(&case.description).into_iter().filter(|w| !place.contains(w)).collect()
 }
 
 /// How alike two reports are, under `rule` (`a_words` are `a`'s, found once for all its comparisons);
@@ -43,6 +52,7 @@ pub fn score(
     a: &CaseState,
     a_words: &HashSet<String>,
     b: &CaseState,
+    words_of: impl Fn(&CaseState) -> HashSet<String>,
     rule: DuplicateRule,
 ) -> Option<(f64, f64, Option<f64>, f64)> {
     let hours = (a.received_at.0 - b.received_at.0).abs() as f64 / 3_600_000.0;
@@ -64,7 +74,7 @@ pub fn score(
             _ => return None,
         },
     };
-    let b_words = words(b);
+    let b_words = words_of(b);
     let union = a_words.union(&b_words).count();
     let similarity =
         if union == 0 { 0.0 } else { a_words.intersection(&b_words).count() as f64 / union as f64 };
@@ -94,7 +104,7 @@ pub async fn duplicates(
         received_after: Some(case.received_at.plus_minutes(-i64::from(rule.window_hours) * 60)),
         limit: 2_000,
     };
-    let own_words = words(&case);
+    let own_words = words(&case, &reference);
     let mut found: Vec<DuplicateView> = state
         .store
         .list_cases(&query)
@@ -107,7 +117,8 @@ pub async fn duplicates(
                 && case.matter.as_ref().is_none_or(|m| c.matter.as_ref().is_none_or(|n| n.code == m.code))
         })
         .filter_map(|(other, c)| {
-            let (score, similarity, distance_m, hours_apart) = score(&case, &own_words, &c, rule)?;
+            let words_of = |c: &CaseState| words(c, &reference);
+            let (score, similarity, distance_m, hours_apart) = score(&case, &own_words, &c, words_of, rule)?;
             (score >= OFFER_FROM && similarity >= WORDS_AT_LEAST).then(|| DuplicateView {
                 case: other.0,
                 score: (score * 1000.0).round() / 1000.0,
