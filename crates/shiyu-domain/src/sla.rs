@@ -7,10 +7,10 @@
 //! refuses an alarm the state no longer expects, which is what makes each one happen exactly once even when
 //! two nodes, or a restarted node, try it again.
 
-use crate::case::{Actor, CaseState, Change, Event, PlannedEscalation, Signal, Status};
+use crate::case::{Actor, CaseState, Change, Event, PlannedEscalation, Signal};
 use crate::decide::{center_above, escalation, Rules};
 use crate::error::{DomainError, ErrorKind};
-use crate::org::{DepartmentId, JurisdictionId, Level, Role, Stage};
+use crate::org::{DepartmentId, JurisdictionId, Level, Priority, Role, Stage};
 use crate::time::Timestamp;
 use crate::Basis;
 use serde::{Deserialize, Serialize};
@@ -294,11 +294,25 @@ pub fn notices(event: &Event, case: &CaseState, case_id: i64) -> Vec<Notice> {
         (Stage::Accept | Stage::Handle, Some(lead)) => Audience::Department(lead),
         _ => Audience::Center(owner, Role::Operator),
     };
+    // A department reading its list needs what the case is and by when, not only its number.
+    let about = about(case);
+    let open_departments: Vec<DepartmentId> = if case.status.is_active() {
+        case.lead.into_iter().chain(case.assisting.iter().copied()).collect()
+    } else {
+        Vec::new()
+    };
     match &event.change {
         Change::Dispatched { lead, assisting, .. } => {
-            tell(Audience::Department(*lead), format!("新派遣事件 #{case_id}（主办）"), false);
+            let by = case.deadline.map(|d| format!("，请于 {} 前签收", d.due)).unwrap_or_default();
+            // An urgent case (gas, a collapse …) cannot wait for someone to open the app.
+            let urgent = case.priority == Priority::Urgent;
+            tell(Audience::Department(*lead), format!("新派遣事件 #{case_id}（主办）：{about}{by}"), urgent);
             for department in assisting {
-                tell(Audience::Department(*department), format!("新派遣事件 #{case_id}（协办）"), false);
+                tell(
+                    Audience::Department(*department),
+                    format!("新派遣事件 #{case_id}（协办）：{about}{by}"),
+                    urgent,
+                );
             }
         }
         Change::Warned { stage, .. } => {
@@ -324,9 +338,14 @@ pub fn notices(event: &Event, case: &CaseState, case_id: i64) -> Vec<Notice> {
                 );
             }
         }
-        Change::Supervised { .. } => {
+        Change::Supervised { due, .. } => {
             let stage = case.status.stage().unwrap_or(Stage::Handle);
-            tell(holder(stage), format!("事件 #{case_id} 被督办"), true)
+            let title = format!("事件 #{case_id} 被督办，须于 {due} 前办结：{about}");
+            tell(holder(stage), title.clone(), true);
+            // Every department still on the case answers to a supervision, not only the lead.
+            for department in case.assisting.iter().filter(|d| open_departments.contains(d)) {
+                tell(Audience::Department(*department), title.clone(), true);
+            }
         }
         Change::SupervisionLapsed { .. } => {
             tell(Audience::Center(owner, Role::Leader), format!("事件 #{case_id} 督办逾期未办结"), true)
@@ -363,9 +382,10 @@ pub fn notices(event: &Event, case: &CaseState, case_id: i64) -> Vec<Notice> {
             }
         }
         Change::Instructed => {
-            tell(Audience::Center(owner, Role::Operator), format!("事件 #{case_id} 有领导批示"), false);
-            if let Some(lead) = case.lead.filter(|_| case.status != Status::Closed) {
-                tell(Audience::Department(lead), format!("事件 #{case_id} 有领导批示"), false);
+            let title = format!("事件 #{case_id} 有领导批示：{about}");
+            tell(Audience::Center(owner, Role::Operator), title.clone(), false);
+            for department in &open_departments {
+                tell(Audience::Department(*department), title.clone(), false);
             }
         }
         Change::Reopened { .. } => {
@@ -374,6 +394,17 @@ pub fn notices(event: &Event, case: &CaseState, case_id: i64) -> Vec<Notice> {
         _ => {}
     }
     out
+}
+
+/// The first words of a case's description, for a notice's title.
+fn about(case: &CaseState) -> String {
+    const SHOWN: usize = 24;
+    let words: String = case.description.chars().take(SHOWN).collect();
+    if case.description.chars().count() > SHOWN {
+        format!("{words}…")
+    } else {
+        words
+    }
 }
 
 pub fn stage_label(stage: Stage) -> &'static str {

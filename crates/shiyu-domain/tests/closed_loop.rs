@@ -1119,3 +1119,37 @@ fn a_case_classified_at_intake_takes_its_matters_limits_and_priority() {
     assert_eq!((deadline.stage, deadline.basis), (Stage::Register, Basis::Natural));
     assert_eq!(deadline.due, t0().plus_minutes(60));
 }
+
+/// A department's notices say what the case is and by when; an urgent case's dispatch is urgent (by SMS); a
+/// supervision or an instruction reaches every department still on the case, not only the lead.
+#[test]
+fn notices_say_what_and_by_when_and_reach_every_department_on_the_case() {
+    use shiyu_domain::sla::{notices, Audience};
+    let urgent = received().step(register_as(gas_leak()), OP_COUNTY).step(dispatch(), OP_COUNTY);
+    let last = urgent.events.last().unwrap();
+    let told = notices(last, urgent.state(), 7);
+    assert_eq!(told.len(), 2, "{told:?}");
+    let due = urgent.state().deadline.unwrap().due;
+    for notice in &told {
+        assert!(notice.urgent, "a gas leak cannot wait for someone to open the app: {notice:?}");
+        assert!(notice.title.contains("八仙城菜场门口有人占道经营"), "{}", notice.title);
+        assert!(notice.title.ends_with(&format!("请于 {due} 前签收")), "{}", notice.title);
+    }
+    let ordinary = dispatched();
+    assert!(notices(ordinary.events.last().unwrap(), ordinary.state(), 7).iter().all(|n| !n.urgent));
+
+    for (story, kind) in [
+        (handling().step(supervise_next_week(), OP_CITY), "supervised"),
+        (handling().step(instruct(), LEADER_COUNTY), "instructed"),
+    ] {
+        let event = story.events.last().unwrap();
+        let departments: Vec<_> = notices(event, story.state(), 7)
+            .into_iter()
+            .filter_map(|n| match n.audience {
+                Audience::Department(d) => Some(d),
+                Audience::Center(..) => None,
+            })
+            .collect();
+        assert_eq!(departments, [LEAD_DEPT, ASSIST_DEPT], "{kind}");
+    }
+}
