@@ -166,6 +166,10 @@ async fn monthly_reports_render_in_every_format(app: TestApp) {
     assert!(csv.body.starts_with("\u{feff}".as_bytes()), "a BOM, so that spreadsheets read Chinese");
     let xlsx = operator.request("GET", &format!("{path}&format=xlsx"), &[], None).await.unwrap();
     assert!(xlsx.header("content-type").unwrap().contains("spreadsheetml"));
+    // Spreadsheets are saved as files; the page opens where it is.
+    for (answer, disposition) in [(&xlsx, "attachment; "), (&csv, "attachment; "), (&html, "inline; ")] {
+        assert!(answer.header("content-disposition").unwrap().starts_with(disposition));
+    }
     assert!(xlsx.body.starts_with(b"PK"), "an XLSX file is a zip");
     let (status, body) = operator.json("GET", &format!("{path}&format=json"), None).await.unwrap();
     assert_eq!(status, 200);

@@ -179,6 +179,10 @@ async fn build(
     let (tally, truth) =
         shiyu_sim::simulate::simulate(store.clone(), world, privacy, simulate, |step| progress.show(step))
             .await?;
+    // The simulated past is not news: the notifier starts after it, so that nobody's inbox opens on two months
+    // of it (the live feed brings new notices soon enough).
+    let last = store.last_seq().await?;
+    store.follow(shiyu_sla::notifier::FOLLOWER, last, Vec::new(), Vec::new()).await?;
     let truth_path = config.storage.data_dir.join("simulation-truth.json");
     std::fs::write(&truth_path, serde_json::to_string_pretty(&truth)?)?;
     say!(

@@ -229,8 +229,12 @@ fn demo_builds_nantong_once_simulates_more_and_backup_copies_it_online() {
         let store = shiyu_store::sqlite::SqliteStore::open(&dir.path().join("city"), Default::default())
             .await
             .unwrap();
-        shiyu_store::Store::audit_log(&store, 0, 100_000).await.unwrap()
+        let followed = shiyu_store::Store::follower_seq(&store, "notifier").await.unwrap();
+        (shiyu_store::Store::audit_log(&store, 0, 100_000).await.unwrap(), followed)
     });
+    let (audit, followed) = audit;
+    // The simulated past is not news: the notifier starts after the demo's history, not on two months of it.
+    assert!(followed > 0, "the demo's history is marked as dealt with");
     assert!(
         audit.iter().any(|r| r.entry.action == "user_created" && r.entry.actor == "command_line"),
         "the new admin is in the audit log"

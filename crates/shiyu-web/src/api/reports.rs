@@ -41,6 +41,14 @@ pub enum Format {
 }
 
 impl Format {
+    /// Spreadsheets are saved; the page and the JSON are shown where they are opened.
+    pub fn disposition(self) -> &'static str {
+        match self {
+            Format::Csv | Format::Xlsx => "attachment",
+            Format::Html | Format::Json => "inline",
+        }
+    }
+
     pub fn parse(text: &str) -> Option<Format> {
         match text {
             "csv" => Some(Format::Csv),
@@ -172,7 +180,7 @@ pub async fn monthly(
     Ok((
         [
             (header::CONTENT_TYPE, format.content_type().to_string()),
-            (header::CONTENT_DISPOSITION, format!("inline; filename=\"{name}\"")),
+            (header::CONTENT_DISPOSITION, format!("{}; filename=\"{name}\"", format.disposition())),
         ],
         bytes,
     )
