@@ -396,6 +396,18 @@ pub struct TrackView {
     pub rating: Option<u8>,
     /// Closed and not yet rated.
     pub can_rate: bool,
+    /// For a report merged with another on the same problem: how that case, which now carries both, is
+    /// going (its status and public steps), so that the reporter learns the outcome too.
+    pub handled_with: Option<MergedProgress>,
+}
+
+/// The public progress of the case a report was merged into.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MergedProgress {
+    pub status: String,
+    pub status_label: String,
+    pub updated_at: i64,
+    pub steps: Vec<PublicStep>,
 }
 
 /// The steps a reporter may see: internal ones (acceptance by each department, extensions, supervision,

@@ -25,6 +25,7 @@ on_both_backends![
     the_classifier_learns_from_registrations_and_suggests_matters,
     likely_duplicates_are_offered_with_a_score,
     the_jurisdiction_tree_is_walked_by_id_or_by_code,
+    a_merged_report_follows_the_case_it_was_merged_into,
 ];
 
 fn hotline_report(description: &str) -> Value {
@@ -986,4 +987,39 @@ async fn the_jurisdiction_tree_is_walked_by_id_or_by_code(app: TestApp) {
         .unwrap();
     assert_eq!((status, body["error"]["code"].as_str()), (422, Some("INVALID_INPUT")), "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("parent_code"), "{body}");
+}
+
+/// A citizen whose report was merged with another on the same problem learns how that case goes on.
+async fn a_merged_report_follows_the_case_it_was_merged_into(app: TestApp) {
+    let mut citizen = app.anonymous();
+    let mut codes = Vec::new();
+    for text in ["桃坞路井盖缺失，晚上很危险", "桃坞路的井盖不见了，很危险"] {
+        let report = json!({"description": text, "jurisdiction": GRID});
+        let (status, receipt) = citizen.json("POST", "/api/public/reports", Some(&report)).await.unwrap();
+        assert_eq!(status, 201, "{receipt}");
+        codes.push(receipt["tracking_code"].as_str().unwrap().to_string());
+    }
+    let id_of = |code: &str| {
+        let store = app.store.clone();
+        let code = code.to_string();
+        async move { store.case_by_tracking_code(&code).await.unwrap().unwrap().0 }
+    };
+    let (main, merged) = (id_of(&codes[0]).await, id_of(&codes[1]).await);
+    let mut operator = app.signed_in("operator").await;
+    act_ok(&mut operator, merged, json!({"action": {"type": "merge", "into": main}, "note": "同一井盖"}))
+        .await;
+    act_ok(&mut operator, main, json!({"action": {"type": "register", "matter": "street_vending"}})).await;
+
+    let (status, track) =
+        citizen.json("GET", &format!("/api/public/reports/{}", codes[1]), None).await.unwrap();
+    assert_eq!(status, 200, "{track}");
+    assert_eq!((track["status"].as_str(), track["can_rate"].as_bool()), (Some("merged"), Some(false)));
+    let with = &track["handled_with"];
+    assert_eq!(with["status"], "registered", "{track}");
+    let labels: Vec<&str> =
+        with["steps"].as_array().unwrap().iter().map(|s| s["label"].as_str().unwrap()).collect();
+    assert_eq!(labels, ["已受理", "已立案"], "{track}");
+    let (_, main_track) =
+        citizen.json("GET", &format!("/api/public/reports/{}", codes[0]), None).await.unwrap();
+    assert_eq!(main_track["handled_with"], Value::Null, "the main case is followed by its own steps");
 }

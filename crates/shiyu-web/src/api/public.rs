@@ -5,7 +5,7 @@ use super::cases::{idempotency_key, intake_command, Intake};
 use super::JsonBody;
 use crate::auth::Caller;
 use crate::errors::{ErrorBody, WebError, WebResult};
-use crate::views::{public_step, LocationView, TrackView};
+use crate::views::{public_step, LocationView, MergedProgress, TrackView};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -100,7 +100,12 @@ async fn by_code(state: &AppState, code: &str) -> WebResult<(CaseId, CaseState)>
 pub async fn track(State(state): State<AppState>, Path(code): Path<String>) -> WebResult<Json<TrackView>> {
     let (id, case) = by_code(&state, &code).await?;
     let history = state.store.case_history(id).await?;
+    let handled_with = match case.merged_into {
+        Some(into) => merged_progress(&state, into).await?,
+        None => None,
+    };
     Ok(Json(TrackView {
+        handled_with,
         tracking_code: case.reporter.tracking_code.clone().unwrap_or_default(),
         status: case.status.as_str().into(),
         status_label: case.status.label_zh().into(),
@@ -110,6 +115,26 @@ pub async fn track(State(state): State<AppState>, Path(code): Path<String>) -> W
         rating: case.rating.as_ref().map(|r| r.score),
         can_rate: case.status == Status::Closed && case.rating.is_none(),
     }))
+}
+
+/// Where a merged report's problem now stands: the case it was merged into, or the one that was merged into
+/// in turn (a chain of at most a few merges, followed to its end).
+async fn merged_progress(state: &AppState, mut into: CaseId) -> WebResult<Option<MergedProgress>> {
+    for _ in 0..8 {
+        let Some(main) = state.store.load_case(into).await? else { return Ok(None) };
+        if let Some(next) = main.merged_into {
+            into = next;
+            continue;
+        }
+        let history = state.store.case_history(into).await?;
+        return Ok(Some(MergedProgress {
+            status: main.status.as_str().into(),
+            status_label: main.status.label_zh().into(),
+            updated_at: main.updated_at.0,
+            steps: history.iter().filter_map(|e| public_step(&e.event)).collect(),
+        }));
+    }
+    Ok(None)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
