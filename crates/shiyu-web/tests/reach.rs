@@ -16,6 +16,7 @@ on_both_backends![
     parallel_guesses_cannot_outrun_the_lock,
     a_lock_does_not_tell_which_usernames_exist,
     a_stranger_guessing_wrong_locks_out_only_their_own_address,
+    a_report_outside_ones_grid_is_refused_with_whose_it_is,
     a_case_is_merged_only_into_one_the_operator_can_see,
     citizens_see_their_own_reports_without_the_handling_inside,
     cases_are_dispatched_only_to_departments_over_their_place,
@@ -148,6 +149,18 @@ async fn a_stranger_guessing_wrong_locks_out_only_their_own_address(app: TestApp
     let (status, _) =
         app.anonymous_from("127.0.0.6").json("POST", "/api/session", Some(&nobody(4))).await.unwrap();
     assert_eq!(status, 401, "another address may still try the name");
+}
+
+async fn a_report_outside_ones_grid_is_refused_with_whose_it_is(app: TestApp) {
+    let mut worker = app.signed_in("gridworker").await;
+    let body = json!({"channel": "grid_patrol", "description": "路边大树倒了，挡住半条路", "jurisdiction": OTHER_COUNTY});
+    let (status, refused) = worker.json("POST", "/api/cases", Some(&body)).await.unwrap();
+    assert_eq!((status, code(&refused)), (403, "OUT_OF_JURISDICTION"), "{refused}");
+    let (zh, en) =
+        (refused["error"]["message"].as_str().unwrap(), refused["error"]["message_en"].as_str().unwrap());
+    assert!(zh.contains("海门区") && zh.contains("12345"), "{refused}");
+    assert!(en.contains("(320614)") && en.contains("12345 hotline"), "{refused}");
+    assert_eq!(app.store.count_cases().await.unwrap(), 0);
 }
 
 async fn a_case_is_merged_only_into_one_the_operator_can_see(app: TestApp) {

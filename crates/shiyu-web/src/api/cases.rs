@@ -16,7 +16,7 @@ use shiyu_domain::{
     DepartmentId, DomainError, ErrorKind, GeoPoint, JurisdictionId, NewCase, Priority, Reporter, Role, Scope,
     Status, Timestamp,
 };
-use shiyu_store::{CaseQuery, CaseScope};
+use shiyu_store::{CaseQuery, CaseScope, ServiceError};
 use utoipa::{IntoParams, ToSchema};
 
 /// The header that makes a submission safe to retry.
@@ -405,7 +405,12 @@ pub async fn create(
         },
     )
     .await?;
-    let created = state.service.receive(key, &command, &actor, state.now()).await?;
+    let created = match state.service.receive(key, &command, &actor, state.now()).await {
+        Err(ServiceError::Domain(refused)) if refused.kind == ErrorKind::OutOfJurisdiction => {
+            return Err(elsewhere(&state, &command, refused).into());
+        }
+        received => received?,
+    };
     let status = if created.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((
         status,
@@ -415,6 +420,24 @@ pub async fn create(
             created: created.created,
         }),
     ))
+}
+
+/// A report refused as outside the caller's jurisdiction, saying where the place is and what to do: a grid
+/// worker who sees a fallen tree in the next grid needs to know whose it is, not only that it is not theirs.
+fn elsewhere(state: &AppState, command: &Command, refused: DomainError) -> DomainError {
+    let Action::Receive(new) = &command.action else { return refused };
+    let reference = state.reference.get();
+    let Some(place) = new.path.last().and_then(|id| reference.jurisdictions.get(id)) else { return refused };
+    DomainError::with_reason(
+        refused.kind,
+        shiyu_domain::Reason::new(
+            format!("该位置属于{}（{}），请告知该地网格员或拨打12345热线", place.name, place.code),
+            format!(
+                "the place lies in {} ({}); tell its grid worker or call the 12345 hotline",
+                place.name, place.code
+            ),
+        ),
+    )
 }
 
 /// The idempotency key of a request, namespaced by who sent it and by what was sent: a retry (the same key
