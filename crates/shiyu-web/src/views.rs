@@ -1,11 +1,12 @@
 //! The JSON shapes of the API, and how domain values become them (with personal data masked).
 
+use crate::reference::Reference;
 use serde::{Deserialize, Serialize};
 use shiyu_auth::Sealer;
 use shiyu_domain::permissions::sees_handling;
 use shiyu_domain::{
-    Actor, AttachmentRef, CaseId, CaseState, Category, Change, Department, Event, Jurisdiction, Matter, Role,
-    Timestamp, User,
+    Actor, AttachmentRef, CaseId, CaseState, Category, Change, Department, DepartmentId, Event, Jurisdiction,
+    JurisdictionId, Matter, Role, Timestamp, User,
 };
 use shiyu_store::StoredEvent;
 use utoipa::ToSchema;
@@ -122,10 +123,16 @@ impl AttachmentView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeadlineView {
     pub stage: String,
+    /// The stage in Chinese (受理, 立案, 派遣, 签收, 处置, 核查, 结案).
+    pub stage_label: String,
     pub basis: String,
     pub started: i64,
     pub yellow_at: i64,
     pub due: i64,
+    /// The due time in Beijing time, `2026-12-07 10:20`.
+    pub due_label: String,
+    /// Minutes until due at the time of asking; negative once overdue.
+    pub minutes_left: i64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -175,13 +182,20 @@ pub struct CaseView {
     pub location: Option<LocationView>,
     /// The jurisdictions the case happened in, city first.
     pub jurisdictions: Vec<i64>,
+    /// Their names below the city, joined as one says them (崇川区和平桥街道桃坞路社区第一网格).
+    pub place_name: String,
     /// The command center responsible for it.
     pub owner: i64,
+    pub owner_name: Option<String>,
     pub matter: Option<String>,
+    pub matter_name: Option<String>,
     pub category: Option<String>,
+    pub category_name: Option<String>,
     pub priority: String,
     pub lead_department: Option<i64>,
+    pub lead_department_name: Option<String>,
     pub assisting_departments: Vec<i64>,
+    pub assisting_department_names: Vec<String>,
     pub accepted_by: Vec<i64>,
     pub deadline: Option<DeadlineView>,
     /// green, yellow (临期), red (超期), paused (挂起) or off
@@ -197,6 +211,19 @@ pub struct CaseView {
     pub ended_at: Option<i64>,
 }
 
+/// Names of nested places joined as one says them: a grid named after its community (桃坞路社区第一网格) adds
+/// only its own part after the community's name.
+fn spoken_place(names: impl Iterator<Item = String>) -> String {
+    let mut spoken = String::new();
+    let mut previous = String::new();
+    for name in names {
+        spoken
+            .push_str(name.strip_prefix(previous.as_str()).filter(|_| !previous.is_empty()).unwrap_or(&name));
+        previous = name;
+    }
+    spoken
+}
+
 /// Masks a sealed value for display; a value that cannot be opened shows as stars.
 pub fn masked(sealer: &Sealer, sealed: Option<&String>, mask: fn(&str) -> String) -> Option<String> {
     sealed.map(|s| sealer.open(s).map(|plain| mask(&plain)).unwrap_or_else(|_| "****".into()))
@@ -205,8 +232,15 @@ pub fn masked(sealer: &Sealer, sealed: Option<&String>, mask: fn(&str) -> String
 impl CaseView {
     /// The case as `actor` may see it: staff see everything; a citizen sees their own report with the
     /// handling inside left out (`shiyu_domain::sees_handling`).
-    pub fn of(id: CaseId, case: &CaseState, now: Timestamp, sealer: &Sealer, actor: &Actor) -> CaseView {
-        let view = CaseView::whole(id, case, now, sealer);
+    pub fn of(
+        id: CaseId,
+        case: &CaseState,
+        now: Timestamp,
+        sealer: &Sealer,
+        actor: &Actor,
+        reference: &Reference,
+    ) -> CaseView {
+        let view = CaseView::whole(id, case, now, sealer, reference);
         if sees_handling(actor) {
             view
         } else {
@@ -219,7 +253,9 @@ impl CaseView {
     fn without_handling(self) -> CaseView {
         CaseView {
             lead_department: None,
+            lead_department_name: None,
             assisting_departments: Vec::new(),
+            assisting_department_names: Vec::new(),
             accepted_by: Vec::new(),
             deadline: None,
             light: "off".into(),
@@ -231,8 +267,17 @@ impl CaseView {
         }
     }
 
-    fn whole(id: CaseId, case: &CaseState, now: Timestamp, sealer: &Sealer) -> CaseView {
+    fn whole(
+        id: CaseId,
+        case: &CaseState,
+        now: Timestamp,
+        sealer: &Sealer,
+        reference: &Reference,
+    ) -> CaseView {
         let reporter = &case.reporter;
+        let place = |id: &JurisdictionId| reference.jurisdictions.get(id).map(|j| j.name.clone());
+        let department = |id: &DepartmentId| reference.departments.get(id).map(|d| d.name.clone());
+        let matter = case.matter.as_ref();
         CaseView {
             id: id.0,
             version: case.version,
@@ -243,19 +288,30 @@ impl CaseView {
             address: case.address.clone(),
             location: case.location.map(|p| LocationView { lon: p.lon, lat: p.lat }),
             jurisdictions: case.path.iter().map(|j| j.0).collect(),
+            place_name: spoken_place(case.path.iter().skip(1).filter_map(place)),
             owner: case.owner.0,
-            matter: case.matter.as_ref().map(|m| m.code.clone()),
-            category: case.matter.as_ref().map(|m| m.category.clone()),
+            owner_name: place(&case.owner),
+            matter: matter.map(|m| m.code.clone()),
+            matter_name: matter.and_then(|m| reference.matters.get(&m.code)).map(|m| m.name.clone()),
+            category: matter.map(|m| m.category.clone()),
+            category_name: matter
+                .and_then(|m| reference.categories.iter().find(|c| c.code == m.category))
+                .map(|c| c.name.clone()),
             priority: name_of(&case.priority),
             lead_department: case.lead.map(|d| d.0),
+            lead_department_name: case.lead.as_ref().and_then(department),
             assisting_departments: case.assisting.iter().map(|d| d.0).collect(),
+            assisting_department_names: case.assisting.iter().filter_map(department).collect(),
             accepted_by: case.accepted.iter().map(|d| d.0).collect(),
             deadline: case.deadline.map(|d| DeadlineView {
                 stage: d.stage.as_str().into(),
+                stage_label: shiyu_domain::sla::stage_label(d.stage).into(),
                 basis: name_of(&d.basis),
                 started: d.started.0,
                 yellow_at: d.yellow_at.0,
                 due: d.due.0,
+                due_label: d.due.to_string(),
+                minutes_left: (d.due.0 - now.0).div_euclid(60_000),
             }),
             light: name_of(&case.light(now)),
             reporter: ReporterView {

@@ -160,7 +160,15 @@ async fn every_role_sees_and_does_only_what_it_may(app: TestApp) {
     let mut handler = app.signed_in("handler").await;
     act_ok(&mut operator, id, json!({"action": {"type": "register", "matter": matter}})).await;
     act_ok(&mut operator, id, json!({"action": {"type": "dispatch", "lead": 101}})).await;
-    assert_eq!(handler.json("GET", &case, None).await.unwrap().0, 200);
+    let (status, seen) = handler.json("GET", &case, None).await.unwrap();
+    assert_eq!(status, 200);
+    // Names beside the ids, and the deadline as a person reads it.
+    assert_eq!(seen["place_name"], "崇川区和平桥街道桃坞路社区第一网格", "{seen}");
+    assert_eq!((&seen["owner_name"], &seen["matter_name"]), (&json!("崇川区"), &json!("占道经营")), "{seen}");
+    assert_eq!(seen["lead_department_name"], app.world.departments[0].name.as_str(), "{seen}");
+    assert_eq!(seen["deadline"]["stage_label"], "签收", "{seen}");
+    let left = seen["deadline"]["minutes_left"].as_i64().unwrap();
+    assert!(left > 0 && seen["deadline"]["due_label"].as_str().unwrap().starts_with("2026-11-"), "{seen}");
     let (_, page) = handler.json("GET", "/api/cases", None).await.unwrap();
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
     // A leader may instruct but not register.

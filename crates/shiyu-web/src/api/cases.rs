@@ -68,7 +68,8 @@ pub async fn list(
     _known: super::KnownParams<(ListParams,)>,
 ) -> WebResult<Json<Page<CaseView>>> {
     let actor = caller.actor()?;
-    let scope = list_scope(&actor, &state.reference.get())?;
+    let reference = state.reference.get();
+    let scope = list_scope(&actor, &reference)?;
     let status = match params.status.as_deref() {
         None => None,
         Some(text) => Some(parse_name::<Status>(text).ok_or_else(|| {
@@ -83,7 +84,7 @@ pub async fn list(
     let items = cases
         .iter()
         .filter(|(_, case)| can_view(case, &actor))
-        .map(|(id, case)| CaseView::of(*id, case, now, &state.sealer, &actor))
+        .map(|(id, case)| CaseView::of(*id, case, now, &state.sealer, &actor, &reference))
         .collect();
     Ok(Json(Page { items, next }))
 }
@@ -98,7 +99,7 @@ pub async fn show(
 ) -> WebResult<Json<CaseView>> {
     let actor = caller.actor()?;
     let case = visible_case(&state, &actor, CaseId(id)).await?;
-    Ok(Json(CaseView::of(CaseId(id), &case, state.now(), &state.sealer, &actor)))
+    Ok(Json(CaseView::of(CaseId(id), &case, state.now(), &state.sealer, &actor, &state.reference.get())))
 }
 
 /// A case's whole history (全程留痕): who did what, when, why, with which evidence.
@@ -416,7 +417,14 @@ pub async fn create(
         status,
         Json(CreatedView {
             tracking_code: created.state.reporter.tracking_code.clone(),
-            case: CaseView::of(created.id, &created.state, state.now(), &state.sealer, &actor),
+            case: CaseView::of(
+                created.id,
+                &created.state,
+                state.now(),
+                &state.sealer,
+                &actor,
+                &state.reference.get(),
+            ),
             created: created.created,
         }),
     ))
@@ -641,7 +649,7 @@ pub async fn act(
     };
     let now = state.now();
     let case = state.service.act(CaseId(id), request.expected_version, &command, &actor, now).await?;
-    Ok(Json(CaseView::of(CaseId(id), &case, now, &state.sealer, &actor)))
+    Ok(Json(CaseView::of(CaseId(id), &case, now, &state.sealer, &actor, &state.reference.get())))
 }
 
 /// The catalog's answer for a case: where it happened, its matter, who leads, who assists, who verifies.
