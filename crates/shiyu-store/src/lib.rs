@@ -536,9 +536,10 @@ pub struct AttachmentMeta {
 }
 
 /// Which cases a list may contain.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum CaseScope {
     /// Every case (the system, or a city-level user).
+    #[default]
     All,
     /// Cases whose chain of jurisdictions passes `jurisdiction`, which stands at `depth` in every chain
     /// (0 city, 1 county, 2 township, 3 community, 4 grid, 5 micro-grid).
@@ -550,10 +551,15 @@ pub enum CaseScope {
 }
 
 /// A page of cases, newest first: ids below `before` (a cursor), at most `limit`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CaseQuery {
     pub scope: CaseScope,
-    pub status: Option<Status>,
+    /// Only cases in one of these states (any state when empty).
+    pub statuses: Vec<Status>,
+    /// Narrower than the scope: only cases whose chain passes this jurisdiction, at this depth.
+    pub within: Option<(usize, JurisdictionId)>,
+    /// Only cases of this matter (its code).
+    pub matter: Option<String>,
     pub before: Option<CaseId>,
     /// Only cases received at or after this instant.
     pub received_after: Option<Timestamp>,

@@ -955,15 +955,21 @@ macro_rules! shared_sql {
         pub(crate) async fn list_cases(pool: &Pool, query: &crate::CaseQuery) -> StoreResult<Vec<(CaseId, CaseState)>> {
             use crate::CaseScope;
             let mut sql = QueryBuilder::<$db>::new("SELECT c.id, c.state FROM cases c WHERE 1 = 1");
-            match query.scope {
-                CaseScope::All => {}
-                CaseScope::Under { depth: 0, .. } => {}
-                CaseScope::Under { depth, jurisdiction } => {
+            let mut under = |depth: usize, jurisdiction: shiyu_domain::JurisdictionId| -> StoreResult<()> {
+                if depth > 0 {
                     let column = ["county_id", "township_id", "community_id", "grid_id", "micro_grid_id"]
                         .get(depth - 1)
                         .ok_or_else(|| StoreError::Other(format!("no scope column for depth {depth}")))?;
                     sql.push(format!(" AND c.{column} = ")).push_bind(jurisdiction.0);
                 }
+                Ok(())
+            };
+            if let Some((depth, jurisdiction)) = query.within {
+                under(depth, jurisdiction)?;
+            }
+            match query.scope {
+                CaseScope::All => {}
+                CaseScope::Under { depth, jurisdiction } => under(depth, jurisdiction)?,
                 CaseScope::Department(department) => {
                     sql.push(" AND c.id IN (SELECT case_id FROM case_departments WHERE department_id = ")
                         .push_bind(department.0)
@@ -973,8 +979,16 @@ macro_rules! shared_sql {
                     sql.push(" AND c.reporter_id = ").push_bind(user.0);
                 }
             }
-            if let Some(status) = query.status {
-                sql.push(" AND c.status = ").push_bind(status.as_str());
+            if !query.statuses.is_empty() {
+                sql.push(" AND c.status IN (");
+                let mut listed = sql.separated(", ");
+                for status in &query.statuses {
+                    listed.push_bind(status.as_str());
+                }
+                sql.push(")");
+            }
+            if let Some(matter) = &query.matter {
+                sql.push(" AND c.matter_code = ").push_bind(matter.clone());
             }
             if let Some(before) = query.before {
                 sql.push(" AND c.id < ").push_bind(before.0);

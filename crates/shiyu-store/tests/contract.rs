@@ -315,7 +315,7 @@ async fn bulk_loaded_histories_read_as_their_events(store: Arc<dyn Store>) {
         CaseScope::Under { depth: 4, jurisdiction: JurisdictionId(SampleWorld::GRID) },
         CaseScope::Reporter(state.reporter.user.unwrap()),
     ] {
-        let query = CaseQuery { scope, status: None, before: None, received_after: None, limit: 10 };
+        let query = CaseQuery { scope, limit: 10, ..CaseQuery::default() };
         let listed: Vec<_> = store.list_cases(&query).await.unwrap().into_iter().map(|(id, _)| id).collect();
         assert_eq!(listed, [after, second, first, live]);
     }
@@ -387,10 +387,11 @@ async fn case_lists_are_scoped_paged_and_filtered(store: Arc<dyn Store>) {
     });
     service.act(ids[0], None, &dispatch, &actor("operator"), NOW).await.unwrap();
 
-    let page = |scope, status, before, limit| {
+    let page = |scope, status: Option<Status>, before, limit| {
         let store = store.clone();
         async move {
-            let query = CaseQuery { scope, status, before, received_after: None, limit };
+            let statuses: Vec<Status> = status.into_iter().collect();
+            let query = CaseQuery { scope, statuses, before, limit, ..CaseQuery::default() };
             store.list_cases(&query).await.unwrap().into_iter().map(|(id, _)| id).collect::<Vec<_>>()
         }
     };
@@ -413,6 +414,33 @@ async fn case_lists_are_scoped_paged_and_filtered(store: Arc<dyn Store>) {
     assert_eq!(page(CaseScope::Reporter(UserId(1)), None, None, 10).await, newest_first);
     assert!(page(CaseScope::Reporter(UserId(2)), None, None, 10).await.is_empty());
     assert_eq!(page(CaseScope::All, Some(Status::Dispatched), None, 10).await, vec![ids[0]]);
+    // Several states at once, a narrower place within the scope, a matter.
+    let listed = |query: CaseQuery| {
+        let store = store.clone();
+        async move { store.list_cases(&query).await.unwrap().into_iter().map(|(id, _)| id).collect::<Vec<_>>() }
+    };
+    let both =
+        CaseQuery { statuses: vec![Status::Received, Status::Dispatched], limit: 10, ..CaseQuery::default() };
+    assert_eq!(listed(both).await, newest_first);
+    let received = CaseQuery { statuses: vec![Status::Received], limit: 10, ..CaseQuery::default() };
+    assert_eq!(listed(received).await, newest_first[..newest_first.len() - 1]);
+    let in_grid = CaseQuery {
+        scope: county,
+        within: Some((4, JurisdictionId(SampleWorld::GRID))),
+        limit: 10,
+        ..CaseQuery::default()
+    };
+    assert_eq!(listed(in_grid).await, newest_first);
+    let elsewhere = CaseQuery {
+        scope: county,
+        within: Some((1, JurisdictionId(SampleWorld::OTHER_COUNTY))),
+        limit: 10,
+        ..CaseQuery::default()
+    };
+    assert!(listed(elsewhere).await.is_empty());
+    let of_matter =
+        CaseQuery { matter: Some(world.matters[0].code.clone()), limit: 10, ..CaseQuery::default() };
+    assert_eq!(listed(of_matter).await, vec![ids[0]]);
     assert_eq!(store.case_by_tracking_code("CODE-3").await.unwrap(), Some(ids[3]));
     assert_eq!(store.case_by_tracking_code("CODE-9").await.unwrap(), None);
 }
@@ -901,8 +929,7 @@ async fn reads_the_same_from_json(before: &Arc<dyn Store>, after: &Arc<dyn Store
     for (raw, stored) in raw.iter().zip(&history) {
         assert_eq!(shiyu_store::codec::decode::<shiyu_domain::Event>(&raw.payload).unwrap(), stored.event);
     }
-    let query =
-        CaseQuery { scope: CaseScope::All, status: None, before: None, received_after: None, limit: 10 };
+    let query = CaseQuery { limit: 10, ..CaseQuery::default() };
     let listed = after.list_cases(&query).await.unwrap();
     assert_eq!(listed, before.list_cases(&query).await.unwrap());
     assert_eq!(listed.len(), 1);
@@ -942,7 +969,7 @@ async fn sqlite_defers_indexes_for_a_large_load_and_builds_them_even_after_a_cra
     // Without them the store answers as before.
     let second = service.receive(None, &world.report("井盖破损"), &actor("citizen"), NOW).await.unwrap();
     let county = CaseScope::Under { depth: 1, jurisdiction: JurisdictionId(SampleWorld::COUNTY) };
-    let query = CaseQuery { scope: county, status: None, before: None, received_after: None, limit: 10 };
+    let query = CaseQuery { scope: county, limit: 10, ..CaseQuery::default() };
     let listed: Vec<CaseId> = store.list_cases(&query).await.unwrap().into_iter().map(|(id, _)| id).collect();
     assert_eq!(listed, vec![second.id, first.id]);
 

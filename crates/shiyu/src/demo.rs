@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::{clock, serve};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use shiyu_domain::{CaseId, Rules, Timestamp};
+use shiyu_domain::{CaseId, Rules, Status, Timestamp};
 use shiyu_sim::history::{Privacy, SimulateOptions, Simulation, Story, World};
 use shiyu_store::{CaseQuery, CaseScope, CaseService, Journal, Store};
 use std::cmp::Reverse;
@@ -300,8 +300,11 @@ async fn live(
     // Each case the feed drives, with the version it last left the case at.
     let mut stories: std::collections::HashMap<i64, (Story, u64)> = std::collections::HashMap::new();
     // Carry on the most recent open cases of the history, so that what is on screen moves.
-    let query =
-        CaseQuery { scope: CaseScope::All, status: None, before: None, received_after: None, limit: 300 };
+    let query = CaseQuery {
+        statuses: Status::ALL.iter().copied().filter(|s| s.is_active()).collect(),
+        limit: 300,
+        ..CaseQuery::default()
+    };
     if let Ok(cases) = store.list_cases(&query).await {
         for (id, state) in cases.into_iter().filter(|(_, s)| s.status.is_active()) {
             if let Some(story) = simulation.story_of(&state) {

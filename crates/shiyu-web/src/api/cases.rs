@@ -49,9 +49,16 @@ pub async fn visible_case(state: &AppState, actor: &Actor, id: CaseId) -> WebRes
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// Only cases in this state.
-    #[param(schema_with = crate::views::status_names)]
+    /// Only cases in these states: one, or several separated by commas (`received,registered`).
     pub status: Option<String>,
+    /// `true`: only cases still open (any state before closure); `false`: only those that ended.
+    pub open: Option<bool>,
+    /// Only cases within this jurisdiction (its code), which must lie within the caller's.
+    pub within: Option<String>,
+    /// Only cases of this matter (its code in the catalog).
+    pub matter: Option<String>,
+    /// The case with this tracking code, as a caller quotes it on the phone.
+    pub tracking_code: Option<String>,
     /// The `next` cursor of the previous page.
     pub before: Option<i64>,
     /// Page size, at most 200 (default 50).
@@ -70,16 +77,87 @@ pub async fn list(
     let actor = caller.actor()?;
     let reference = state.reference.get();
     let scope = list_scope(&actor, &reference)?;
-    let status = match params.status.as_deref() {
+    let mut statuses = Vec::new();
+    for text in params.status.iter().flat_map(|list| list.split(',')).map(str::trim) {
+        statuses.push(parse_name::<Status>(text).ok_or_else(|| {
+            let known: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+            WebError::invalid(
+                format!("未知的状态 `{text}`（可选：{}）", known.join("、")),
+                format!("unknown status `{text}` (expected one of {})", known.join(", ")),
+            )
+        })?);
+    }
+    if let Some(open) = params.open {
+        let wanted = |s: &Status| s.is_active() == open;
+        statuses = if statuses.is_empty() {
+            Status::ALL.iter().copied().filter(wanted).collect()
+        } else {
+            statuses.into_iter().filter(wanted).collect()
+        };
+        if statuses.is_empty() {
+            return Ok(Json(Page { items: Vec::new(), next: None }));
+        }
+    }
+    let within = match &params.within {
         None => None,
-        Some(text) => Some(parse_name::<Status>(text).ok_or_else(|| {
-            WebError::invalid(format!("未知的状态 `{text}`"), format!("unknown status `{text}`"))
-        })?),
+        Some(code) => {
+            let id = *reference.by_code.get(code).ok_or_else(|| {
+                WebError::invalid(
+                    format!("未知的辖区编码 `{code}`"),
+                    format!("unknown jurisdiction `{code}`"),
+                )
+            })?;
+            // Narrowing only: a place outside the caller's lists nothing, as its cases would not be seen.
+            let inside = match scope {
+                CaseScope::Under { jurisdiction, .. } => {
+                    reference.path_to(id).unwrap_or_default().contains(&jurisdiction)
+                }
+                _ => true,
+            };
+            if !inside {
+                return Err(WebError::not_found());
+            }
+            Some((reference.depth(id).unwrap_or(0), id))
+        }
+    };
+    let matter = match &params.matter {
+        Some(code) if !reference.matters.contains_key(code) => {
+            return Err(WebError::refused(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "MATTER_UNKNOWN",
+                "事项清单中没有该事项",
+                "The matter is not in the catalog",
+            ))
+        }
+        matter => matter.clone(),
     };
     let limit = page_size(params.limit);
-    let query = CaseQuery { scope, status, before: params.before.map(CaseId), received_after: None, limit };
+    let query = CaseQuery {
+        scope,
+        statuses,
+        within,
+        matter,
+        before: params.before.map(CaseId),
+        received_after: None,
+        limit,
+    };
     let now = state.now();
-    let cases = state.store.list_cases(&query).await?;
+    let cases = match &params.tracking_code {
+        // A quoted code names one case at most: listed if it meets the rest of the question (and, below, if
+        // the caller may see it).
+        Some(code) => match state.store.case_by_tracking_code(code.trim()).await? {
+            Some(id) => state
+                .store
+                .load_case(id)
+                .await?
+                .filter(|case| meets(&query, case))
+                .map(|case| (id, case))
+                .into_iter()
+                .collect(),
+            None => Vec::new(),
+        },
+        None => state.store.list_cases(&query).await?,
+    };
     let next = (cases.len() as u32 == limit).then(|| cases.last().map(|(id, _)| id.0)).flatten();
     let items = cases
         .iter()
@@ -87,6 +165,13 @@ pub async fn list(
         .map(|(id, case)| CaseView::of(*id, case, now, &state.sealer, &actor, &reference))
         .collect();
     Ok(Json(Page { items, next }))
+}
+
+/// Whether `case` answers the filters of `query` (its scope aside), as the store's list would judge it.
+fn meets(query: &CaseQuery, case: &CaseState) -> bool {
+    (query.statuses.is_empty() || query.statuses.contains(&case.status))
+        && query.matter.as_ref().is_none_or(|m| case.matter.as_ref().is_some_and(|c| &c.code == m))
+        && query.within.is_none_or(|(_, place)| case.path.contains(&place))
 }
 
 /// One case.

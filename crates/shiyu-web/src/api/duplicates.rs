@@ -99,10 +99,9 @@ pub async fn duplicates(
     let county = case.path.get(1).copied();
     let query = CaseQuery {
         scope: county.map_or(CaseScope::All, |jurisdiction| CaseScope::Under { depth: 1, jurisdiction }),
-        status: None,
-        before: None,
         received_after: Some(case.received_at.plus_minutes(-i64::from(rule.window_hours) * 60)),
         limit: 2_000,
+        ..CaseQuery::default()
     };
     let own_words = words(&case, &reference);
     let mut found: Vec<DuplicateView> = state
