@@ -7,7 +7,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use shiyu_domain::{CaseId, Rules, Status, Timestamp};
 use shiyu_sim::history::{Privacy, SimulateOptions, Simulation, Story, World};
-use shiyu_store::{CaseQuery, CaseScope, CaseService, Journal, Store};
+use shiyu_store::{CaseQuery, CaseService, Journal, Store};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::path::Path;
