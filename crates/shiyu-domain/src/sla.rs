@@ -396,15 +396,34 @@ pub fn notices(event: &Event, case: &CaseState, case_id: i64) -> Vec<Notice> {
     out
 }
 
-/// The first words of a case's description, for a notice's title.
+/// The first words of a case's description, for a notice's title, with runs of five or more digits masked:
+/// titles leave the platform by SMS and webhook, and callers put their phone and ID numbers in what they say.
 fn about(case: &CaseState) -> String {
     const SHOWN: usize = 24;
-    let words: String = case.description.chars().take(SHOWN).collect();
-    if case.description.chars().count() > SHOWN {
-        format!("{words}…")
-    } else {
-        words
+    let shown: Vec<char> = case.description.chars().take(SHOWN).collect();
+    let mut words = String::new();
+    let mut digits = String::new();
+    let flush = |digits: &mut String, words: &mut String| {
+        if digits.chars().count() >= 5 {
+            words.push_str(&"*".repeat(digits.chars().count()));
+        } else {
+            words.push_str(digits);
+        }
+        digits.clear();
+    };
+    for c in shown {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else {
+            flush(&mut digits, &mut words);
+            words.push(c);
+        }
     }
+    flush(&mut digits, &mut words);
+    if case.description.chars().count() > SHOWN {
+        words.push('…');
+    }
+    words
 }
 
 pub fn stage_label(stage: Stage) -> &'static str {

@@ -1153,3 +1153,16 @@ fn notices_say_what_and_by_when_and_reach_every_department_on_the_case() {
         assert_eq!(departments, [LEAD_DEPT, ASSIST_DEPT], "{kind}");
     }
 }
+
+/// A notice's title leaves the platform (SMS, webhooks): numbers a caller put in their words are masked.
+#[test]
+fn a_notice_title_masks_the_numbers_in_a_report() {
+    use shiyu_domain::sla::notices;
+    let said =
+        NewCase { description: "我电话13812345678，3号楼楼道堆满杂物".into(), ..new_case() };
+    let mut story = Story::empty();
+    story.try_now(&receive_case(said), HOTLINE).unwrap();
+    let story = story.step(register(), OP_COUNTY).step(dispatch(), OP_COUNTY);
+    let told = notices(story.events.last().unwrap(), story.state(), 7);
+    assert!(told[0].title.contains("我电话***********，3号楼楼道堆满杂物"), "{}", told[0].title);
+}

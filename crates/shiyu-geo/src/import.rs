@@ -76,6 +76,8 @@ pub fn plan_divisions(existing: &[Jurisdiction], csv: &str) -> Result<MapPlan, V
     let mut problems = Vec::new();
     let mut rows: Vec<(usize, Level, &str, &str, &str)> = Vec::new();
     let mut seen: HashMap<&str, usize> = HashMap::new();
+    let known: HashMap<&str, &Jurisdiction> = existing.iter().map(|j| (j.code.as_str(), j)).collect();
+    let by_id: HashMap<JurisdictionId, &Jurisdiction> = existing.iter().map(|j| (j.id, j)).collect();
     for (index, line) in csv.lines().enumerate() {
         let number = index + 1;
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
@@ -109,7 +111,7 @@ pub fn plan_divisions(existing: &[Jurisdiction], csv: &str) -> Result<MapPlan, V
         }
         // A township turned county (or a grid turned community) would leave what lies below it at the
         // wrong depth, and its outline and cases with it: a division keeps its level.
-        if let Some(known) = existing.iter().find(|j| j.code == code && j.level != level) {
+        if let Some(known) = known.get(code).filter(|j| j.level != level) {
             problems.push(LineProblem {
                 line: number,
                 message: format!(
@@ -126,8 +128,6 @@ pub fn plan_divisions(existing: &[Jurisdiction], csv: &str) -> Result<MapPlan, V
     }
     let file_levels: HashMap<&str, Level> = rows.iter().map(|r| (r.2, r.1)).collect();
     let mut registry = Registry::new(existing);
-    let known: HashMap<&str, &Jurisdiction> = existing.iter().map(|j| (j.code.as_str(), j)).collect();
-    let by_id: HashMap<JurisdictionId, &Jurisdiction> = existing.iter().map(|j| (j.id, j)).collect();
     let mut plan = MapPlan::default();
     // Parents before children, whatever order the file is in.
     rows.sort_by_key(|r| (r.1, r.0));

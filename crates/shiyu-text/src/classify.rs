@@ -7,7 +7,6 @@ use crate::words::words;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
-/// Additive smoothing: small, because descriptions are short and most words never meet most matters.
 /// Additive smoothing. With a whole unit, a word met in only a few descriptions of a matter weighs less
 /// against the words many matters share: the model leans less on one phrasing's wording, which is what a
 /// report in words of its own needs (`shiyu bench classifier`: a tenth more right on unseen phrasings than

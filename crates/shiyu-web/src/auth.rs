@@ -245,7 +245,12 @@ impl FailedSignIns {
     ) -> Result<i64, Timestamp> {
         let mut keys = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if keys.len() >= Self::MOST && !keys.contains_key(key) {
-            keys.clear();
+            // Runs that are over go first, then runs not yet locked; a lock in force is never dropped, so
+            // that a flood of made-up names cannot wipe the locks it is meant to make way for.
+            keys.retain(|_, run| run.locked.is_some_and(|until| until > now) || run.since > counting_since);
+            if keys.len() >= Self::MOST {
+                keys.retain(|_, run| run.locked.is_some_and(|until| until > now));
+            }
         }
         let run = keys.entry(key.to_string()).or_insert(Run { failed: 0, since: now, locked: None });
         if let Some(until) = run.locked.filter(|until| *until > now) {
@@ -272,9 +277,14 @@ impl FailedSignIns {
     }
 }
 
-/// The key of an account (or a username nobody has) tried from an address.
+/// The key of an account (or a username nobody has) tried from an address. An IPv6 address counts by its
+/// /64, the block one machine or household is given: its 2^64 addresses are one caller, not that many.
 fn from_address(account: &str, caller: &Caller) -> String {
-    format!("{account} from {}", caller.address.as_deref().unwrap_or("an unknown address"))
+    let address = caller.address.as_deref().and_then(|a| a.parse::<std::net::IpAddr>().ok());
+    match address {
+        Some(address) => format!("{account} from {}", crate::ops::caller_block(address)),
+        None => format!("{account} from an unknown address"),
+    }
 }
 
 /// Which lock refused a sign-in.
@@ -349,6 +359,7 @@ pub async fn login(
         // neither the answers nor their timing tell which usernames exist.
         // The same steps in the same order as `password_is_right`, the name standing for the account.
         let failed_sign_ins = &state.failed_sign_ins;
+        // As typed: sign-in finds an account by its exact name, so another letter case is another name.
         let anywhere = format!("unknown {}", request.username);
         if let Some(until) = failed_sign_ins.locked(&anywhere, now) {
             return Err(account_locked(Lock::Account, Some(until)));
@@ -528,4 +539,36 @@ pub async fn hash_checked(password: String) -> WebResult<String> {
 /// The scope a new user must have for their role.
 pub fn scope_fits(user: &User) -> bool {
     user.scope_fits_role() && !matches!((user.role, user.scope), (Role::Citizen, Scope::Jurisdiction(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_memory_of_failures_never_drops_a_lock_in_force() {
+        let failures = FailedSignIns::default();
+        let now = Timestamp(1_000_000_000);
+        let (until, since) = (now.plus_minutes(15), now.plus_minutes(-15));
+        assert_eq!(failures.count("user 7 from 203.0.113.7", now, 1, until, since), Ok(1));
+        for n in 0..FailedSignIns::MOST {
+            let _ = failures.count(&format!("unknown x{n} from 198.51.100.1"), now, 5, until, since);
+        }
+        assert_eq!(
+            failures.locked("user 7 from 203.0.113.7", now),
+            Some(until),
+            "the lock outlives the flood"
+        );
+        assert!(failures.0.lock().unwrap().len() <= FailedSignIns::MOST + 1);
+        // Once the runs are over they make room.
+        let later = now.plus_minutes(20);
+        let _ = failures.count(
+            "unknown y from 198.51.100.2",
+            later,
+            5,
+            later.plus_minutes(15),
+            later.plus_minutes(-15),
+        );
+        assert_eq!(failures.locked("user 7 from 203.0.113.7", later), None);
+    }
 }

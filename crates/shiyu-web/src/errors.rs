@@ -301,6 +301,9 @@ pub fn field_reason(text: &str) -> Option<shiyu_domain::Reason> {
             return Some(Reason::new(format!("{field_zh}{zh}{wanted_zh}"), format!("{field_en}{message}")));
         }
     }
+    if message.starts_with("number too") {
+        return Some(Reason::new(format!("{field_zh}超出范围"), format!("{field_en}{message}")));
+    }
     Some(Reason::new(format!("{field_zh}须为数字"), format!("{field_en}{message}")))
 }
 

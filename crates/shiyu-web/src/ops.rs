@@ -85,6 +85,19 @@ impl Metrics {
     }
 }
 
+/// The address a limit counts by: an IPv4 address, or the /64 block of an IPv6 one (one household or
+/// machine is given a whole /64, and could otherwise take a new address for every request).
+pub fn caller_block(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        IpAddr::V6(v6) => IpAddr::V4(v6.to_ipv4_mapped().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED)),
+        v4 => v4,
+    }
+}
+
 /// Counts and times every request, logs it, and limits the public endpoints per address.
 pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -92,7 +105,7 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     // MatchedPath is shared, so keeping it costs no copy of the route's text.
     let matched = request.extensions().get::<MatchedPath>().cloned();
     let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
-    let address = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let address = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| caller_block(c.0.ip()));
     let limited = route.starts_with("/api/public/") || route == "/api/session";
     let per_minute = state.settings.public_requests_per_minute;
     if limited && per_minute > 0 {
@@ -246,4 +259,19 @@ async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) 
         commits.largest_batch,
     );
     ([("content-type", "text/plain; version=0.0.4")], out).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ipv6_caller_counts_by_its_block() {
+        let block = |text: &str| caller_block(text.parse().unwrap()).to_string();
+        assert_eq!(block("2408:8207:1:2:aaaa:bbbb:cccc:dddd"), "2408:8207:1:2::");
+        assert_eq!(block("2408:8207:1:2::1"), block("2408:8207:1:2:ffff::9"), "one /64, one caller");
+        assert_ne!(block("2408:8207:1:2::1"), block("2408:8207:1:3::1"));
+        assert_eq!(block("203.0.113.7"), "203.0.113.7");
+        assert_eq!(block("::ffff:203.0.113.7"), "203.0.113.7", "an IPv4 caller on a dual-stack socket");
+    }
 }

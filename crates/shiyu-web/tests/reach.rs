@@ -83,6 +83,10 @@ async fn a_lock_does_not_tell_which_usernames_exist(app: TestApp) {
             let (status, body) = app.anonymous().json("POST", "/api/session", Some(&wrong)).await.unwrap();
             seen.push((status, code(&body).to_string()));
         }
+        // The name in other letters is another name for both (sign-in matches names exactly).
+        let shouted = json!({"username": username.to_uppercase(), "password": "a-wrong-password"});
+        let (status, body) = app.anonymous().json("POST", "/api/session", Some(&shouted)).await.unwrap();
+        seen.push((status, code(&body).to_string()));
         answers.push(seen);
     }
     assert_eq!(answers[0], answers[1], "a real account and a made-up name answer alike");

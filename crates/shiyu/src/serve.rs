@@ -89,7 +89,13 @@ pub fn web_settings(config: &Config) -> WebSettings {
         lockout_after: config.security.lockout_after.max(1),
         account_lockout_after: config.security.account_lockout_after.max(1),
         lockout_minutes: config.security.lockout_minutes.max(1),
-        metrics_token: config.security.metrics_token.as_ref().map(|t| t.expose().to_string()),
+        // An empty token would let every request through while looking set: it counts as none.
+        metrics_token: config
+            .security
+            .metrics_token
+            .as_ref()
+            .map(|t| t.expose().trim().to_string())
+            .filter(|t| !t.is_empty()),
         map_tolerance_m: config.server.map_tolerance_m.max(0.0),
         ..WebSettings::default()
     }

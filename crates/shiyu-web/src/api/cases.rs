@@ -49,7 +49,8 @@ pub async fn visible_case(state: &AppState, actor: &Actor, id: CaseId) -> WebRes
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// Only cases in these states: one, or several separated by commas (`received,registered`).
+    /// Only cases in these states: one, or several separated by commas (`received,registered`); the states
+    /// are received, registered, dispatched, handling, handled, verified, closed, rejected, merged, voided.
     pub status: Option<String>,
     /// `true`: only cases still open (any state before closure); `false`: only those that ended.
     pub open: Option<bool>,
@@ -150,7 +151,7 @@ pub async fn list(
                 .store
                 .load_case(id)
                 .await?
-                .filter(|case| meets(&query, case))
+                .filter(|case| meets(&query, id, case))
                 .map(|case| (id, case))
                 .into_iter()
                 .collect(),
@@ -158,7 +159,9 @@ pub async fn list(
         },
         None => state.store.list_cases(&query).await?,
     };
-    let next = (cases.len() as u32 == limit).then(|| cases.last().map(|(id, _)| id.0)).flatten();
+    // A quoted code answers one case at most: there is no next page to point to.
+    let full = cases.len() as u32 == limit && params.tracking_code.is_none();
+    let next = full.then(|| cases.last().map(|(id, _)| id.0)).flatten();
     let items = cases
         .iter()
         .filter(|(_, case)| can_view(case, &actor))
@@ -168,8 +171,10 @@ pub async fn list(
 }
 
 /// Whether `case` answers the filters of `query` (its scope aside), as the store's list would judge it.
-fn meets(query: &CaseQuery, case: &CaseState) -> bool {
-    (query.statuses.is_empty() || query.statuses.contains(&case.status))
+fn meets(query: &CaseQuery, id: CaseId, case: &CaseState) -> bool {
+    query.before.is_none_or(|before| id < before)
+        && query.received_after.is_none_or(|after| case.received_at >= after)
+        && (query.statuses.is_empty() || query.statuses.contains(&case.status))
         && query.matter.as_ref().is_none_or(|m| case.matter.as_ref().is_some_and(|c| &c.code == m))
         && query.within.is_none_or(|(_, place)| case.path.contains(&place))
 }

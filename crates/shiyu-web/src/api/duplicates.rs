@@ -12,6 +12,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use shiyu_domain::{can_view, CaseId, CaseState, DuplicateRule};
 use shiyu_store::{CaseQuery, CaseScope};
+use std::cell::RefCell;
 use std::collections::HashSet;
 use utoipa::ToSchema;
 
@@ -37,14 +38,22 @@ pub struct DuplicateView {
 /// The words of a report that say what is wrong: its description's, less the words naming where (its address
 /// and the places of its jurisdiction chain). Two reports from one street corner share 桃坞路 and 路口 whatever
 /// they are about; counted, those made a missing manhole cover a likely duplicate of a pile of rubbish there.
-fn words(case: &CaseState, reference: &Reference) -> HashSet<String> {
+/// `places` keeps each place's words once per request: neighbours share most of their chain.
+fn words(case: &CaseState, reference: &Reference, places: &RefCell<PlaceWords>) -> HashSet<String> {
     let mut place: HashSet<String> =
         case.address.as_deref().map(shiyu_text::words).unwrap_or_default().into_iter().collect();
-    for j in case.path.iter().filter_map(|id| reference.jurisdictions.get(id)) {
-        place.extend(shiyu_text::words(&j.name));
+    let mut known = places.borrow_mut();
+    for id in &case.path {
+        let named = known.entry(*id).or_insert_with(|| {
+            reference.jurisdictions.get(id).map(|j| shiyu_text::words(&j.name)).unwrap_or_default()
+        });
+        place.extend(named.iter().cloned());
     }
     shiyu_text::words(&case.description).into_iter().filter(|w| !place.contains(w)).collect()
 }
+
+/// The words of each place's name, by jurisdiction.
+type PlaceWords = std::collections::HashMap<shiyu_domain::JurisdictionId, Vec<String>>;
 
 /// How alike two reports are, under `rule` (`a_words` are `a`'s, found once for all its comparisons);
 /// `None` when they are too far apart in space or time, which is checked before any text is segmented.
@@ -103,7 +112,8 @@ pub async fn duplicates(
         limit: 2_000,
         ..CaseQuery::default()
     };
-    let own_words = words(&case, &reference);
+    let places = RefCell::new(PlaceWords::new());
+    let own_words = words(&case, &reference, &places);
     let mut found: Vec<DuplicateView> = state
         .store
         .list_cases(&query)
@@ -116,7 +126,7 @@ pub async fn duplicates(
                 && case.matter.as_ref().is_none_or(|m| c.matter.as_ref().is_none_or(|n| n.code == m.code))
         })
         .filter_map(|(other, c)| {
-            let words_of = |c: &CaseState| words(c, &reference);
+            let words_of = |c: &CaseState| words(c, &reference, &places);
             let (score, similarity, distance_m, hours_apart) = score(&case, &own_words, &c, words_of, rule)?;
             (score >= OFFER_FROM && similarity >= WORDS_AT_LEAST).then(|| DuplicateView {
                 case: other.0,
