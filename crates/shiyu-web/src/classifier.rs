@@ -3,7 +3,7 @@
 
 use shiyu_domain::Timestamp;
 use shiyu_store::{Store, StoreError, StoreResult};
-use shiyu_text::classify::train_and_evaluate;
+use shiyu_text::classify::{catalog_prior, train_and_evaluate};
 use shiyu_text::{Classifier, Evaluation};
 use std::sync::{Arc, RwLock};
 
@@ -36,11 +36,17 @@ impl ClassifierCache {
     }
 }
 
-/// Trains on every case registered with a matter, holding out every fifth for the accuracy figures, and
-/// stores the model (trained on all of them). `None` when no case has a matter yet.
+/// Trains on every case registered with a matter, and on the catalog's names of the matters, holding out
+/// every fifth case for the accuracy figures, and stores the model (trained on all of them). `None` when no
+/// case has a matter yet.
 pub async fn retrain(store: &dyn Store, now: Timestamp) -> StoreResult<Option<(Classifier, Evaluation)>> {
     let examples = store.labelled_descriptions().await?;
-    let trained = tokio::task::spawn_blocking(move || train_and_evaluate(&examples, 5))
+    if examples.is_empty() {
+        return Ok(None);
+    }
+    let matters = store.matters().await?;
+    let prior = catalog_prior(matters.iter().map(|m| (m.name.as_str(), m.code.as_str())));
+    let trained = tokio::task::spawn_blocking(move || train_and_evaluate(&examples, 5, &prior))
         .await
         .map_err(|e| StoreError::Other(format!("training stopped: {e}")))?;
     if let Some((model, _)) = &trained {

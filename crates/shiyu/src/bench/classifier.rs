@@ -9,7 +9,7 @@
 use super::{ratio, round3, Report};
 use shiyu_domain::Rules;
 use shiyu_sim::history::{CityData, World};
-use shiyu_text::classify::{evaluate_unseen_groups, train_and_evaluate};
+use shiyu_text::classify::{catalog_prior, evaluate_unseen_groups, train_and_evaluate};
 use std::time::Instant;
 
 #[derive(Clone, Copy, Debug)]
@@ -32,10 +32,12 @@ pub async fn run(options: &ClassifierOptions) -> anyhow::Result<Report> {
 
     let started = Instant::now();
     let by_case: Vec<(String, String)> = grouped.iter().map(|(t, m, _)| (t.clone(), m.clone())).collect();
-    let (_, seen) = train_and_evaluate(&by_case, 5)
+    // The catalog's names, as the server trains with them.
+    let prior = catalog_prior(city.matters.iter().map(|m| (m.name.as_str(), m.code.as_str())));
+    let (_, seen) = train_and_evaluate(&by_case, 5, &prior)
         .ok_or_else(|| anyhow::anyhow!("the catalog has no phrasings to learn from"))?;
     say!("every fifth description held out: top-1 {:.1}%", seen.top1 * 100.0);
-    let unseen = evaluate_unseen_groups(&grouped);
+    let unseen = evaluate_unseen_groups(&grouped, &prior);
     say!("whole phrasings held out: top-1 {:.1}%", unseen.top1 * 100.0);
 
     let mut report = Report::new("classifier");
