@@ -341,6 +341,21 @@ fn check_texts(command: &Command) -> Result<(), DomainError> {
     }
 }
 
+/// The deadline the case's pending extension request would give if approved: the stage's yellow and due
+/// times moved on by the minutes asked for, on the stage's own basis (working or natural time). Shown to
+/// whoever decides, so that they approve a date, not a number of minutes.
+pub fn extended_deadline(case: &CaseState, rules: &Rules) -> Result<Deadline, ErrorKind> {
+    let request = case.pending_extension.ok_or(ErrorKind::NoExtensionPending)?;
+    let current = case.deadline.ok_or(ErrorKind::StateForbidsAction)?;
+    let extend = |at: Timestamp| {
+        rules
+            .calendar
+            .add_minutes(at, i64::from(request.minutes), current.basis)
+            .ok_or(ErrorKind::NoWorkingTime)
+    };
+    Ok(Deadline { yellow_at: extend(current.yellow_at)?, due: extend(current.due)?, ..current })
+}
+
 fn check_state(case: &CaseState, action: &Action) -> Result<(), DomainError> {
     let refused = || {
         let status = case.status;
@@ -479,24 +494,13 @@ fn change_for(
             }
         }
         Action::DecideExtension { approve } => {
-            let request = case.pending_extension.ok_or(ErrorKind::NoExtensionPending)?;
+            if case.pending_extension.is_none() {
+                return Err(ErrorKind::NoExtensionPending.into());
+            }
             if !approve {
                 return Ok(Change::ExtensionDenied);
             }
-            let current = case.deadline.ok_or(ErrorKind::StateForbidsAction)?;
-            let extend = |at: Timestamp| {
-                rules
-                    .calendar
-                    .add_minutes(at, i64::from(request.minutes), current.basis)
-                    .ok_or(ErrorKind::NoWorkingTime)
-            };
-            Change::ExtensionApproved {
-                deadline: Deadline {
-                    yellow_at: extend(current.yellow_at)?,
-                    due: extend(current.due)?,
-                    ..current
-                },
-            }
+            Change::ExtensionApproved { deadline: extended_deadline(case, rules)? }
         }
         Action::Supervise { due } => {
             if *due <= now {

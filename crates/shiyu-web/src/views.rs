@@ -6,7 +6,7 @@ use shiyu_auth::Sealer;
 use shiyu_domain::permissions::sees_handling;
 use shiyu_domain::{
     Actor, AttachmentRef, CaseId, CaseState, Category, Change, Department, DepartmentId, Event, Jurisdiction,
-    JurisdictionId, Matter, Role, Timestamp, User,
+    JurisdictionId, Matter, Role, Rules, Timestamp, User,
 };
 use shiyu_store::StoredEvent;
 use utoipa::ToSchema;
@@ -202,6 +202,10 @@ pub struct CaseView {
     pub light: String,
     pub reporter: ReporterView,
     pub pending_extension_minutes: Option<u32>,
+    /// When the stage would be due if the pending extension were approved (ms), and the same in Beijing
+    /// time: what the deciding center approves.
+    pub pending_extension_due: Option<i64>,
+    pub pending_extension_due_label: Option<String>,
     pub supervisions: Vec<SupervisionView>,
     pub rating: Option<RatingView>,
     pub merged_into: Option<i64>,
@@ -239,8 +243,9 @@ impl CaseView {
         sealer: &Sealer,
         actor: &Actor,
         reference: &Reference,
+        rules: &Rules,
     ) -> CaseView {
-        let view = CaseView::whole(id, case, now, sealer, reference);
+        let view = CaseView::whole(id, case, now, sealer, reference, rules);
         if sees_handling(actor) {
             view
         } else {
@@ -260,6 +265,8 @@ impl CaseView {
             deadline: None,
             light: "off".into(),
             pending_extension_minutes: None,
+            pending_extension_due: None,
+            pending_extension_due_label: None,
             supervisions: Vec::new(),
             merged_into: None,
             counts: CountsView::default(),
@@ -273,8 +280,10 @@ impl CaseView {
         now: Timestamp,
         sealer: &Sealer,
         reference: &Reference,
+        rules: &Rules,
     ) -> CaseView {
         let reporter = &case.reporter;
+        let extended = shiyu_domain::decide::extended_deadline(case, rules).ok();
         let place = |id: &JurisdictionId| reference.jurisdictions.get(id).map(|j| j.name.clone());
         let department = |id: &DepartmentId| reference.departments.get(id).map(|d| d.name.clone());
         let matter = case.matter.as_ref();
@@ -320,6 +329,8 @@ impl CaseView {
                 id_number: masked(sealer, reporter.id_number_sealed.as_ref(), shiyu_auth::mask_id_number),
             },
             pending_extension_minutes: case.pending_extension.map(|e| e.minutes),
+            pending_extension_due: extended.map(|d| d.due.0),
+            pending_extension_due_label: extended.map(|d| d.due.to_string()),
             supervisions: case
                 .supervisions
                 .iter()

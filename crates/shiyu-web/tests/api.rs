@@ -27,6 +27,7 @@ on_both_backends![
     the_jurisdiction_tree_is_walked_by_id_or_by_code,
     a_merged_report_follows_the_case_it_was_merged_into,
     lists_filter_by_state_place_matter_and_tracking_code,
+    an_extension_is_decided_on_the_date_it_would_give,
 ];
 
 fn hotline_report(description: &str) -> Value {
@@ -1087,4 +1088,27 @@ async fn lists_filter_by_state_place_matter_and_tracking_code(app: TestApp) {
     // And a quoted code of a case the caller may not see lists nothing.
     let (_, page) = haimen.json("GET", &format!("/api/cases?tracking_code={code}"), None).await.unwrap();
     assert_eq!(ids(&page), Vec::<i64>::new());
+}
+
+/// Whoever decides an extension sees the date it would give, and approving gives that date.
+async fn an_extension_is_decided_on_the_date_it_would_give(app: TestApp) {
+    let mut hotline = app.signed_in("hotline").await;
+    let (id, _) = create_case(&mut hotline, "路口有人摆摊卖水果").await;
+    let mut operator = app.signed_in("operator").await;
+    let matter = app.world.matters[0].code.clone();
+    act_ok(&mut operator, id, json!({"action": {"type": "register", "matter": matter}})).await;
+    act_ok(&mut operator, id, json!({"action": {"type": "dispatch", "lead": 101}})).await;
+    let mut handler = app.signed_in("handler").await;
+    act_ok(&mut handler, id, json!({"action": {"type": "accept"}})).await;
+    let ask = json!({"action": {"type": "request_extension", "minutes": 420}, "note": "需协调产权单位"});
+    act_ok(&mut handler, id, ask).await;
+    let (_, pending) = operator.json("GET", &format!("/api/cases/{id}"), None).await.unwrap();
+    let would =
+        pending["pending_extension_due"].as_i64().unwrap_or_else(|| panic!("no date shown: {pending}"));
+    assert!(would > pending["deadline"]["due"].as_i64().unwrap(), "{pending}");
+    assert!(pending["pending_extension_due_label"].as_str().unwrap().starts_with("2026-11-"), "{pending}");
+    act_ok(&mut operator, id, json!({"action": {"type": "decide_extension", "approve": true}})).await;
+    let (_, decided) = operator.json("GET", &format!("/api/cases/{id}"), None).await.unwrap();
+    assert_eq!(decided["deadline"]["due"].as_i64(), Some(would), "{decided}");
+    assert_eq!(decided["pending_extension_due"], Value::Null);
 }

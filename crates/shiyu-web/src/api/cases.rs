@@ -77,6 +77,7 @@ pub async fn list(
 ) -> WebResult<Json<Page<CaseView>>> {
     let actor = caller.actor()?;
     let reference = state.reference.get();
+    let rules = state.service.rules();
     let scope = list_scope(&actor, &reference)?;
     let mut statuses = Vec::new();
     for text in params.status.iter().flat_map(|list| list.split(',')).map(str::trim) {
@@ -165,7 +166,7 @@ pub async fn list(
     let items = cases
         .iter()
         .filter(|(_, case)| can_view(case, &actor))
-        .map(|(id, case)| CaseView::of(*id, case, now, &state.sealer, &actor, &reference))
+        .map(|(id, case)| CaseView::of(*id, case, now, &state.sealer, &actor, &reference, &rules))
         .collect();
     Ok(Json(Page { items, next }))
 }
@@ -189,7 +190,15 @@ pub async fn show(
 ) -> WebResult<Json<CaseView>> {
     let actor = caller.actor()?;
     let case = visible_case(&state, &actor, CaseId(id)).await?;
-    Ok(Json(CaseView::of(CaseId(id), &case, state.now(), &state.sealer, &actor, &state.reference.get())))
+    Ok(Json(CaseView::of(
+        CaseId(id),
+        &case,
+        state.now(),
+        &state.sealer,
+        &actor,
+        &state.reference.get(),
+        &state.service.rules(),
+    )))
 }
 
 /// A case's whole history (全程留痕): who did what, when, why, with which evidence.
@@ -514,6 +523,7 @@ pub async fn create(
                 &state.sealer,
                 &actor,
                 &state.reference.get(),
+                &state.service.rules(),
             ),
             created: created.created,
         }),
@@ -739,7 +749,15 @@ pub async fn act(
     };
     let now = state.now();
     let case = state.service.act(CaseId(id), request.expected_version, &command, &actor, now).await?;
-    Ok(Json(CaseView::of(CaseId(id), &case, now, &state.sealer, &actor, &state.reference.get())))
+    Ok(Json(CaseView::of(
+        CaseId(id),
+        &case,
+        now,
+        &state.sealer,
+        &actor,
+        &state.reference.get(),
+        &state.service.rules(),
+    )))
 }
 
 /// The catalog's answer for a case: where it happened, its matter, who leads, who assists, who verifies.
