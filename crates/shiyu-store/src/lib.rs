@@ -560,6 +560,8 @@ pub struct CaseQuery {
     pub within: Option<(usize, JurisdictionId)>,
     /// Only cases of this matter (its code).
     pub matter: Option<String>,
+    /// Only the case with this tracking code (a reporter's receipt).
+    pub tracking_code: Option<String>,
     pub before: Option<CaseId>,
     /// Only cases received at or after this instant.
     pub received_after: Option<Timestamp>,

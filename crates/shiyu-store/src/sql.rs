@@ -990,6 +990,9 @@ macro_rules! shared_sql {
             if let Some(matter) = &query.matter {
                 sql.push(" AND c.matter_code = ").push_bind(matter.clone());
             }
+            if let Some(code) = &query.tracking_code {
+                sql.push(" AND c.tracking_code = ").push_bind(code.clone());
+            }
             if let Some(before) = query.before {
                 sql.push(" AND c.id < ").push_bind(before.0);
             }

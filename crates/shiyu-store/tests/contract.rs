@@ -441,6 +441,8 @@ async fn case_lists_are_scoped_paged_and_filtered(store: Arc<dyn Store>) {
     let of_matter =
         CaseQuery { matter: Some(world.matters[0].code.clone()), limit: 10, ..CaseQuery::default() };
     assert_eq!(listed(of_matter).await, vec![ids[0]]);
+    let quoted = CaseQuery { tracking_code: Some("CODE-3".into()), limit: 10, ..CaseQuery::default() };
+    assert_eq!(listed(quoted).await, vec![ids[3]]);
     assert_eq!(store.case_by_tracking_code("CODE-3").await.unwrap(), Some(ids[3]));
     assert_eq!(store.case_by_tracking_code("CODE-9").await.unwrap(), None);
 }

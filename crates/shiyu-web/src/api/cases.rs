@@ -139,27 +139,13 @@ pub async fn list(
         statuses,
         within,
         matter,
+        tracking_code: params.tracking_code.as_deref().map(|code| code.trim().to_string()),
         before: params.before.map(CaseId),
         received_after: None,
         limit,
     };
     let now = state.now();
-    let cases = match &params.tracking_code {
-        // A quoted code names one case at most: listed if it meets the rest of the question (and, below, if
-        // the caller may see it).
-        Some(code) => match state.store.case_by_tracking_code(code.trim()).await? {
-            Some(id) => state
-                .store
-                .load_case(id)
-                .await?
-                .filter(|case| meets(&query, id, case))
-                .map(|case| (id, case))
-                .into_iter()
-                .collect(),
-            None => Vec::new(),
-        },
-        None => state.store.list_cases(&query).await?,
-    };
+    let cases = state.store.list_cases(&query).await?;
     // A quoted code answers one case at most: there is no next page to point to.
     let full = cases.len() as u32 == limit && params.tracking_code.is_none();
     let next = full.then(|| cases.last().map(|(id, _)| id.0)).flatten();
@@ -169,15 +155,6 @@ pub async fn list(
         .map(|(id, case)| CaseView::of(*id, case, now, &state.sealer, &actor, &reference, &rules))
         .collect();
     Ok(Json(Page { items, next }))
-}
-
-/// Whether `case` answers the filters of `query` (its scope aside), as the store's list would judge it.
-fn meets(query: &CaseQuery, id: CaseId, case: &CaseState) -> bool {
-    query.before.is_none_or(|before| id < before)
-        && query.received_after.is_none_or(|after| case.received_at >= after)
-        && (query.statuses.is_empty() || query.statuses.contains(&case.status))
-        && query.matter.as_ref().is_none_or(|m| case.matter.as_ref().is_some_and(|c| &c.code == m))
-        && query.within.is_none_or(|(_, place)| case.path.contains(&place))
 }
 
 /// One case.
