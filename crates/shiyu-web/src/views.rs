@@ -217,7 +217,7 @@ pub struct CaseView {
 
 /// Names of nested places joined as one says them: a grid named after its community (桃坞路社区第一网格) adds
 /// only its own part after the community's name.
-fn spoken_place(names: impl Iterator<Item = String>) -> String {
+fn chain_name(names: impl Iterator<Item = String>) -> String {
     let mut spoken = String::new();
     let mut previous = String::new();
     for name in names {
@@ -297,7 +297,7 @@ impl CaseView {
             address: case.address.clone(),
             location: case.location.map(|p| LocationView { lon: p.lon, lat: p.lat }),
             jurisdictions: case.path.iter().map(|j| j.0).collect(),
-            place_name: spoken_place(case.path.iter().skip(1).filter_map(place)),
+            place_name: chain_name(case.path.iter().skip(1).filter_map(place)),
             owner: case.owner.0,
             owner_name: place(&case.owner),
             matter: matter.map(|m| m.code.clone()),
