@@ -542,6 +542,9 @@ pub struct Event {
     /// Where the command came from (a network address, a gateway's name), for the audit trail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
+    /// 答复: what the reporter was told when the case ended here (public, unlike the note).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<String>,
     pub change: Change,
 }
 

@@ -28,11 +28,14 @@ pub struct Command {
     pub attachments: Vec<AttachmentRef>,
     /// Where the command came from, recorded with its events.
     pub origin: Option<String>,
+    /// 答复: what the reporter is told when their case ends (see [`Action::takes_reply`]). The note stays
+    /// inside; this is public.
+    pub reply: Option<String>,
 }
 
 impl Command {
     pub fn new(action: Action) -> Command {
-        Command { action, note: None, attachments: Vec::new(), origin: None }
+        Command { action, note: None, attachments: Vec::new(), origin: None, reply: None }
     }
 
     pub fn with_note(action: Action, note: impl Into<String>) -> Command {
@@ -156,6 +159,11 @@ impl Action {
             Action::Reopen => "重新打开",
             Action::Instruct => "领导批示",
         }
+    }
+
+    /// Actions that end a case for its reporter, and so may carry a public answer to them.
+    pub fn takes_reply(&self) -> bool {
+        matches!(self, Action::Reject | Action::Close | Action::Void)
     }
 
     /// Actions that must say why (or, for reports and instructions, what).
@@ -286,6 +294,7 @@ pub fn decide(
         note: command.note.clone(),
         attachments: command.attachments.clone(),
         origin: command.origin.clone(),
+        reply: command.reply.as_deref().map(str::trim).filter(|r| !r.is_empty()).map(str::to_string),
         change,
     }])
 }
@@ -316,6 +325,15 @@ fn check_texts(command: &Command) -> Result<(), DomainError> {
         }
     };
     too_long(note, MAX_NOTE_CHARS, "note")?;
+    let reply = command.reply.as_deref().map(str::trim).unwrap_or("");
+    if !reply.is_empty() && !command.action.takes_reply() {
+        let action = &command.action;
+        return Err(DomainError::with_reason(
+            ErrorKind::ReplyNotAllowed,
+            crate::Reason::new(action.label_zh(), action.name()),
+        ));
+    }
+    too_long(reply, MAX_NOTE_CHARS, "reply")?;
     too_long(command.origin.as_deref().unwrap_or(""), MAX_SHORT_TEXT_CHARS, "origin")?;
     if command.attachments.len() > MAX_ATTACHMENTS {
         return Err(DomainError::with_detail(

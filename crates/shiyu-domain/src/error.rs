@@ -29,6 +29,7 @@ error_kinds! {
     CaseNotReceived => "CASE_NOT_FOUND", "事件不存在", "The case does not exist";
     VerifierIsHandler => "VERIFIER_IS_HANDLER", "核查人不能是处置人", "The verifier must not be the person who handled the case";
     ReasonRequired => "REASON_REQUIRED", "请填写原因或说明", "A reason or note is required";
+    ReplyNotAllowed => "REPLY_NOT_ALLOWED", "只有不予立案、结案和作废时可以答复反映人", "Only rejecting, closing or voiding a case may carry a reply to its reporter";
     TextTooLong => "TEXT_TOO_LONG", "文字超过允许的长度", "The text is longer than allowed";
     TextHasControlCharacters => "TEXT_HAS_CONTROL_CHARACTERS", "文字中含有控制字符或文字方向控制符", "The text holds control characters or marks that reverse its direction";
     TooManyAttachments => "TOO_MANY_ATTACHMENTS", "附件数量超过上限", "There are more attachments than allowed";

@@ -76,6 +76,7 @@ pub fn fire(
         note,
         attachments: Vec::new(),
         origin: Some("sla".into()),
+        reply: None,
         change,
     };
     let deadline = case.deadline;
@@ -460,6 +461,7 @@ pub fn reschedule(
         note: Some(reason.to_string()),
         attachments: Vec::new(),
         origin: Some("calendar".into()),
+        reply: None,
         change: Change::Rescheduled { deadline: moved },
     })
 }

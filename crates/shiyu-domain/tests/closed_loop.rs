@@ -42,6 +42,10 @@ fn check(state_name: &str, command: Command, actor: Actor, expected: Expected) -
                 if event.at != now || event.actor != actor || event.note != command.note {
                     return Err(format!("{label}: the event does not record who, when and why: {event:?}"));
                 }
+                let reply = command.reply.as_deref().map(str::trim).filter(|r| !r.is_empty());
+                if event.reply.as_deref() != reply {
+                    return Err(format!("{label}: the event does not keep the reply {reply:?}: {event:?}"));
+                }
                 let next =
                     apply(state, event).map_err(|e| format!("{label}: apply refused its event: {e}"))?;
                 next.check_invariants().map_err(|rule| format!("{label}: invariant broken: {rule}"))?;
@@ -74,6 +78,11 @@ fn run(rows: Vec<Row>) {
 /// The same person acting under another role: the verifier rule is about people, not accounts.
 fn as_operator(actor: Actor) -> Actor {
     Actor::User { user: user_id(actor), role: Role::Operator, scope: Scope::Jurisdiction(OWNER) }
+}
+
+/// The command with an answer for the reporter.
+fn replying(command: Command, reply: &str) -> Command {
+    Command { reply: Some(reply.into()), ..command }
 }
 
 fn long(chars: usize) -> String {
@@ -164,6 +173,11 @@ fn register_table() -> Vec<Row> {
         ("received", reject(), OP_COUNTY, Ev("rejected")),
         ("received", bare(Action::Reject), OP_COUNTY, No(E::ReasonRequired)),
         ("received", Command::with_note(Action::Reject, long(2_001)), OP_COUNTY, No(E::TextTooLong)),
+        ("received", replying(reject(), " 不属于受理范围，请向物业反映 "), OP_COUNTY, Ev("rejected")),
+        ("received", replying(reject(), &long(2_001)), OP_COUNTY, No(E::TextTooLong)),
+        ("received", replying(reject(), "请\u{202E}拨打"), OP_COUNTY, No(E::TextHasControlCharacters)),
+        ("received", replying(register(), "已受理"), OP_COUNTY, No(E::ReplyNotAllowed)),
+        ("received", replying(register(), "   "), OP_COUNTY, Ev("registered")),
         ("received", reject(), OP_TOWNSHIP, No(E::OutOfJurisdiction)),
         ("received", reject(), HOTLINE, No(E::RoleNotPermitted)),
         ("registered", reject(), OP_COUNTY, No(E::StateForbidsAction)),
@@ -257,6 +271,8 @@ fn verification_table() -> Vec<Row> {
         ("handling", verify(true), GRID_A, No(E::StateForbidsAction)),
         ("verified", verify(true), GRID_A, No(E::StateForbidsAction)),
         ("verified", close(), OP_COUNTY, Ev("closed")),
+        ("verified", replying(close(), "井盖已更换，感谢您的反映"), OP_COUNTY, Ev("closed")),
+        ("handled", replying(verify(true), "已核查"), GRID_A, No(E::ReplyNotAllowed)),
         ("verified", close(), OP_CITY, Ev("closed")),
         ("verified", close(), OP_TOWNSHIP, No(E::OutOfJurisdiction)),
         ("verified", close(), LEADER_CITY, No(E::RoleNotPermitted)),

@@ -27,7 +27,7 @@ fn command(index: usize, now: Timestamp) -> Command {
         8 => report_back(),
         9 => verify(true),
         10 => verify(false),
-        11 => close(),
+        11 => Command { reply: Some("问题已处理完毕，感谢您的反映".into()), ..close() },
         12 => rate(5),
         13 => rate(1),
         14 => rate(0),

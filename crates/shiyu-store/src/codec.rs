@@ -203,6 +203,7 @@ pub const WORDS: &[&str] = &[
     "community",
     "grid",
     "micro_grid",
+    "reply",
 ];
 
 /// The longest word, so that long text skips the word lookup.

@@ -153,6 +153,7 @@ fn domain_status(kind: ErrorKind) -> StatusCode {
         StateForbidsAction | CaseSuspended | CaseAlreadyExists | AlreadyRated | AlreadyAccepted
         | ExtensionPending | NoExtensionPending | NoLevelAbove | AlarmNotDue => StatusCode::CONFLICT,
         ReasonRequired
+        | ReplyNotAllowed
         | TextTooLong
         | TextHasControlCharacters
         | TooManyAttachments

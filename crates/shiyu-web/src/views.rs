@@ -376,6 +376,8 @@ pub struct EventView {
     pub label: String,
     pub actor: ActorView,
     pub note: Option<String>,
+    /// 答复: what the reporter was told at this step (public: the reporter sees it too).
+    pub reply: Option<String>,
     pub attachments: Vec<AttachmentView>,
     /// The event's own data (departments, deadlines, …), as stored.
     pub data: serde_json::Value,
@@ -438,17 +440,22 @@ impl EventView {
             label: event.change.label_zh().into(),
             actor,
             note: event.note.clone(),
+            reply: event.reply.clone(),
             attachments: event.attachments.iter().map(AttachmentView::of).collect(),
             data,
         }
     }
 }
 
-/// A step of the public progress: what happened and when, never who or why.
+/// A step of the public progress: what happened and when, never who or the staff's reasons; where the case
+/// ended, the answer written for the reporter.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PublicStep {
     pub at: i64,
     pub label: String,
+    /// 答复: what the staff answered the reporter when rejecting, closing or voiding the case.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply: Option<String>,
 }
 
 /// What a reporter sees when following a case by its tracking code.
@@ -496,7 +503,7 @@ pub fn public_step(event: &Event) -> Option<PublicStep> {
         Change::Escalated { .. } => "已提交上级处理",
         _ => return None,
     };
-    Some(PublicStep { at: event.at.0, label: label.into() })
+    Some(PublicStep { at: event.at.0, label: label.into(), reply: event.reply.clone() })
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -216,15 +216,35 @@ async fn citizens_report_follow_and_rate_without_an_account(app: TestApp) {
         .unwrap()
         .ends_with(": rate is not possible while the case is received"));
 
-    // Staff notes never reach the public view.
+    // Staff notes never reach the public view; the reply written for the reporter does.
     let mut operator = app.signed_in("operator").await;
     let id = app.store.case_by_tracking_code(&code).await.unwrap().unwrap().0;
-    act_ok(&mut operator, id, json!({"action": {"type": "reject"}, "note": "内部备注：反映人张三情绪激动"}))
-        .await;
+    let reply = "楼道杂物属物业管理范围，已转告小区物业清理，如仍未处理请再次来电。";
+    let (status, refused) = act(
+        &mut operator,
+        id,
+        json!({"action": {"type": "register", "matter": app.world.matters[0].code}, "reply": "已受理"}),
+    )
+    .await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (422, Some("REPLY_NOT_ALLOWED")), "{refused}");
+    assert_eq!(refused["error"]["message"], "只有不予立案、结案和作废时可以答复反映人：立案", "{refused}");
+    let rejected = act_ok(
+        &mut operator,
+        id,
+        json!({"action": {"type": "reject"}, "note": "内部备注：反映人张三情绪激动", "reply": format!("  {reply}\n")}),
+    )
+    .await;
+    assert_eq!(rejected["version"], 2, "the refused register changed nothing");
     let (_, track) = citizen.json("GET", &format!("/api/public/reports/{code}"), None).await.unwrap();
     assert_eq!(track["status"], "rejected");
     assert!(!track.to_string().contains("张三"), "{track}");
     assert_eq!(track["steps"].as_array().unwrap().len(), 2);
+    assert_eq!(track["steps"][1]["label"], "不予立案");
+    assert_eq!(track["steps"][1]["reply"], reply, "kept without the blanks around it: {track}");
+    assert!(track["steps"][0].get("reply").is_none(), "{track}");
+    let (_, history) = operator.json("GET", &format!("/api/cases/{id}/history"), None).await.unwrap();
+    let last = history.as_array().unwrap().iter().find(|e| e["kind"] == "rejected").unwrap();
+    assert_eq!((&last["reply"], &last["note"]), (&json!(reply), &json!("内部备注：反映人张三情绪激动")));
 
     for (body, code) in [
         (json!({"description": "x", "jurisdiction": GRID, "phone": "12345"}), "PHONE_INVALID"),

@@ -574,6 +574,9 @@ fn parse_priority(text: Option<&str>) -> WebResult<Option<Priority>> {
 pub struct ActionRequest {
     pub action: ActionBody,
     pub note: Option<String>,
+    /// 答复: the answer the reporter reads when following the case (reject, close and void only; the note
+    /// stays with the staff).
+    pub reply: Option<String>,
     #[serde(default)]
     pub attachments: Vec<AttachmentView>,
     /// The `version` the caller looked at; the action is refused with 409 if the case moved on.
@@ -723,6 +726,7 @@ pub async fn act(
         note: request.note,
         attachments: attachments(&request.attachments),
         origin: caller.address.clone(),
+        reply: request.reply,
     };
     let now = state.now();
     let case = state.service.act(CaseId(id), request.expected_version, &command, &actor, now).await?;

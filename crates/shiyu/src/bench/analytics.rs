@@ -690,6 +690,7 @@ impl Generator {
                     note: None,
                     attachments: Vec::new(),
                     origin: None,
+                    reply: None,
                     change,
                 }
             })
