@@ -36,6 +36,8 @@ pub(crate) struct CaseRow {
     pub departments: Vec<i64>,
     /// When the case's next deadline alarm is due; `None` once nothing more can fire.
     pub alarm_at: Option<i64>,
+    /// When its running stage is due; `None` once it ended and while it is suspended.
+    pub due_at: Option<i64>,
 }
 
 impl CaseRow {
@@ -50,6 +52,7 @@ impl CaseRow {
             chain,
             departments: state.involved.iter().map(|d| d.0).collect(),
             alarm_at: shiyu_domain::next_alarm(state).map(|alarm| alarm.at.0),
+            due_at: state.deadline.map(|deadline| deadline.due.0),
             version: state.version as i64,
             status: state.status.as_str(),
             owner_id: state.owner.0,

@@ -550,10 +550,22 @@ pub enum CaseScope {
     Reporter(UserId),
 }
 
-/// A page of cases, newest first: ids below `before` (a cursor), at most `limit`.
+/// How a page of cases is ordered, and where it continues.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CaseOrder {
+    /// Newest first: ids below `CaseQuery::before`.
+    #[default]
+    Newest,
+    /// A work list: only cases whose clock runs, the one due soonest first (the most overdue at the top),
+    /// continuing after the given due time and id (the last of the previous page).
+    Due { after: Option<(Timestamp, CaseId)> },
+}
+
+/// A page of cases in `order`, at most `limit`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CaseQuery {
     pub scope: CaseScope,
+    pub order: CaseOrder,
     /// Only cases in one of these states (any state when empty).
     pub statuses: Vec<Status>,
     /// Narrower than the scope: only cases whose chain passes this jurisdiction, at this depth.

@@ -31,6 +31,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (11, "uploads", include_str!("../migrations/sqlite/0011_uploads.sql")),
     (12, "partial_indexes", include_str!("../migrations/sqlite/0012_partial_indexes.sql")),
     (13, "failure_window", include_str!("../migrations/sqlite/0013_failure_window.sql")),
+    (14, "due", include_str!("../migrations/sqlite/0014_due.sql")),
 ];
 
 #[derive(Debug)]

@@ -86,7 +86,7 @@ fn values(n: usize) -> String {
 }
 
 fn write_plan(conn: &Connection, plan: &Plan<'_>) -> StoreResult<()> {
-    let mut case = conn.prepare_cached(&format!("{INSERT_CASES}{}", values(17)))?;
+    let mut case = conn.prepare_cached(&format!("{INSERT_CASES}{}", values(18)))?;
     let mut department =
         conn.prepare_cached(&format!("{INSERT_DEPARTMENTS}{}{DEPARTMENTS_ONCE}", values(2)))?;
     for (id, row) in &plan.cases {
@@ -109,6 +109,7 @@ fn write_plan(conn: &Connection, plan: &Plan<'_>) -> StoreResult<()> {
             grid,
             micro_grid,
             row.alarm_at,
+            row.due_at,
         ])?;
         for department_id in &row.departments {
             department.execute([id, department_id])?;

@@ -7,9 +7,9 @@ use shiyu_store::postgres::PgStore;
 use shiyu_store::sqlite::SqliteStore;
 use shiyu_store::testing::{PgCluster, SampleWorld};
 use shiyu_store::{
-    ApiToken, AttachmentMeta, AttemptOutcome, AuditEntry, CaseQuery, CaseScope, CaseService, DeliveryAttempt,
-    Journal, NewDelivery, NewUser, NewWebhook, ServiceError, Session, Store, StoreError, StoreResult,
-    WriteOptions,
+    ApiToken, AttachmentMeta, AttemptOutcome, AuditEntry, CaseOrder, CaseQuery, CaseScope, CaseService,
+    DeliveryAttempt, Journal, NewDelivery, NewUser, NewWebhook, ServiceError, Session, Store, StoreError,
+    StoreResult, WriteOptions,
 };
 use std::future::Future;
 use std::pin::Pin;
@@ -38,6 +38,7 @@ fn all_stories() -> Vec<Story> {
         bulk_loaded_histories_read_as_their_events,
         writes_arriving_together_share_a_transaction,
         case_lists_are_scoped_paged_and_filtered,
+        work_lists_put_the_soonest_due_first,
         every_case_event_and_access_is_audited,
         users_sessions_and_tokens_round_trip,
         attachments_are_kept_by_content_hash,
@@ -445,6 +446,72 @@ async fn case_lists_are_scoped_paged_and_filtered(store: Arc<dyn Store>) {
     assert_eq!(listed(quoted).await, vec![ids[3]]);
     assert_eq!(store.case_by_tracking_code("CODE-3").await.unwrap(), Some(ids[3]));
     assert_eq!(store.case_by_tracking_code("CODE-9").await.unwrap(), None);
+}
+
+/// Cases received at different times (two at the same one), one dispatched, one suspended: the open cases
+/// whose clock runs, by due time and then id, as the store computes them from the states.
+async fn open_cases_due_at_different_times(store: &Arc<dyn Store>) -> Vec<CaseId> {
+    let world = installed(store).await;
+    let service = service(store.clone());
+    let mut ids = Vec::new();
+    for minutes in [50, 40, 40, 30, 20, 10] {
+        let report = world.report("占道经营");
+        ids.push(
+            service.receive(None, &report, &actor("citizen"), NOW.plus_minutes(-minutes)).await.unwrap().id,
+        );
+    }
+    let register = Command::new(Action::Register { matter: world.matters[0].clone(), priority: None });
+    service.act(ids[0], None, &register, &actor("operator"), NOW).await.unwrap();
+    let suspend = Command { note: Some("等待业主回复".into()), ..Command::new(Action::Suspend) };
+    service.act(ids[4], None, &suspend, &actor("operator"), NOW).await.unwrap();
+    let mut due = Vec::new();
+    for id in &ids {
+        if let Some(deadline) = store.load_case(*id).await.unwrap().unwrap().deadline {
+            due.push((deadline.due, *id));
+        }
+    }
+    due.sort();
+    due.into_iter().map(|(_, id)| id).collect()
+}
+
+async fn due_list(
+    store: &Arc<dyn Store>,
+    scope: CaseScope,
+    after: Option<CaseId>,
+    limit: u32,
+) -> Vec<CaseId> {
+    let after = match after {
+        Some(id) => Some((store.load_case(id).await.unwrap().unwrap().deadline.unwrap().due, id)),
+        None => None,
+    };
+    let query = CaseQuery { scope, order: CaseOrder::Due { after }, limit, ..CaseQuery::default() };
+    store.list_cases(&query).await.unwrap().into_iter().map(|(id, _)| id).collect()
+}
+
+async fn work_lists_put_the_soonest_due_first(store: Arc<dyn Store>) {
+    let expected = open_cases_due_at_different_times(&store).await;
+    assert_eq!(expected.len(), 5, "the suspended case's clock is stopped");
+    assert_eq!(due_list(&store, CaseScope::All, None, 10).await, expected);
+    let county = CaseScope::Under { depth: 1, jurisdiction: JurisdictionId(SampleWorld::COUNTY) };
+    let grid = CaseScope::Under { depth: 4, jurisdiction: JurisdictionId(SampleWorld::GRID) };
+    assert_eq!(due_list(&store, county, None, 10).await, expected, "a county's list skips its place index");
+    assert_eq!(due_list(&store, grid, None, 10).await, expected, "a grid's uses it");
+    let other = CaseScope::Under { depth: 1, jurisdiction: JurisdictionId(SampleWorld::OTHER_COUNTY) };
+    assert!(due_list(&store, other, None, 10).await.is_empty());
+    // Pages of two, each continuing after the last one's due time and id (two share a due time).
+    assert_eq!(due_list(&store, CaseScope::All, None, 2).await, expected[..2]);
+    assert_eq!(due_list(&store, CaseScope::All, Some(expected[1]), 2).await, expected[2..4]);
+    assert_eq!(due_list(&store, CaseScope::All, Some(expected[3]), 2).await, expected[4..]);
+    // Filters apply as in the newest-first list.
+    let registered = CaseQuery {
+        statuses: vec![Status::Registered],
+        order: CaseOrder::Due { after: None },
+        limit: 10,
+        ..CaseQuery::default()
+    };
+    let listed: Vec<CaseId> =
+        store.list_cases(&registered).await.unwrap().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(listed.len(), 1);
 }
 
 async fn every_case_event_and_access_is_audited(store: Arc<dyn Store>) {
@@ -1299,6 +1366,48 @@ async fn postgres_refuses_migration_10_over_usernames_differing_only_in_case_and
     sqlx::query(RENAME_ONE_TWIN).execute(&raw).await.unwrap();
     raw.close().await;
     twins_kept_out(Arc::new(open().await.unwrap())).await;
+}
+
+/// A database from before migration 14: the due column and its index taken back out.
+const BEFORE_MIGRATION_14: [&str; 3] = [
+    "DROP INDEX cases_due",
+    "ALTER TABLE cases DROP COLUMN due_at",
+    "DELETE FROM schema_migrations WHERE version = 14",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_migration_14_fills_the_due_times_of_the_cases_already_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(dir.path(), WriteOptions::default()).await.unwrap());
+    let expected = open_cases_due_at_different_times(&store).await;
+    drop(store);
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(dir.path().join("shiyu.sqlite3"));
+    let raw = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    for sql in BEFORE_MIGRATION_14 {
+        sqlx::query(sql).execute(&raw).await.unwrap();
+    }
+    raw.close().await;
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(dir.path(), WriteOptions::default()).await.unwrap());
+    assert_eq!(due_list(&store, CaseScope::All, None, 10).await, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_migration_14_fills_the_due_times_of_the_cases_already_open() {
+    let cluster = PgCluster::start(false).unwrap();
+    let options = cluster.create_database("due").await.unwrap();
+    let open = || PgStore::connect_with(options.clone(), WriteOptions::default(), true);
+    let store: Arc<dyn Store> = Arc::new(open().await.unwrap());
+    let expected = open_cases_due_at_different_times(&store).await;
+    drop(store);
+    let raw = sqlx::PgPool::connect_with(options.clone()).await.unwrap();
+    for sql in BEFORE_MIGRATION_14 {
+        sqlx::query(sql).execute(&raw).await.unwrap();
+    }
+    raw.close().await;
+    let store: Arc<dyn Store> = Arc::new(open().await.unwrap());
+    assert_eq!(due_list(&store, CaseScope::All, None, 10).await, expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

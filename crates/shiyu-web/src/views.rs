@@ -596,3 +596,13 @@ pub struct Page<T: ToSchema> {
     pub items: Vec<T>,
     pub next: Option<i64>,
 }
+
+/// A page of cases. Newest first, the next page is `before=<next>`; in a work list (`order=due`) it is
+/// `after=<next>&after_due=<next_due>`, the last case's id and due time.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CasePage {
+    pub items: Vec<CaseView>,
+    pub next: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_due: Option<i64>,
+}

@@ -1108,6 +1108,35 @@ async fn lists_filter_by_state_place_matter_and_tracking_code(app: TestApp) {
     // And a quoted code of a case the caller may not see lists nothing.
     let (_, page) = haimen.json("GET", &format!("/api/cases?tracking_code={code}"), None).await.unwrap();
     assert_eq!(ids(&page), Vec::<i64>::new());
+
+    // The work list: cases whose clock runs, the soonest due first, a page at a time.
+    let mut due = Vec::new();
+    for id in [first, second] {
+        let (_, case) = operator.json("GET", &format!("/api/cases/{id}"), None).await.unwrap();
+        due.push((case["deadline"]["due"].as_i64().unwrap(), id));
+    }
+    due.sort();
+    let urgent_first: Vec<i64> = due.iter().map(|(_, id)| *id).collect();
+    let (_, page) = operator.json("GET", "/api/cases?order=due", None).await.unwrap();
+    assert_eq!((ids(&page), &page["next"]), (urgent_first.clone(), &Value::Null), "{page}");
+    let (_, page) = operator.json("GET", "/api/cases?order=due&limit=1", None).await.unwrap();
+    assert_eq!(ids(&page), urgent_first[..1], "{page}");
+    assert_eq!(
+        (page["next"].as_i64(), page["next_due"].as_i64()),
+        (Some(due[0].1), Some(due[0].0)),
+        "{page}"
+    );
+    let rest = format!("/api/cases?order=due&limit=1&after={}&after_due={}", due[0].1, due[0].0);
+    let (_, page) = operator.json("GET", &rest, None).await.unwrap();
+    assert_eq!(ids(&page), urgent_first[1..], "{page}");
+    let (_, page) = operator.json("GET", "/api/cases?order=due&status=registered", None).await.unwrap();
+    assert_eq!(ids(&page), vec![first], "{page}");
+    let (_, page) = haimen.json("GET", "/api/cases?order=due", None).await.unwrap();
+    assert_eq!(ids(&page), Vec::<i64>::new(), "another county's work list");
+    for query in ["order=soonest", "order=due&before=5", "after=5&after_due=1", "order=due&after=5"] {
+        let (status, page) = operator.json("GET", &format!("/api/cases?{query}"), None).await.unwrap();
+        assert_eq!((status, page["error"]["code"].as_str()), (422, Some("INVALID_INPUT")), "{query}: {page}");
+    }
 }
 
 /// Whoever decides an extension sees the date it would give, and approving gives that date.

@@ -5,7 +5,7 @@ use super::{page_size, JsonBody};
 use crate::auth::{Caller, SignedIn};
 use crate::errors::{ErrorBody, WebError, WebResult};
 use crate::reference::Reference;
-use crate::views::{parse_name, AttachmentView, CaseView, EventView, LocationView, Page};
+use crate::views::{parse_name, AttachmentView, CasePage, CaseView, EventView, LocationView};
 use crate::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -16,7 +16,7 @@ use shiyu_domain::{
     DepartmentId, DomainError, ErrorKind, GeoPoint, JurisdictionId, NewCase, Priority, Reporter, Role, Scope,
     Status, Timestamp,
 };
-use shiyu_store::{CaseQuery, CaseScope, ServiceError};
+use shiyu_store::{CaseOrder, CaseQuery, CaseScope, ServiceError};
 use utoipa::{IntoParams, ToSchema};
 
 /// The header that makes a submission safe to retry.
@@ -60,25 +60,61 @@ pub struct ListParams {
     pub matter: Option<String>,
     /// The case with this tracking code, as a caller quotes it on the phone.
     pub tracking_code: Option<String>,
-    /// The `next` cursor of the previous page.
+    /// `newest` (the default): newest first. `due`: a work list of the cases whose clock runs (open and not
+    /// suspended), the one due soonest first, so the most overdue lead.
+    pub order: Option<String>,
+    /// Newest first: the `next` cursor of the previous page.
     pub before: Option<i64>,
+    /// `order=due`: the `next` of the previous page (a case id), given with `after_due`.
+    pub after: Option<i64>,
+    /// `order=due`: the `next_due` of the previous page (milliseconds), given with `after`.
+    pub after_due: Option<i64>,
     /// Page size, at most 200 (default 50).
     pub limit: Option<u32>,
 }
 
-/// Cases within the caller's jurisdiction, department or own reports, newest first.
+/// The order a list asks for, with its cursor checked against it.
+fn list_order(params: &ListParams) -> WebResult<CaseOrder> {
+    let cursor_refused = |zh: &str, en: &str| Err(WebError::invalid(zh.to_string(), en.to_string()));
+    match params.order.as_deref().map(str::trim) {
+        None | Some("newest") => match (params.after, params.after_due) {
+            (None, None) => Ok(CaseOrder::Newest),
+            _ => cursor_refused(
+                "after 和 after_due 只用于按期限排序（order=due）的列表",
+                "after and after_due page a list ordered by due time (order=due) only",
+            ),
+        },
+        Some("due") => match (params.before, params.after, params.after_due) {
+            (Some(_), ..) => cursor_refused(
+                "按期限排序的列表用 after 和 after_due 翻页，不用 before",
+                "a list ordered by due time pages with after and after_due, not before",
+            ),
+            (None, Some(id), Some(due)) => Ok(CaseOrder::Due { after: Some((Timestamp(due), CaseId(id))) }),
+            (None, None, None) => Ok(CaseOrder::Due { after: None }),
+            _ => cursor_refused("after 和 after_due 须一起给出", "after and after_due go together"),
+        },
+        Some(other) => Err(WebError::invalid(
+            format!("未知的排序 `{other}`（可选：newest、due）"),
+            format!("unknown order `{other}` (expected one of newest, due)"),
+        )),
+    }
+}
+
+/// Cases within the caller's jurisdiction, department or own reports, newest first or (`order=due`) the most
+/// urgent first.
 #[utoipa::path(get, path = "/api/cases", tag = "cases", params(ListParams),
-    responses((status = 200, body = Page<CaseView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = CasePage), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<ListParams>,
     _known: super::KnownParams<(ListParams,)>,
-) -> WebResult<Json<Page<CaseView>>> {
+) -> WebResult<Json<CasePage>> {
     let actor = caller.actor()?;
     let reference = state.reference.get();
     let rules = state.service.rules();
     let scope = list_scope(&actor, &reference)?;
+    let order = list_order(&params)?;
     let mut statuses = Vec::new();
     for text in params.status.iter().flat_map(|list| list.split(',')).map(str::trim) {
         statuses.push(parse_name::<Status>(text).ok_or_else(|| {
@@ -97,7 +133,7 @@ pub async fn list(
             statuses.into_iter().filter(wanted).collect()
         };
         if statuses.is_empty() {
-            return Ok(Json(Page { items: Vec::new(), next: None }));
+            return Ok(Json(CasePage { items: Vec::new(), next: None, next_due: None }));
         }
     }
     let within = match &params.within {
@@ -136,6 +172,7 @@ pub async fn list(
     let limit = page_size(params.limit);
     let query = CaseQuery {
         scope,
+        order,
         statuses,
         within,
         matter,
@@ -148,13 +185,18 @@ pub async fn list(
     let cases = state.store.list_cases(&query).await?;
     // A quoted code answers one case at most: there is no next page to point to.
     let full = cases.len() as u32 == limit && params.tracking_code.is_none();
-    let next = full.then(|| cases.last().map(|(id, _)| id.0)).flatten();
+    let last = cases.last().filter(|_| full);
+    let next = last.map(|(id, _)| id.0);
+    let next_due = match order {
+        CaseOrder::Due { .. } => last.and_then(|(_, case)| case.deadline).map(|deadline| deadline.due.0),
+        CaseOrder::Newest => None,
+    };
     let items = cases
         .iter()
         .filter(|(_, case)| can_view(case, &actor))
         .map(|(id, case)| CaseView::of(*id, case, now, &state.sealer, &actor, &reference, &rules))
         .collect();
-    Ok(Json(Page { items, next }))
+    Ok(Json(CasePage { items, next, next_due }))
 }
 
 /// One case.
