@@ -462,6 +462,12 @@ async fn open_cases_due_at_different_times(store: &Arc<dyn Store>) -> Vec<CaseId
     }
     let register = Command::new(Action::Register { matter: world.matters[0].clone(), priority: None });
     service.act(ids[0], None, &register, &actor("operator"), NOW).await.unwrap();
+    let dispatch = Command::new(Action::Dispatch {
+        lead: DepartmentId(SampleWorld::LEAD_DEPARTMENT),
+        assisting: vec![],
+        basis: None,
+    });
+    service.act(ids[0], None, &dispatch, &actor("operator"), NOW).await.unwrap();
     let suspend = Command { note: Some("等待业主回复".into()), ..Command::new(Action::Suspend) };
     service.act(ids[4], None, &suspend, &actor("operator"), NOW).await.unwrap();
     let mut due = Vec::new();
@@ -498,13 +504,16 @@ async fn work_lists_put_the_soonest_due_first(store: Arc<dyn Store>) {
     assert_eq!(due_list(&store, grid, None, 10).await, expected, "a grid's uses it");
     let other = CaseScope::Under { depth: 1, jurisdiction: JurisdictionId(SampleWorld::OTHER_COUNTY) };
     assert!(due_list(&store, other, None, 10).await.is_empty());
+    let lead = CaseScope::Department(DepartmentId(SampleWorld::LEAD_DEPARTMENT));
+    let dispatched = *expected.iter().min().unwrap(); // the first report
+    assert_eq!(due_list(&store, lead, None, 10).await, [dispatched], "a department's skips its index too");
     // Pages of two, each continuing after the last one's due time and id (two share a due time).
     assert_eq!(due_list(&store, CaseScope::All, None, 2).await, expected[..2]);
     assert_eq!(due_list(&store, CaseScope::All, Some(expected[1]), 2).await, expected[2..4]);
     assert_eq!(due_list(&store, CaseScope::All, Some(expected[3]), 2).await, expected[4..]);
     // Filters apply as in the newest-first list.
     let registered = CaseQuery {
-        statuses: vec![Status::Registered],
+        statuses: vec![Status::Dispatched],
         order: CaseOrder::Due { after: None },
         limit: 10,
         ..CaseQuery::default()

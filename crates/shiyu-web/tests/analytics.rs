@@ -122,9 +122,15 @@ async fn statistics_and_evaluation_stay_within_the_callers_scope(app: TestApp) {
         assert_eq!(status, 403, "{who}");
     }
     // Bad questions are refused with a reason.
-    for bad in ["by=colour", "by=county,grid,matter", "bucket=fortnight", "channel=fax", "from=10&to=5"] {
-        let (status, body) =
-            operator.json("GET", &format!("/api/analytics/groups?{bad}"), None).await.unwrap();
+    for bad in [
+        "groups?by=colour",
+        "groups?by=county,grid,matter",
+        "groups?bucket=fortnight",
+        "groups?channel=fax",
+        "groups?from=10&to=5",
+        "top?dim=grid&n=0",
+    ] {
+        let (status, body) = operator.json("GET", &format!("/api/analytics/{bad}"), None).await.unwrap();
         assert_eq!((status, body["error"]["code"].as_str()), (422, Some("INVALID_INPUT")), "{bad}: {body}");
         let (zh, en) =
             (body["error"]["message"].as_str().unwrap(), body["error"]["message_en"].as_str().unwrap());

@@ -1093,6 +1093,7 @@ async fn lists_filter_by_state_place_matter_and_tracking_code(app: TestApp) {
         ("status=received,bogus", 422, "INVALID_INPUT"),
         ("within=999999", 422, "INVALID_INPUT"),
         ("matter=no_such_matter", 422, "MATTER_UNKNOWN"),
+        ("limit=0", 422, "INVALID_INPUT"),
     ] {
         let (answered, page) = operator.json("GET", &format!("/api/cases?{query}"), None).await.unwrap();
         assert_eq!((answered, page["error"]["code"].as_str()), (status, Some(code)), "{query}: {page}");

@@ -104,7 +104,7 @@ pub async fn list_users(
     _known: super::KnownParams<(CursorParams,)>,
 ) -> WebResult<Json<Page<UserView>>> {
     require(&caller, Capability::ListUsers)?;
-    let limit = page_size(params.limit) as usize;
+    let limit = page_size(params.limit)? as usize;
     let after = params.after.unwrap_or(0);
     let users: Vec<_> =
         state.store.users().await?.into_iter().filter(|u| u.id.0 > after).take(limit).collect();
@@ -406,7 +406,7 @@ pub async fn audit(
     _known: super::KnownParams<(CursorParams,)>,
 ) -> WebResult<Json<Page<AuditView>>> {
     require(&caller, Capability::ReadAudit)?;
-    let limit = page_size(params.limit);
+    let limit = page_size(params.limit)?;
     let records = state.store.audit_log(params.after.unwrap_or(0), limit).await?;
     let next = (records.len() as u32 == limit).then(|| records.last().map(|r| r.seq)).flatten();
     let items = records

@@ -315,7 +315,7 @@ pub async fn top(
     let dim = Dim::parse(&top.dim).ok_or_else(|| {
         WebError::invalid(format!("未知的维度 `{}`", top.dim), format!("unknown dimension `{}`", top.dim))
     })?;
-    let n = top.n.unwrap_or(10).clamp(1, 100);
+    let n = super::at_least_one("n", top.n.unwrap_or(10))?.min(100);
     let found = projection(&state)?.top(&filter, dim, n, state.now());
     Ok(Json(found.iter().map(|g| group_view(&state, &[dim], g)).collect()))
 }

@@ -169,7 +169,7 @@ pub async fn list(
         }
         matter => matter.clone(),
     };
-    let limit = page_size(params.limit);
+    let limit = page_size(params.limit)?;
     let query = CaseQuery {
         scope,
         order,

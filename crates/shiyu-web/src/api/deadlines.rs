@@ -61,7 +61,7 @@ pub async fn list(
     _known: super::KnownParams<(NotificationParams,)>,
 ) -> WebResult<Json<Page<NotificationView>>> {
     let user = caller.user()?.id;
-    let limit = page_size(params.limit);
+    let limit = page_size(params.limit)?;
     let found = state.store.notifications(user, params.unread, params.before, limit).await?;
     let next = (found.len() == limit as usize).then(|| found.last().map(|n| n.id)).flatten();
     Ok(Json(Page { items: found.into_iter().map(NotificationView::of).collect(), next }))

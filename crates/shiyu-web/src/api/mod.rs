@@ -94,8 +94,22 @@ impl<T: ParamNames, S: Send + Sync> axum::extract::FromRequestParts<S> for Known
     }
 }
 
-pub fn page_size(limit: Option<u32>) -> u32 {
-    limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE)
+/// How many items a page holds: the caller's `limit` up to the largest page; none at all is refused.
+pub fn page_size(limit: Option<u32>) -> crate::errors::WebResult<u32> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    at_least_one("limit", limit as usize)?;
+    Ok(limit.min(MAX_PAGE))
+}
+
+/// A count the caller gives (a page size, how many to rank), refused when it asks for nothing.
+pub fn at_least_one(name: &str, n: usize) -> crate::errors::WebResult<usize> {
+    if n == 0 {
+        return Err(crate::errors::WebError::invalid(
+            format!("{name} 须至少为 1"),
+            format!("{name} must be at least 1"),
+        ));
+    }
+    Ok(n)
 }
 
 /// A JSON object body whose every refusal (malformed JSON, unknown fields, wrong types, oversize) answers in

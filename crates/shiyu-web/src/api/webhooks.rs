@@ -189,7 +189,7 @@ pub async fn dead_letters(
     _known: super::KnownParams<(CursorParams,)>,
 ) -> WebResult<Json<Page<DeadLetterView>>> {
     require(&caller, MANAGE)?;
-    let limit = page_size(params.limit);
+    let limit = page_size(params.limit)?;
     let dead = state.store.dead_deliveries(params.after.unwrap_or(0), limit).await?;
     let next = (dead.len() == limit as usize).then(|| dead.last().map(|d| d.id)).flatten();
     let items = dead
