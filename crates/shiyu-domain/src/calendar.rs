@@ -188,6 +188,47 @@ impl WorkCalendar {
         None
     }
 
+    /// `minutes` of the basis after `start`, or before it when negative: a stopped clock that was already
+    /// late starts again as late as it was.
+    pub fn shift_minutes(&self, start: Timestamp, minutes: i64, basis: Basis) -> Option<Timestamp> {
+        if minutes >= 0 {
+            return self.add_minutes(start, minutes, basis);
+        }
+        if basis == Basis::Natural {
+            return Some(start.plus_minutes(minutes));
+        }
+        let (mut date, mut minute) = start.to_beijing();
+        let mut remaining = -minutes;
+        for _ in 0..MAX_DAYS_SEARCHED {
+            if self.is_working_day(date) {
+                for window in self.windows.iter().rev() {
+                    if minute <= window.start {
+                        continue;
+                    }
+                    let end = minute.min(window.end);
+                    let available = i64::from(end - window.start);
+                    if remaining <= available {
+                        return Some(Timestamp::from_beijing(date, end - remaining as u32));
+                    }
+                    remaining -= available;
+                    minute = window.start;
+                }
+            }
+            date = date.previous();
+            minute = 24 * 60;
+        }
+        None
+    }
+
+    /// Minutes of the basis from `from` to `to`, negative when `to` is earlier.
+    pub fn signed_minutes_between(&self, from: Timestamp, to: Timestamp, basis: Basis) -> i64 {
+        if to < from {
+            -self.minutes_between(to, from, basis)
+        } else {
+            self.minutes_between(from, to, basis)
+        }
+    }
+
     /// Minutes of the given basis between two moments (0 when `to` is not after `from`).
     pub fn minutes_between(&self, from: Timestamp, to: Timestamp, basis: Basis) -> i64 {
         if to <= from {
@@ -324,7 +365,34 @@ mod tests {
             assert_eq!(calendar.add(at(start), limit), Some(at(due)), "{start} + {limit:?}");
             let counted = calendar.minutes_between(at(start), at(due), limit.basis);
             assert_eq!(counted, i64::from(limit.minutes), "minutes between {start} and {due}");
+            // Backwards: as much time before the due, counted the same way (an evening start goes back to
+            // the end of that day's work).
+            let minutes = i64::from(limit.minutes);
+            assert_eq!(
+                calendar.signed_minutes_between(at(due), at(start), limit.basis),
+                -minutes,
+                "{due} → {start}"
+            );
+            let back = calendar.shift_minutes(at(due), -minutes, limit.basis).unwrap();
+            assert_eq!(calendar.minutes_between(back, at(due), limit.basis), minutes, "{due} − {limit:?}");
+            assert!(
+                back <= at(start) || calendar.minutes_between(at(start), back, limit.basis) == 0,
+                "{due}"
+            );
         }
+        let calendar = WorkCalendar::china();
+        assert_eq!(
+            calendar.shift_minutes(at("2026-11-23 11:00"), -120, Basis::Working),
+            Some(at("2026-11-23 09:00"))
+        );
+        assert_eq!(
+            calendar.shift_minutes(at("2026-11-23 11:00"), -180, Basis::Working),
+            Some(at("2026-11-20 16:30"))
+        );
+        assert_eq!(
+            calendar.shift_minutes(at("2026-11-23 14:00"), -60, Basis::Working),
+            Some(at("2026-11-23 11:30"))
+        );
     }
 
     #[test]

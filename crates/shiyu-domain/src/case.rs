@@ -160,7 +160,8 @@ pub struct Suspension {
     pub since: Timestamp,
     pub stage: Stage,
     pub basis: Basis,
-    /// Time left on the stage's deadline when the clock stopped, in minutes of its basis.
+    /// Time left on the stage's deadline when the clock stopped, in minutes of its basis; negative when the
+    /// stage was already late (yellow or red), and the resumed deadline is that late again.
     pub remaining_minutes: i64,
     pub remaining_to_yellow_minutes: i64,
 }

@@ -261,7 +261,7 @@ impl Rules {
         minutes: i64,
         minutes_to_yellow: i64,
     ) -> Result<Deadline, DomainError> {
-        let at = |m: i64| self.calendar.add_minutes(start, m, basis).ok_or(ErrorKind::NoWorkingTime);
+        let at = |m: i64| self.calendar.shift_minutes(start, m, basis).ok_or(ErrorKind::NoWorkingTime);
         Ok(Deadline { stage, basis, started: start, yellow_at: at(minutes_to_yellow)?, due: at(minutes)? })
     }
 }
@@ -533,7 +533,8 @@ fn change_for(
         Action::Merge { into } => Change::Merged { into: *into },
         Action::Suspend => {
             let deadline = case.deadline.ok_or(ErrorKind::StateForbidsAction)?;
-            let left = |until: Timestamp| rules.calendar.minutes_between(now, until, deadline.basis);
+            // Negative when already late: suspending must not wipe out lateness.
+            let left = |until: Timestamp| rules.calendar.signed_minutes_between(now, until, deadline.basis);
             Change::Suspended {
                 suspension: Suspension {
                     since: now,

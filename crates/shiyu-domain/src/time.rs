@@ -92,6 +92,10 @@ impl Date {
         Date(self.0 + 1)
     }
 
+    pub fn previous(self) -> Date {
+        Date(self.0 - 1)
+    }
+
     /// Parses `YYYY-MM-DD`.
     pub fn parse(text: &str) -> Option<Date> {
         let mut parts = text.trim().splitn(3, '-');

@@ -885,6 +885,33 @@ fn suspension_stops_the_clock_and_resumption_keeps_the_time_left() {
     assert!(resumed.due > running.due);
 }
 
+#[test]
+fn a_case_suspended_when_already_late_resumes_as_late_as_it_was() {
+    for (story, basis) in [
+        (
+            registered_as_gas_leak().step(dispatch_to(LEAD_DEPT, &[]), OP_COUNTY).step(accept(), LEAD_A),
+            Basis::Natural,
+        ),
+        (handling(), Basis::Working),
+    ] {
+        let mut story = story;
+        let running = story.state().deadline.unwrap();
+        assert_eq!(running.basis, basis);
+        let calendar = story.rules.calendar.clone();
+        // Two working days past the due.
+        story.now = calendar.shift_minutes(running.due, 2 * 7 * 60, basis).unwrap();
+        let late = calendar.minutes_between(running.due, story.now, basis);
+        story.try_now(&suspend(), OP_COUNTY).unwrap();
+        assert_eq!(story.state().suspension.unwrap().remaining_minutes, -late, "{basis:?}");
+        story.advance(3 * 24 * 60);
+        story.try_now(&resume(), OP_COUNTY).unwrap();
+        let resumed = story.state().deadline.unwrap();
+        assert_eq!(calendar.minutes_between(resumed.due, story.now, basis), late, "{basis:?}");
+        assert_eq!(story.state().light(story.now), Light::Red, "{basis:?}");
+        story.state().check_invariants().unwrap();
+    }
+}
+
 fn registered_as_gas_leak() -> Story {
     received().step(register_as(gas_leak()), OP_COUNTY)
 }
