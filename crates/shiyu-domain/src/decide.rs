@@ -41,6 +41,11 @@ impl Command {
     pub fn with_note(action: Action, note: impl Into<String>) -> Command {
         Command { note: Some(note.into()), ..Command::new(action) }
     }
+
+    /// The reply as it is kept: without the blanks around it, and none when only blanks were sent.
+    pub fn reply_text(&self) -> Option<&str> {
+        self.reply.as_deref().map(str::trim).filter(|reply| !reply.is_empty())
+    }
 }
 
 /// A new report, as the intake knows it. The chain of jurisdictions and the owning command center come from
@@ -294,7 +299,7 @@ pub fn decide(
         note: command.note.clone(),
         attachments: command.attachments.clone(),
         origin: command.origin.clone(),
-        reply: command.reply.as_deref().map(str::trim).filter(|r| !r.is_empty()).map(str::to_string),
+        reply: command.reply_text().map(str::to_string),
         change,
     }])
 }
@@ -313,19 +318,35 @@ fn check_texts(command: &Command) -> Result<(), DomainError> {
         return Err(DomainError::with_detail(ErrorKind::ReasonRequired, command.action.name()));
     }
     let too_long = |text: &str, max: usize, field: &str| {
+        let field_zh = match field {
+            "note" => "说明",
+            "reply" => "答复",
+            "origin" => "来源",
+            "description" => "问题描述",
+            "address" => "地址",
+            "basis" => "派遣依据",
+            "comment" => "评价意见",
+            other => other,
+        };
         if text.chars().count() > max {
-            Err(DomainError::with_detail(
+            Err(DomainError::with_reason(
                 ErrorKind::TextTooLong,
-                format!("{field}: at most {max} characters"),
+                crate::Reason::new(
+                    format!("{field_zh}（{field}）最多 {max} 个字"),
+                    format!("{field}: at most {max} characters"),
+                ),
             ))
         } else if text.chars().any(hides_or_controls) {
-            Err(DomainError::with_detail(ErrorKind::TextHasControlCharacters, field.to_string()))
+            Err(DomainError::with_reason(
+                ErrorKind::TextHasControlCharacters,
+                crate::Reason::new(format!("{field_zh}（{field}）"), field),
+            ))
         } else {
             Ok(())
         }
     };
     too_long(note, MAX_NOTE_CHARS, "note")?;
-    let reply = command.reply.as_deref().map(str::trim).unwrap_or("");
+    let reply = command.reply_text().unwrap_or("");
     if !reply.is_empty() && !command.action.takes_reply() {
         let action = &command.action;
         return Err(DomainError::with_reason(

@@ -42,7 +42,7 @@ fn check(state_name: &str, command: Command, actor: Actor, expected: Expected) -
                 if event.at != now || event.actor != actor || event.note != command.note {
                     return Err(format!("{label}: the event does not record who, when and why: {event:?}"));
                 }
-                let reply = command.reply.as_deref().map(str::trim).filter(|r| !r.is_empty());
+                let reply = command.reply_text();
                 if event.reply.as_deref() != reply {
                     return Err(format!("{label}: the event does not keep the reply {reply:?}: {event:?}"));
                 }

@@ -14,6 +14,9 @@ use std::sync::Arc;
 
 crate::sql::shared_sql!(sqlx::Postgres);
 
+/// PostgreSQL plans work lists from its own statistics (see the SQLite store's).
+const STEERS_WORK_LISTS: bool = false;
+
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
     (2, "access", include_str!("../migrations/postgres/0002_access.sql")),

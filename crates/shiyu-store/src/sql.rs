@@ -17,6 +17,9 @@ pub(crate) const MIGRATION_REFUSALS: &[(i64, &str, &str)] = &[(
      （UPDATE users SET username = '新名' WHERE username = '原名'），再重新启动",
 )];
 
+/// The migration that adds `cases.due_at`, after which the store fills it for the cases already open.
+pub(crate) const DUE_MIGRATION: i64 = 14;
+
 /// Whether the writer keeps a multi-row insert prepared. Every row count is a statement of its own; the live
 /// server's small batches and full chunks recur, while a bulk load's remainders are all different and would
 /// fill the statement cache with a thousand large statements (a hundred megabytes that never serve again).
@@ -957,18 +960,18 @@ macro_rules! shared_sql {
             use crate::CaseScope;
             use crate::CaseOrder;
             let mut sql = QueryBuilder::<$db>::new("SELECT c.id, c.state FROM cases c WHERE 1 = 1");
-            let by_due = matches!(query.order, CaseOrder::Due { .. });
+            // A county, township or city department is on a large share of all cases: for a work list,
+            // walking the small index of running clocks in order and skipping the others beats sorting all of
+            // theirs. The unary `+` keeps SQLite off the place's or department's index; a grid's few cases
+            // are still found through theirs.
+            let steer = STEERS_WORK_LISTS && matches!(query.order, CaseOrder::Due { .. });
+            let unindexed = |wide: bool| if steer && wide { "+" } else { "" };
             let mut under = |depth: usize, jurisdiction: shiyu_domain::JurisdictionId| -> StoreResult<()> {
                 if depth > 0 {
                     let column = ["county_id", "township_id", "community_id", "grid_id", "micro_grid_id"]
                         .get(depth - 1)
                         .ok_or_else(|| StoreError::Other(format!("no scope column for depth {depth}")))?;
-                    // A county or township holds a large share of all cases: for a work list, walking the
-                    // small index of running clocks in order and skipping other places beats sorting all of
-                    // theirs. The unary `+` keeps both databases off the place's index (a grid's few cases
-                    // are still found through theirs).
-                    let unindexed = if by_due && depth <= 2 { "+" } else { "" };
-                    sql.push(format!(" AND {unindexed}c.{column} = ")).push_bind(jurisdiction.0);
+                    sql.push(format!(" AND {}c.{column} = ", unindexed(depth <= 2))).push_bind(jurisdiction.0);
                 }
                 Ok(())
             };
@@ -979,9 +982,10 @@ macro_rules! shared_sql {
                 CaseScope::All => {}
                 CaseScope::Under { depth, jurisdiction } => under(depth, jurisdiction)?,
                 CaseScope::Department(department) => {
-                    // A city department is on a large share of all cases too (see `under`).
-                    let unindexed = if by_due { "+" } else { "" };
-                    sql.push(format!(" AND {unindexed}c.id IN (SELECT case_id FROM case_departments WHERE department_id = "))
+                    sql.push(format!(
+                        " AND {}c.id IN (SELECT case_id FROM case_departments WHERE department_id = ",
+                        unindexed(true)
+                    ))
                         .push_bind(department.0)
                         .push(")");
                 }
@@ -1016,13 +1020,8 @@ macro_rules! shared_sql {
                 CaseOrder::Due { after } => {
                     sql.push(" AND c.due_at IS NOT NULL");
                     if let Some((due, id)) = after {
-                        sql.push(" AND (c.due_at > ")
-                            .push_bind(due.0)
-                            .push(" OR (c.due_at = ")
-                            .push_bind(due.0)
-                            .push(" AND c.id > ")
-                            .push_bind(id.0)
-                            .push("))");
+                        // A row value, so that both databases start the index walk at the cursor.
+                        sql.push(" AND (c.due_at, c.id) > (").push_bind(due.0).push(", ").push_bind(id.0).push(")");
                     }
                     sql.push(" ORDER BY c.due_at, c.id");
                 }
@@ -1409,7 +1408,7 @@ macro_rules! shared_sql {
                     }
                 }
                 sqlx::raw_sql(sql).execute(&mut *tx).await?;
-                if *version == 14 {
+                if *version == crate::sql::DUE_MIGRATION {
                     fill_due_at(&mut tx).await?;
                 }
                 sqlx::query("INSERT INTO schema_migrations (version, description) VALUES ($1, $2)")

@@ -320,6 +320,15 @@ async fn bulk_loaded_histories_read_as_their_events(store: Arc<dyn Store>) {
         let listed: Vec<_> = store.list_cases(&query).await.unwrap().into_iter().map(|(id, _)| id).collect();
         assert_eq!(listed, [after, second, first, live]);
     }
+    // And in work lists: a loaded case's running clock is written with it.
+    let mut due = Vec::new();
+    for id in [live, first, second, after] {
+        due.push((store.load_case(id).await.unwrap().unwrap().deadline.unwrap().due, id));
+    }
+    due.sort();
+    let query = CaseQuery { order: CaseOrder::Due { after: None }, limit: 10, ..CaseQuery::default() };
+    let listed: Vec<_> = store.list_cases(&query).await.unwrap().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(listed, due.iter().map(|(_, id)| *id).collect::<Vec<_>>());
 
     let all = store.events_since(0, 1000).await.unwrap();
     assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=7).collect::<Vec<_>>());
@@ -507,20 +516,33 @@ async fn work_lists_put_the_soonest_due_first(store: Arc<dyn Store>) {
     let lead = CaseScope::Department(DepartmentId(SampleWorld::LEAD_DEPARTMENT));
     let dispatched = *expected.iter().min().unwrap(); // the first report
     assert_eq!(due_list(&store, lead, None, 10).await, [dispatched], "a department's skips its index too");
-    // Pages of two, each continuing after the last one's due time and id (two share a due time).
+    // Pages of two, each continuing after the last one's due time and id.
     assert_eq!(due_list(&store, CaseScope::All, None, 2).await, expected[..2]);
     assert_eq!(due_list(&store, CaseScope::All, Some(expected[1]), 2).await, expected[2..4]);
     assert_eq!(due_list(&store, CaseScope::All, Some(expected[3]), 2).await, expected[4..]);
+    // Pages of one: a page ends between the two reports received together, and the next goes on by id.
+    let mut dues = Vec::new();
+    for id in &expected {
+        dues.push(store.load_case(*id).await.unwrap().unwrap().deadline.unwrap().due);
+    }
+    assert!(dues.windows(2).any(|pair| pair[0] == pair[1]), "two share a due time: {dues:?}");
+    let mut one_by_one = Vec::new();
+    let mut after = None;
+    while let [next] = due_list(&store, CaseScope::All, after, 1).await[..] {
+        one_by_one.push(next);
+        after = Some(next);
+    }
+    assert_eq!(one_by_one, expected);
     // Filters apply as in the newest-first list.
-    let registered = CaseQuery {
+    let dispatched_only = CaseQuery {
         statuses: vec![Status::Dispatched],
         order: CaseOrder::Due { after: None },
         limit: 10,
         ..CaseQuery::default()
     };
     let listed: Vec<CaseId> =
-        store.list_cases(&registered).await.unwrap().into_iter().map(|(id, _)| id).collect();
-    assert_eq!(listed.len(), 1);
+        store.list_cases(&dispatched_only).await.unwrap().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(listed, [dispatched]);
 }
 
 async fn every_case_event_and_access_is_audited(store: Arc<dyn Store>) {

@@ -131,7 +131,23 @@ pub struct DeadlineView {
     pub due: i64,
     /// The due time in Beijing time, `2026-12-07 10:20`.
     pub due_label: String,
-    /// Minutes until due at the time of asking; negative once overdue.
+    /// Clock minutes until due at the time of asking (nights and holidays included, whatever the basis);
+    /// negative once overdue.
+    pub minutes_left: i64,
+}
+
+/// A stopped clock (挂起): since when, which stage, and the time it will have again when resumed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SuspensionView {
+    pub since: i64,
+    /// Beijing time, `2026-12-07 10:20`.
+    pub since_label: String,
+    pub stage: String,
+    pub stage_label: String,
+    /// `working` or `natural`: what `minutes_left` counts.
+    pub basis: String,
+    /// Minutes of the basis left on the stage when it stopped; negative when it was already overdue, and the
+    /// resumed deadline is that late again.
     pub minutes_left: i64,
 }
 
@@ -198,6 +214,8 @@ pub struct CaseView {
     pub assisting_department_names: Vec<String>,
     pub accepted_by: Vec<i64>,
     pub deadline: Option<DeadlineView>,
+    /// While the case is suspended, instead of `deadline`.
+    pub suspension: Option<SuspensionView>,
     /// green, yellow (临期), red (超期), paused (挂起) or off
     pub light: String,
     pub reporter: ReporterView,
@@ -263,6 +281,7 @@ impl CaseView {
             assisting_department_names: Vec::new(),
             accepted_by: Vec::new(),
             deadline: None,
+            suspension: None,
             light: "off".into(),
             pending_extension_minutes: None,
             pending_extension_due: None,
@@ -321,6 +340,14 @@ impl CaseView {
                 due: d.due.0,
                 due_label: d.due.to_string(),
                 minutes_left: (d.due.0 - now.0).div_euclid(60_000),
+            }),
+            suspension: case.suspension.map(|stopped| SuspensionView {
+                since: stopped.since.0,
+                since_label: stopped.since.to_string(),
+                stage: stopped.stage.as_str().into(),
+                stage_label: shiyu_domain::sla::stage_label(stopped.stage).into(),
+                basis: name_of(&stopped.basis),
+                minutes_left: stopped.remaining_minutes,
             }),
             light: name_of(&case.light(now)),
             reporter: ReporterView {

@@ -276,7 +276,7 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing(app: TestApp) {
         (json!(["hotline", "路灯不亮", null, null, GRID, null, null, null, null]).to_string().into_bytes(), 422, "INVALID_FIELDS", ""),
         (json!({"channel": "fax", "description": "x", "jurisdiction": GRID}).to_string().into_bytes(), 422, "INVALID_INPUT", "fax"),
         (json!({"channel": "hotline", "description": "", "jurisdiction": GRID}).to_string().into_bytes(), 422, "DESCRIPTION_EMPTY", ""),
-        (json!({"channel": "hotline", "description": long, "jurisdiction": GRID}).to_string().into_bytes(), 422, "TEXT_TOO_LONG", ""),
+        (json!({"channel": "hotline", "description": long, "jurisdiction": GRID}).to_string().into_bytes(), 422, "TEXT_TOO_LONG", "description"),
         (json!({"channel": "hotline", "description": "x", "jurisdiction": OTHER_COUNTY, "matter": "nope"}).to_string().into_bytes(), 422, "MATTER_UNKNOWN", ""),
         (json!({"channel": "hotline", "description": "x", "jurisdiction": GRID, "reporter_id_number": "110105194912310021"}).to_string().into_bytes(), 422, "ID_NUMBER_INVALID", ""),
         (oversize.into_bytes(), 413, "BODY_TOO_LARGE", ""),
@@ -417,6 +417,9 @@ async fn personal_data_is_masked_and_every_unmasked_view_is_audited(app: TestApp
     assert_eq!(status, 200);
     assert_eq!(data["phone"], "13812345678");
     assert_eq!(data["id_number"], "11010519491231002X");
+    assert_eq!(data["tracking_code"], created["tracking_code"], "to read back to a caller: {data}");
+    let (_, seen) = operator.json("GET", &format!("/api/cases/{id}"), None).await.unwrap();
+    assert!(!seen.to_string().contains(created["tracking_code"].as_str().unwrap()), "not on the case itself");
     let mut leader = app.signed_in("leader").await;
     assert_eq!(leader.json("GET", &format!("/api/cases/{id}/personal-data"), None).await.unwrap().0, 403);
     let mut haimen = app.signed_in("operator_haimen").await;
@@ -427,7 +430,7 @@ async fn personal_data_is_masked_and_every_unmasked_view_is_audited(app: TestApp
     assert_eq!(views.len(), 1, "exactly the one unmasked view is audited");
     assert_eq!(views[0].entry.target.as_deref(), Some(format!("case:{id}").as_str()));
     assert_eq!(views[0].entry.address.as_deref(), Some("127.0.0.1"));
-    assert_eq!(views[0].entry.detail.as_deref(), Some("phone,id_number"));
+    assert_eq!(views[0].entry.detail.as_deref(), Some("phone,id_number,tracking_code"));
 }
 
 async fn machine_clients_use_scoped_tokens(app: TestApp) {
@@ -1056,6 +1059,15 @@ async fn a_merged_report_follows_the_case_it_was_merged_into(app: TestApp) {
     let (_, main_track) =
         citizen.json("GET", &format!("/api/public/reports/{}", codes[0]), None).await.unwrap();
     assert_eq!(main_track["handled_with"], Value::Null, "the main case is followed by its own steps");
+    // A reply is written to its own case's reporter: the other report sees the step, not the words.
+    let void = json!({"action": {"type": "void"}, "note": "重复登记", "reply": "张先生，您的来电已另行登记"});
+    act_ok(&mut operator, main, void).await;
+    let (_, main_track) =
+        citizen.json("GET", &format!("/api/public/reports/{}", codes[0]), None).await.unwrap();
+    assert_eq!(main_track["steps"][2]["reply"], "张先生，您的来电已另行登记", "{main_track}");
+    let (_, track) = citizen.json("GET", &format!("/api/public/reports/{}", codes[1]), None).await.unwrap();
+    assert_eq!(track["handled_with"]["steps"][2]["label"], "已作废", "{track}");
+    assert!(!track.to_string().contains("张先生"), "{track}");
 }
 
 /// What a handler or an operator asks of a list: open cases, several states at once, one place, one
@@ -1138,6 +1150,17 @@ async fn lists_filter_by_state_place_matter_and_tracking_code(app: TestApp) {
         let (status, page) = operator.json("GET", &format!("/api/cases?{query}"), None).await.unwrap();
         assert_eq!((status, page["error"]["code"].as_str()), (422, Some("INVALID_INPUT")), "{query}: {page}");
     }
+    // A suspended case leaves the work list and shows its stopped clock instead of a deadline.
+    let (_, running) = operator.json("GET", &format!("/api/cases/{second}"), None).await.unwrap();
+    act_ok(&mut operator, second, json!({"action": {"type": "suspend"}, "note": "等待业主回复"})).await;
+    let (_, stopped) = operator.json("GET", &format!("/api/cases/{second}"), None).await.unwrap();
+    assert_eq!((&stopped["deadline"], &stopped["light"]), (&Value::Null, &json!("paused")), "{stopped}");
+    let suspension = &stopped["suspension"];
+    assert_eq!(suspension["stage_label"], running["deadline"]["stage_label"], "{stopped}");
+    assert!(suspension["minutes_left"].as_i64().unwrap() > 0, "{stopped}");
+    assert!(suspension["since_label"].as_str().unwrap().starts_with("2026-"), "{stopped}");
+    let (_, page) = operator.json("GET", "/api/cases?order=due", None).await.unwrap();
+    assert_eq!(ids(&page), vec![first], "{page}");
 }
 
 /// Whoever decides an extension sees the date it would give, and approving gives that date.

@@ -90,7 +90,7 @@ pub async fn catalog(State(state): State<AppState>, caller: Caller) -> WebResult
 pub struct CursorParams {
     /// The `next` cursor of the previous page.
     pub after: Option<i64>,
-    /// Page size, at most 200 (default 50).
+    /// Page size, 1 to 200 (default 50; more gives 200).
     pub limit: Option<u32>,
 }
 

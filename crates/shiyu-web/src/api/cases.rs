@@ -69,7 +69,7 @@ pub struct ListParams {
     pub after: Option<i64>,
     /// `order=due`: the `next_due` of the previous page (milliseconds), given with `after`.
     pub after_due: Option<i64>,
-    /// Page size, at most 200 (default 50).
+    /// Page size, 1 to 200 (default 50; more gives 200).
     pub limit: Option<u32>,
 }
 
@@ -115,6 +115,7 @@ pub async fn list(
     let rules = state.service.rules();
     let scope = list_scope(&actor, &reference)?;
     let order = list_order(&params)?;
+    let limit = page_size(params.limit)?;
     let mut statuses = Vec::new();
     for text in params.status.iter().flat_map(|list| list.split(',')).map(str::trim) {
         statuses.push(parse_name::<Status>(text).ok_or_else(|| {
@@ -169,7 +170,6 @@ pub async fn list(
         }
         matter => matter.clone(),
     };
-    let limit = page_size(params.limit)?;
     let query = CaseQuery {
         scope,
         order,
@@ -238,10 +238,13 @@ pub async fn history(
 pub struct PersonalDataView {
     pub phone: Option<String>,
     pub id_number: Option<String>,
+    /// The reporter's receipt, to read back to a caller who lost it. Whoever holds it can follow and rate
+    /// the case, so it is shown here only, to the same roles, and audited alike.
+    pub tracking_code: Option<String>,
 }
 
-/// The reporter's phone and ID number unmasked, for the roles that call reporters back. Every view is
-/// written to the audit log.
+/// The reporter's phone, ID number and tracking code, for the roles that call reporters back. Every view
+/// is written to the audit log.
 #[utoipa::path(get, path = "/api/cases/{id}/personal-data", tag = "cases", params(("id" = i64, Path)),
     responses((status = 200, body = PersonalDataView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn personal_data(
@@ -260,12 +263,16 @@ pub async fn personal_data(
     let view = PersonalDataView {
         phone: open(&case.reporter.contact_sealed)?,
         id_number: open(&case.reporter.id_number_sealed)?,
+        tracking_code: case.reporter.tracking_code.clone(),
     };
-    let shown: Vec<&str> =
-        [view.phone.as_ref().map(|_| "phone"), view.id_number.as_ref().map(|_| "id_number")]
-            .into_iter()
-            .flatten()
-            .collect();
+    let shown: Vec<&str> = [
+        view.phone.as_ref().map(|_| "phone"),
+        view.id_number.as_ref().map(|_| "id_number"),
+        view.tracking_code.as_ref().map(|_| "tracking_code"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let entry =
         caller.audit(state.now(), "personal_data_viewed", Some(format!("case:{id}")), Some(shown.join(",")));
     state.store.audit(vec![entry]).await?;

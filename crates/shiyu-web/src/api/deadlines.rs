@@ -47,7 +47,7 @@ pub struct NotificationParams {
     pub unread: bool,
     /// The `next` cursor of the previous page (notifications come newest first).
     pub before: Option<i64>,
-    /// Page size, at most 200 (default 50).
+    /// Page size, 1 to 200 (default 50; more gives 200).
     pub limit: Option<u32>,
 }
 

@@ -5,7 +5,7 @@ use super::cases::{idempotency_key, intake_command, Intake};
 use super::JsonBody;
 use crate::auth::Caller;
 use crate::errors::{ErrorBody, WebError, WebResult};
-use crate::views::{public_step, LocationView, MergedProgress, TrackView};
+use crate::views::{public_step, LocationView, MergedProgress, PublicStep, TrackView};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -131,7 +131,12 @@ async fn merged_progress(state: &AppState, mut into: CaseId) -> WebResult<Option
             status: main.status.as_str().into(),
             status_label: main.status.label_zh().into(),
             updated_at: main.updated_at.0,
-            steps: history.iter().filter_map(|e| public_step(&e.event)).collect(),
+            // The replies there were written to that case's reporter, who may be named in them.
+            steps: history
+                .iter()
+                .filter_map(|e| public_step(&e.event))
+                .map(|step| PublicStep { reply: None, ..step })
+                .collect(),
         }));
     }
     Ok(None)
