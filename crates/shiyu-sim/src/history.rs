@@ -1192,12 +1192,11 @@ impl<'w> Simulation<'w> {
         // Whoever can follow the case (a caller, an app user) is answered when it ends.
         let reply = match &action {
             Action::Reject if story.rater.is_some() => {
-                Some("您反映的问题经核实不属于本平台受理范围，建议向相关单位咨询。感谢您的反映。".to_string())
+                Some("经核实不属于受理范围，请向相关单位咨询。".to_string())
             }
-            Action::Close if story.rater.is_some() => Some(format!(
-                "您反映的{}问题已处理完毕，感谢您对城市治理的支持。",
-                world.matters[story.matter].name
-            )),
+            Action::Close if story.rater.is_some() => {
+                Some(format!("{}问题已办结，感谢您的反映。", world.matters[story.matter].name))
+            }
             _ => None,
         };
         Some(Step { at, actor, command: Command { note, reply, ..Command::new(action) } })
