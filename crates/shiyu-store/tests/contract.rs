@@ -377,6 +377,18 @@ async fn writes_arriving_together_share_a_transaction(store: Arc<dyn Store>) {
     assert_eq!(store.count_cases().await.unwrap(), 256);
 }
 
+/// The operator registers the case and dispatches it to the sample world's lead department.
+async fn registered_and_dispatched(service: &CaseService, world: &SampleWorld, id: CaseId) {
+    let register = Command::new(Action::Register { matter: world.matters[0].clone(), priority: None });
+    service.act(id, None, &register, &actor("operator"), NOW).await.unwrap();
+    let dispatch = Command::new(Action::Dispatch {
+        lead: DepartmentId(SampleWorld::LEAD_DEPARTMENT),
+        assisting: vec![],
+        basis: None,
+    });
+    service.act(id, None, &dispatch, &actor("operator"), NOW).await.unwrap();
+}
+
 async fn case_lists_are_scoped_paged_and_filtered(store: Arc<dyn Store>) {
     let world = installed(&store).await;
     let service = service(store.clone());
@@ -388,14 +400,7 @@ async fn case_lists_are_scoped_paged_and_filtered(store: Arc<dyn Store>) {
         }
         ids.push(service.receive(None, &report, &actor("citizen"), NOW).await.unwrap().id);
     }
-    let register = Command::new(Action::Register { matter: world.matters[0].clone(), priority: None });
-    service.act(ids[0], None, &register, &actor("operator"), NOW).await.unwrap();
-    let dispatch = Command::new(Action::Dispatch {
-        lead: DepartmentId(SampleWorld::LEAD_DEPARTMENT),
-        assisting: vec![],
-        basis: None,
-    });
-    service.act(ids[0], None, &dispatch, &actor("operator"), NOW).await.unwrap();
+    registered_and_dispatched(&service, &world, ids[0]).await;
 
     let page = |scope, status: Option<Status>, before, limit| {
         let store = store.clone();
@@ -469,14 +474,7 @@ async fn open_cases_due_at_different_times(store: &Arc<dyn Store>) -> Vec<CaseId
             service.receive(None, &report, &actor("citizen"), NOW.plus_minutes(-minutes)).await.unwrap().id,
         );
     }
-    let register = Command::new(Action::Register { matter: world.matters[0].clone(), priority: None });
-    service.act(ids[0], None, &register, &actor("operator"), NOW).await.unwrap();
-    let dispatch = Command::new(Action::Dispatch {
-        lead: DepartmentId(SampleWorld::LEAD_DEPARTMENT),
-        assisting: vec![],
-        basis: None,
-    });
-    service.act(ids[0], None, &dispatch, &actor("operator"), NOW).await.unwrap();
+    registered_and_dispatched(&service, &world, ids[0]).await;
     let suspend = Command { note: Some("等待业主回复".into()), ..Command::new(Action::Suspend) };
     service.act(ids[4], None, &suspend, &actor("operator"), NOW).await.unwrap();
     let mut due = Vec::new();
