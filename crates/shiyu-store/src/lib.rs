@@ -561,6 +561,17 @@ pub enum CaseOrder {
     Due { after: Option<(Timestamp, CaseId)> },
 }
 
+/// Cases by their stage's clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClockFilter {
+    /// Open and not suspended: the clock runs.
+    Running,
+    /// The clock runs and the stage was due at or before this moment (超期).
+    OverdueAt(Timestamp),
+    /// Open and suspended (挂起): the clock is stopped.
+    Stopped,
+}
+
 /// A page of cases in `order`, at most `limit`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CaseQuery {
@@ -577,6 +588,8 @@ pub struct CaseQuery {
     pub before: Option<CaseId>,
     /// Only cases received at or after this instant.
     pub received_after: Option<Timestamp>,
+    /// Only cases whose clock is in this condition.
+    pub clock: Option<ClockFilter>,
     pub limit: u32,
 }
 

@@ -32,6 +32,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (12, "partial_indexes", include_str!("../migrations/postgres/0012_partial_indexes.sql")),
     (13, "failure_window", include_str!("../migrations/postgres/0013_failure_window.sql")),
     (14, "due", include_str!("../migrations/postgres/0014_due.sql")),
+    (15, "suspended", include_str!("../migrations/postgres/0015_suspended.sql")),
 ];
 /// One lock id for "the event log's writer" across all nodes.
 const WRITER_LOCK: &str = "SELECT pg_advisory_xact_lock(7345012026)";

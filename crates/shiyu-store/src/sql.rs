@@ -17,6 +17,11 @@ pub(crate) const MIGRATION_REFUSALS: &[(i64, &str, &str)] = &[(
      （UPDATE users SET username = '新名' WHERE username = '原名'），再重新启动",
 )];
 
+/// The cases whose clock is stopped, word for word as the partial index `cases_suspended` (migration 15)
+/// states them: SQLite uses a partial index only for a query that repeats its condition.
+pub(crate) const CLOCK_STOPPED: &str = "c.due_at IS NULL AND c.status IN \
+     ('received', 'registered', 'dispatched', 'handling', 'handled', 'verified')";
+
 /// The migration that adds `cases.due_at`, after which the store fills it for the cases already open.
 pub(crate) const DUE_MIGRATION: i64 = 14;
 
@@ -1010,6 +1015,18 @@ macro_rules! shared_sql {
             if let Some(after) = query.received_after {
                 sql.push(" AND c.received_at >= ").push_bind(after.0);
             }
+            match query.clock {
+                None => {}
+                Some(crate::ClockFilter::Running) => {
+                    sql.push(" AND c.due_at IS NOT NULL");
+                }
+                Some(crate::ClockFilter::OverdueAt(now)) => {
+                    sql.push(" AND c.due_at <= ").push_bind(now.0);
+                }
+                Some(crate::ClockFilter::Stopped) => {
+                    sql.push(format!(" AND {}", crate::sql::CLOCK_STOPPED));
+                }
+            }
             match query.order {
                 CaseOrder::Newest => {
                     if let Some(before) = query.before {
@@ -1807,3 +1824,26 @@ macro_rules! store_impl {
 }
 
 pub(crate) use store_impl;
+
+#[cfg(test)]
+mod tests {
+    use super::CLOCK_STOPPED;
+    use shiyu_domain::Status;
+
+    /// The stopped-clock condition names exactly the states before the end, as both migrations' partial
+    /// index does, word for word.
+    #[test]
+    fn the_stopped_clock_condition_matches_the_domain_and_the_index() {
+        let active: Vec<String> =
+            Status::ALL.iter().filter(|s| s.is_active()).map(|s| format!("'{}'", s.as_str())).collect();
+        let condition = format!("c.due_at IS NULL AND c.status IN ({})", active.join(", "));
+        assert_eq!(CLOCK_STOPPED, condition);
+        let in_index = condition.replace("c.", "");
+        for migration in [
+            include_str!("../migrations/sqlite/0015_suspended.sql"),
+            include_str!("../migrations/postgres/0015_suspended.sql"),
+        ] {
+            assert!(migration.contains(&in_index), "{migration}");
+        }
+    }
+}

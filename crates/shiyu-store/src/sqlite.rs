@@ -37,6 +37,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (12, "partial_indexes", include_str!("../migrations/sqlite/0012_partial_indexes.sql")),
     (13, "failure_window", include_str!("../migrations/sqlite/0013_failure_window.sql")),
     (14, "due", include_str!("../migrations/sqlite/0014_due.sql")),
+    (15, "suspended", include_str!("../migrations/sqlite/0015_suspended.sql")),
 ];
 
 #[derive(Debug)]
@@ -284,11 +285,12 @@ impl SqliteStore {
         let mut conn = options(&self.path).connect().await?;
         sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await?;
         // The unique indexes stay: they are constraints that live writes beside the load must keep meeting.
-        // So do the indexes of open cases only (alarms, running clocks): a loaded history is mostly over, so
-        // they cost the load next to nothing, while building them again would read the whole table.
+        // So do the indexes of open cases only (alarms, running and stopped clocks): a loaded history is mostly
+        // over, so they cost the load next to nothing, while building them again would read the whole table.
         let indexes: Vec<(String, String)> = sqlx::query_as(
             "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('cases', 'case_departments') \
-             AND sql IS NOT NULL AND sql NOT LIKE 'CREATE UNIQUE %' AND name NOT IN ('cases_alarm', 'cases_due')",
+             AND sql IS NOT NULL AND sql NOT LIKE 'CREATE UNIQUE %' \
+             AND name NOT IN ('cases_alarm', 'cases_due', 'cases_suspended')",
         )
         .fetch_all(&mut conn)
         .await?;

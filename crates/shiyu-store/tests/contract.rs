@@ -8,8 +8,8 @@ use shiyu_store::sqlite::SqliteStore;
 use shiyu_store::testing::{PgCluster, SampleWorld};
 use shiyu_store::{
     ApiToken, AttachmentMeta, AttemptOutcome, AuditEntry, CaseOrder, CaseQuery, CaseScope, CaseService,
-    DeliveryAttempt, Journal, NewDelivery, NewUser, NewWebhook, ServiceError, Session, Store, StoreError,
-    StoreResult, WriteOptions,
+    ClockFilter, DeliveryAttempt, Journal, NewDelivery, NewUser, NewWebhook, ServiceError, Session, Store,
+    StoreError, StoreResult, WriteOptions,
 };
 use std::future::Future;
 use std::pin::Pin;
@@ -541,6 +541,26 @@ async fn work_lists_put_the_soonest_due_first(store: Arc<dyn Store>) {
     let listed: Vec<CaseId> =
         store.list_cases(&dispatched_only).await.unwrap().into_iter().map(|(id, _)| id).collect();
     assert_eq!(listed, [dispatched]);
+    // Newest first by the clock: running, overdue by a moment, stopped.
+    let by_clock = |clock| {
+        let store = store.clone();
+        async move {
+            let query = CaseQuery { clock: Some(clock), limit: 10, ..CaseQuery::default() };
+            store.list_cases(&query).await.unwrap().into_iter().map(|(id, _)| id).collect::<Vec<_>>()
+        }
+    };
+    let mut newest_first = expected.clone();
+    newest_first.sort_by(|a, b| b.cmp(a));
+    assert_eq!(by_clock(ClockFilter::Running).await, newest_first);
+    assert_eq!(by_clock(ClockFilter::OverdueAt(dues[4])).await, newest_first, "due at that moment");
+    assert_eq!(by_clock(ClockFilter::OverdueAt(dues[0].plus_minutes(-1))).await, []);
+    let mut due_first: Vec<CaseId> =
+        expected.iter().zip(&dues).filter(|(_, due)| **due == dues[0]).map(|(id, _)| *id).collect();
+    due_first.reverse();
+    assert_eq!(by_clock(ClockFilter::OverdueAt(dues[0])).await, due_first);
+    let suspended: Vec<CaseId> = by_clock(ClockFilter::Stopped).await;
+    assert_eq!(suspended.len(), 1);
+    assert!(store.load_case(suspended[0]).await.unwrap().unwrap().suspension.is_some());
 }
 
 async fn every_case_event_and_access_is_audited(store: Arc<dyn Store>) {
@@ -1062,13 +1082,14 @@ async fn sqlite_defers_indexes_for_a_large_load_and_builds_them_even_after_a_cra
     let left = case_indexes(&path).await;
     let unique =
         |(_, sql): &(String, Option<String>)| sql.as_ref().is_none_or(|s| s.starts_with("CREATE UNIQUE"));
-    let of_open_cases =
-        |(name, _): &(String, Option<String>)| ["cases_alarm", "cases_due"].contains(&name.as_str());
+    let of_open_cases = |(name, _): &(String, Option<String>)| {
+        ["cases_alarm", "cases_due", "cases_suspended"].contains(&name.as_str())
+    };
     assert!(
         left.iter().all(|index| unique(index) || of_open_cases(index)),
         "only unique indexes and those of open cases stay: {left:?}"
     );
-    assert_eq!(left.iter().filter(|index| of_open_cases(index)).count(), 2, "{left:?}");
+    assert_eq!(left.iter().filter(|index| of_open_cases(index)).count(), 3, "{left:?}");
     assert!(left.iter().any(|(name, _)| name == "cases_tracking_code"));
     // Without them the store answers as before.
     let second = service.receive(None, &world.report("井盖破损"), &actor("citizen"), NOW).await.unwrap();
@@ -1403,10 +1424,12 @@ async fn postgres_refuses_migration_10_over_usernames_differing_only_in_case_and
     twins_kept_out(Arc::new(open().await.unwrap())).await;
 }
 
-/// A database from before migration 14: the due column and its index taken back out.
-const BEFORE_MIGRATION_14: [&str; 3] = [
+/// A database from before migration 14: the due column and its indexes taken back out (migration 15's too).
+const BEFORE_MIGRATION_14: [&str; 5] = [
+    "DROP INDEX cases_suspended",
     "DROP INDEX cases_due",
     "ALTER TABLE cases DROP COLUMN due_at",
+    "DELETE FROM schema_migrations WHERE version = 15",
     "DELETE FROM schema_migrations WHERE version = 14",
 ];
 

@@ -1161,6 +1161,21 @@ async fn lists_filter_by_state_place_matter_and_tracking_code(app: TestApp) {
     assert!(suspension["since_label"].as_str().unwrap().starts_with("2026-"), "{stopped}");
     let (_, page) = operator.json("GET", "/api/cases?order=due", None).await.unwrap();
     assert_eq!(ids(&page), vec![first], "{page}");
+    // Lists by the clock: the ones to resume, the running ones, the overdue ones (none yet).
+    for (query, expected) in
+        [("clock=suspended", vec![second]), ("clock=running", vec![first]), ("clock=overdue", vec![])]
+    {
+        let (status, page) = operator.json("GET", &format!("/api/cases?{query}"), None).await.unwrap();
+        assert_eq!((status, ids(&page)), (200, expected), "{query}: {page}");
+    }
+    app.advance_minutes(30 * 24 * 60);
+    let mut operator = app.signed_in("operator").await; // the session ended meanwhile
+    let (_, page) = operator.json("GET", "/api/cases?clock=overdue", None).await.unwrap();
+    assert_eq!(ids(&page), vec![first], "a month later the running one is overdue, the stopped one not: {page}");
+    for query in ["clock=stopped", "clock=suspended&order=due"] {
+        let (status, page) = operator.json("GET", &format!("/api/cases?{query}"), None).await.unwrap();
+        assert_eq!((status, page["error"]["code"].as_str()), (422, Some("INVALID_INPUT")), "{query}: {page}");
+    }
 }
 
 /// Whoever decides an extension sees the date it would give, and approving gives that date.

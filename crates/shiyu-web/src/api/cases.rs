@@ -16,7 +16,7 @@ use shiyu_domain::{
     DepartmentId, DomainError, ErrorKind, GeoPoint, JurisdictionId, NewCase, Priority, Reporter, Role, Scope,
     Status, Timestamp,
 };
-use shiyu_store::{CaseOrder, CaseQuery, CaseScope, ServiceError};
+use shiyu_store::{CaseOrder, CaseQuery, CaseScope, ClockFilter, ServiceError};
 use utoipa::{IntoParams, ToSchema};
 
 /// The header that makes a submission safe to retry.
@@ -60,6 +60,9 @@ pub struct ListParams {
     pub matter: Option<String>,
     /// The case with this tracking code, as a caller quotes it on the phone.
     pub tracking_code: Option<String>,
+    /// By the stage's clock: `running` (open and not suspended), `overdue` (running and past its due time,
+    /// 超期) or `suspended` (挂起: stopped, waiting to be resumed).
+    pub clock: Option<String>,
     /// `newest` (the default): newest first. `due`: a work list of the cases whose clock runs (open and not
     /// suspended), the one due soonest first, so the most overdue lead.
     pub order: Option<String>,
@@ -116,6 +119,24 @@ pub async fn list(
     let scope = list_scope(&actor, &reference)?;
     let order = list_order(&params)?;
     let limit = page_size(params.limit)?;
+    let clock = match params.clock.as_deref().map(str::trim) {
+        None => None,
+        Some("running") => Some(ClockFilter::Running),
+        Some("overdue") => Some(ClockFilter::OverdueAt(state.now())),
+        Some("suspended") if matches!(order, CaseOrder::Due { .. }) => {
+            return Err(WebError::invalid(
+                "挂起的事件时限已停止，不在按期限排序的列表中",
+                "a suspended case's clock is stopped, so it has no place in a list ordered by due time",
+            ))
+        }
+        Some("suspended") => Some(ClockFilter::Stopped),
+        Some(other) => {
+            return Err(WebError::invalid(
+                format!("未知的时限状态 `{other}`（可选：running、overdue、suspended）"),
+                format!("unknown clock `{other}` (expected one of running, overdue, suspended)"),
+            ))
+        }
+    };
     let mut statuses = Vec::new();
     for text in params.status.iter().flat_map(|list| list.split(',')).map(str::trim) {
         statuses.push(parse_name::<Status>(text).ok_or_else(|| {
@@ -179,6 +200,7 @@ pub async fn list(
         tracking_code: params.tracking_code.as_deref().map(|code| code.trim().to_string()),
         before: params.before.map(CaseId),
         received_after: None,
+        clock,
         limit,
     };
     let now = state.now();
