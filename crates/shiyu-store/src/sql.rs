@@ -965,11 +965,13 @@ macro_rules! shared_sql {
             use crate::CaseScope;
             use crate::CaseOrder;
             let mut sql = QueryBuilder::<$db>::new("SELECT c.id, c.state FROM cases c WHERE 1 = 1");
-            // A county, township or city department is on a large share of all cases: for a work list,
-            // walking the small index of running clocks in order and skipping the others beats sorting all of
-            // theirs. The unary `+` keeps SQLite off the place's or department's index; a grid's few cases
-            // are still found through theirs.
-            let steer = STEERS_WORK_LISTS && matches!(query.order, CaseOrder::Due { .. });
+            // A county, township or city department is on a large share of all cases: for a work list or the
+            // suspended cases, walking the small index of running or stopped clocks and skipping the others
+            // beats reading all of theirs. The unary `+` keeps SQLite off the place's or department's index;
+            // a grid's few cases are still found through theirs.
+            let small_index = matches!(query.order, CaseOrder::Due { .. })
+                || matches!(query.clock, Some(crate::ClockFilter::Stopped));
+            let steer = STEERS_WORK_LISTS && small_index;
             let unindexed = |wide: bool| if steer && wide { "+" } else { "" };
             let mut under = |depth: usize, jurisdiction: shiyu_domain::JurisdictionId| -> StoreResult<()> {
                 if depth > 0 {

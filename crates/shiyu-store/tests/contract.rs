@@ -560,6 +560,11 @@ async fn work_lists_put_the_soonest_due_first(store: Arc<dyn Store>) {
     assert_eq!(by_clock(ClockFilter::OverdueAt(dues[0])).await, due_first);
     let suspended: Vec<CaseId> = by_clock(ClockFilter::Stopped).await;
     assert_eq!(suspended.len(), 1);
+    let in_county =
+        CaseQuery { scope: county, clock: Some(ClockFilter::Stopped), limit: 10, ..CaseQuery::default() };
+    let listed: Vec<CaseId> =
+        store.list_cases(&in_county).await.unwrap().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(listed, suspended, "a county's suspended cases, found through their own index");
     assert!(store.load_case(suspended[0]).await.unwrap().unwrap().suspension.is_some());
 }
 

@@ -1171,7 +1171,11 @@ async fn lists_filter_by_state_place_matter_and_tracking_code(app: TestApp) {
     app.advance_minutes(30 * 24 * 60);
     let mut operator = app.signed_in("operator").await; // the session ended meanwhile
     let (_, page) = operator.json("GET", "/api/cases?clock=overdue", None).await.unwrap();
-    assert_eq!(ids(&page), vec![first], "a month later the running one is overdue, the stopped one not: {page}");
+    assert_eq!(
+        ids(&page),
+        vec![first],
+        "a month later the running one is overdue, the stopped one not: {page}"
+    );
     for query in ["clock=stopped", "clock=suspended&order=due"] {
         let (status, page) = operator.json("GET", &format!("/api/cases?{query}"), None).await.unwrap();
         assert_eq!((status, page["error"]["code"].as_str()), (422, Some("INVALID_INPUT")), "{query}: {page}");
