@@ -189,7 +189,8 @@ impl WorkCalendar {
     }
 
     /// `minutes` of the basis after `start`, or before it when negative: a stopped clock that was already
-    /// late starts again as late as it was.
+    /// late starts again as late as it was. Backwards, a calendar with no working time in the ten years
+    /// before gives `start` itself (such a case is simply due at once); forwards, `None` as `add_minutes`.
     pub fn shift_minutes(&self, start: Timestamp, minutes: i64, basis: Basis) -> Option<Timestamp> {
         if minutes >= 0 {
             return self.add_minutes(start, minutes, basis);
@@ -217,7 +218,7 @@ impl WorkCalendar {
             date = date.previous();
             minute = 24 * 60;
         }
-        None
+        Some(start)
     }
 
     /// Minutes of the basis from `from` to `to`, negative when `to` is earlier.
@@ -368,11 +369,6 @@ mod tests {
             // Backwards: as much time before the due, counted the same way (an evening start goes back to
             // the end of that day's work).
             let minutes = i64::from(limit.minutes);
-            assert_eq!(
-                calendar.signed_minutes_between(at(due), at(start), limit.basis),
-                -minutes,
-                "{due} → {start}"
-            );
             let back = calendar.shift_minutes(at(due), -minutes, limit.basis).unwrap();
             assert_eq!(calendar.minutes_between(back, at(due), limit.basis), minutes, "{due} − {limit:?}");
             assert!(
@@ -392,6 +388,30 @@ mod tests {
         assert_eq!(
             calendar.shift_minutes(at("2026-11-23 14:00"), -60, Basis::Working),
             Some(at("2026-11-23 11:30"))
+        );
+        // From the edges: a window's start, midnight, and back over a weekend and a holiday.
+        for (from, minutes, to) in [
+            ("2026-11-23 09:00", -60, "2026-11-20 16:30"),
+            ("2026-11-23 13:30", -30, "2026-11-23 11:30"),
+            ("2026-11-24 00:00", -30, "2026-11-23 17:00"),
+            ("2026-10-08 09:30", -60, "2026-09-30 17:00"),
+        ] {
+            assert_eq!(
+                calendar.shift_minutes(at(from), minutes, Basis::Working),
+                Some(at(to)),
+                "{from} {minutes}"
+            );
+            assert_eq!(
+                calendar.signed_minutes_between(at(from), at(to), Basis::Working),
+                minutes,
+                "{from} → {to}"
+            );
+        }
+        // A calendar with no working hours at all: a late clock is simply due at once.
+        let never = WorkCalendar { windows: Vec::new(), ..WorkCalendar::china() };
+        assert_eq!(
+            never.shift_minutes(at("2026-11-23 10:00"), -60, Basis::Working),
+            Some(at("2026-11-23 10:00"))
         );
     }
 

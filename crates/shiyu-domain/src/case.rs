@@ -164,6 +164,10 @@ pub struct Suspension {
     /// stage was already late (yellow or red), and the resumed deadline is that late again.
     pub remaining_minutes: i64,
     pub remaining_to_yellow_minutes: i64,
+    /// The warnings announced before the stop. A resumed stage that was already 临期 is not announced as
+    /// such again; one that was 超期 is announced as overdue once more, which plans its escalation again.
+    #[serde(default)]
+    pub signalled: Signal,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -675,6 +679,7 @@ pub fn apply(state: Option<CaseState>, event: &Event) -> Result<CaseState, Domai
     case.updated_at = at;
     let handler = event.actor.user_id();
     let (deadline_before, stage_before) = (case.deadline, case.status.stage());
+    let mut resumed_after = None;
     match &event.change {
         Change::Received { .. } => {}
         Change::Registered { matter, priority, limits, deadline } => {
@@ -790,6 +795,7 @@ pub fn apply(state: Option<CaseState>, event: &Event) -> Result<CaseState, Domai
             case.deadline = None;
         }
         Change::Resumed { deadline } => {
+            resumed_after = case.suspension.map(|stopped| stopped.signalled.min(Signal::Yellow));
             case.suspension = None;
             case.deadline = Some(*deadline);
         }
@@ -824,6 +830,9 @@ pub fn apply(state: Option<CaseState>, event: &Event) -> Result<CaseState, Domai
         }
     }
     follow_deadline(&mut case, deadline_before, at);
+    if let (Some(announced), Some(deadline)) = (resumed_after, case.deadline) {
+        case.signalled = announced.min(Signal::of(deadline.light(at)));
+    }
     if case.status.stage() != stage_before {
         for order in &mut case.supervisions {
             order.settled = true;

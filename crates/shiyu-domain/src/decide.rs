@@ -317,17 +317,8 @@ fn check_texts(command: &Command) -> Result<(), DomainError> {
     if command.action.needs_note() && note.is_empty() {
         return Err(DomainError::with_detail(ErrorKind::ReasonRequired, command.action.name()));
     }
-    let too_long = |text: &str, max: usize, field: &str| {
-        let field_zh = match field {
-            "note" => "说明",
-            "reply" => "答复",
-            "origin" => "来源",
-            "description" => "问题描述",
-            "address" => "地址",
-            "basis" => "派遣依据",
-            "comment" => "评价意见",
-            other => other,
-        };
+    // Each field is named as the API names it and as a user reads it.
+    let too_long = |text: &str, max: usize, (field, field_zh): (&str, &str)| {
         if text.chars().count() > max {
             Err(DomainError::with_reason(
                 ErrorKind::TextTooLong,
@@ -345,7 +336,7 @@ fn check_texts(command: &Command) -> Result<(), DomainError> {
             Ok(())
         }
     };
-    too_long(note, MAX_NOTE_CHARS, "note")?;
+    too_long(note, MAX_NOTE_CHARS, ("note", "说明"))?;
     let reply = command.reply_text().unwrap_or("");
     if !reply.is_empty() && !command.action.takes_reply() {
         let action = &command.action;
@@ -354,8 +345,8 @@ fn check_texts(command: &Command) -> Result<(), DomainError> {
             crate::Reason::new(action.label_zh(), action.name()),
         ));
     }
-    too_long(reply, MAX_NOTE_CHARS, "reply")?;
-    too_long(command.origin.as_deref().unwrap_or(""), MAX_SHORT_TEXT_CHARS, "origin")?;
+    too_long(reply, MAX_NOTE_CHARS, ("reply", "答复"))?;
+    too_long(command.origin.as_deref().unwrap_or(""), MAX_SHORT_TEXT_CHARS, ("origin", "来源"))?;
     if command.attachments.len() > MAX_ATTACHMENTS {
         return Err(DomainError::with_detail(
             ErrorKind::TooManyAttachments,
@@ -367,14 +358,14 @@ fn check_texts(command: &Command) -> Result<(), DomainError> {
             if new.description.trim().is_empty() {
                 return Err(ErrorKind::DescriptionEmpty.into());
             }
-            too_long(&new.description, MAX_DESCRIPTION_CHARS, "description")?;
-            too_long(new.address.as_deref().unwrap_or(""), MAX_SHORT_TEXT_CHARS, "address")
+            too_long(&new.description, MAX_DESCRIPTION_CHARS, ("description", "问题描述"))?;
+            too_long(new.address.as_deref().unwrap_or(""), MAX_SHORT_TEXT_CHARS, ("address", "地址"))
         }
         Action::Dispatch { basis, .. } => {
-            too_long(basis.as_deref().unwrap_or(""), MAX_SHORT_TEXT_CHARS, "basis")
+            too_long(basis.as_deref().unwrap_or(""), MAX_SHORT_TEXT_CHARS, ("basis", "派遣依据"))
         }
         Action::Rate { comment, .. } => {
-            too_long(comment.as_deref().unwrap_or(""), MAX_SHORT_TEXT_CHARS, "comment")
+            too_long(comment.as_deref().unwrap_or(""), MAX_SHORT_TEXT_CHARS, ("comment", "评价意见"))
         }
         _ => Ok(()),
     }
@@ -563,6 +554,7 @@ fn change_for(
                     basis: deadline.basis,
                     remaining_minutes: left(deadline.due),
                     remaining_to_yellow_minutes: left(deadline.yellow_at),
+                    signalled: case.signalled,
                 },
             }
         }

@@ -449,9 +449,10 @@ pub fn reschedule(
     reason: &str,
 ) -> Option<Event> {
     let deadline = case.deadline.filter(|d| d.basis == Basis::Working && case.status.is_active())?;
+    // Signed: a stage resumed after it was already late has its due before its start.
     let recount = |until: Timestamp| {
-        let minutes = old.minutes_between(deadline.started, until, Basis::Working);
-        rules.calendar.add_minutes(deadline.started, minutes, Basis::Working)
+        let minutes = old.signed_minutes_between(deadline.started, until, Basis::Working);
+        rules.calendar.shift_minutes(deadline.started, minutes, Basis::Working)
     };
     let moved =
         crate::Deadline { yellow_at: recount(deadline.yellow_at)?, due: recount(deadline.due)?, ..deadline };

@@ -6,9 +6,10 @@ mod common;
 
 use common::*;
 use shiyu_domain::decide::MAX_EXTENSION_MINUTES;
+use shiyu_domain::sla::{fire, reschedule};
 use shiyu_domain::{
-    apply, can_view, decide, Action, Actor, Basis, Change, Command, ErrorKind as E, Event, Light, NewCase,
-    Reporter, Role, Rules, Scope, Stage, Status, WorkCalendar,
+    apply, can_view, decide, next_alarm, Action, Actor, AlarmKind, Basis, Change, Command, ErrorKind as E,
+    Event, Light, NewCase, Reporter, Role, Rules, Scope, Signal, Stage, Status, WorkCalendar, YearDays,
 };
 use std::collections::BTreeSet;
 
@@ -898,8 +899,11 @@ fn a_case_suspended_when_already_late_resumes_as_late_as_it_was() {
         let running = story.state().deadline.unwrap();
         assert_eq!(running.basis, basis);
         let calendar = story.rules.calendar.clone();
-        // Two working days past the due.
+        // Fourteen hours of the basis past the due (two working days, or fourteen clock hours), with the
+        // 临期 and 超期 warnings announced.
         story.now = calendar.shift_minutes(running.due, 2 * 7 * 60, basis).unwrap();
+        fire_due_warnings(&mut story);
+        assert_eq!(story.state().signalled, Signal::Red);
         let late = calendar.minutes_between(running.due, story.now, basis);
         story.try_now(&suspend(), OP_COUNTY).unwrap();
         assert_eq!(story.state().suspension.unwrap().remaining_minutes, -late, "{basis:?}");
@@ -909,6 +913,29 @@ fn a_case_suspended_when_already_late_resumes_as_late_as_it_was() {
         assert_eq!(calendar.minutes_between(resumed.due, story.now, basis), late, "{basis:?}");
         assert_eq!(story.state().light(story.now), Light::Red, "{basis:?}");
         story.state().check_invariants().unwrap();
+        // Not announced as 临期 again; 超期 once more, which plans its escalation again.
+        let next = next_alarm(story.state()).unwrap();
+        assert_eq!((next.kind, next.at), (AlarmKind::Red, resumed.due), "{basis:?}");
+        // A new calendar keeps the lateness too (recounted from the resumption, it would be due at once).
+        let before = story.rules.calendar.clone();
+        story.rules.calendar = before.clone().with_year(2026, &YearDays::default()).unwrap();
+        if let Some(event) = reschedule(story.state(), &before, &story.rules, story.now, "日历调整") {
+            let Change::Rescheduled { deadline } = event.change else { panic!("{event:?}") };
+            assert!(deadline.due < story.now, "{basis:?}: {deadline:?}");
+        }
+    }
+}
+
+/// Fires the stage's 临期 and 超期 alarms that are due now, as the deadline engine would.
+fn fire_due_warnings(story: &mut Story) {
+    while let Some(alarm) = next_alarm(story.state()).filter(|a| a.at <= story.now) {
+        if !matches!(alarm.kind, AlarmKind::Yellow | AlarmKind::Red) {
+            break;
+        }
+        for event in fire(story.state(), alarm, story.now, &story.rules).unwrap() {
+            story.state = Some(apply(story.state.take(), &event).unwrap());
+            story.events.push(event);
+        }
     }
 }
 

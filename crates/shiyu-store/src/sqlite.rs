@@ -19,6 +19,11 @@ crate::sql::shared_sql!(sqlx::Sqlite);
 /// (`list_cases`).
 const STEERS_WORK_LISTS: bool = true;
 
+/// The partial indexes of open cases (alarms, running and stopped clocks), which a bulk load keeps up
+/// instead of deferring: a loaded history is mostly over, so they cost the load next to nothing, while
+/// building them again would read the whole table.
+pub const KEPT_DURING_LOADS: [&str; 3] = ["cases_alarm", "cases_due", "cases_suspended"];
+
 /// The file inside the data folder.
 pub const DATABASE_FILE: &str = "shiyu.sqlite3";
 
@@ -285,13 +290,13 @@ impl SqliteStore {
         let mut conn = options(&self.path).connect().await?;
         sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await?;
         // The unique indexes stay: they are constraints that live writes beside the load must keep meeting.
-        // So do the indexes of open cases only (alarms, running and stopped clocks): a loaded history is mostly
-        // over, so they cost the load next to nothing, while building them again would read the whole table.
-        let indexes: Vec<(String, String)> = sqlx::query_as(
+        // So do the indexes of open cases only (`KEPT_DURING_LOADS`).
+        let kept: Vec<String> = KEPT_DURING_LOADS.iter().map(|name| format!("'{name}'")).collect();
+        let indexes: Vec<(String, String)> = sqlx::query_as(&format!(
             "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('cases', 'case_departments') \
-             AND sql IS NOT NULL AND sql NOT LIKE 'CREATE UNIQUE %' \
-             AND name NOT IN ('cases_alarm', 'cases_due', 'cases_suspended')",
-        )
+             AND sql IS NOT NULL AND sql NOT LIKE 'CREATE UNIQUE %' AND name NOT IN ({})",
+            kept.join(", ")
+        ))
         .fetch_all(&mut conn)
         .await?;
         for (name, sql) in indexes {

@@ -144,11 +144,12 @@ pub struct SuspensionView {
     pub since_label: String,
     pub stage: String,
     pub stage_label: String,
-    /// `working` or `natural`: what `minutes_left` counts.
+    /// `working` or `natural`: what `remaining_minutes` counts.
     pub basis: String,
-    /// Minutes of the basis left on the stage when it stopped; negative when it was already overdue, and the
+    /// Minutes of the basis (working minutes on a working-time limit, unlike a deadline's clock-minute
+    /// `minutes_left`) left on the stage when it stopped; negative when it was already overdue, and the
     /// resumed deadline is that late again.
-    pub minutes_left: i64,
+    pub remaining_minutes: i64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -347,7 +348,7 @@ impl CaseView {
                 stage: stopped.stage.as_str().into(),
                 stage_label: shiyu_domain::sla::stage_label(stopped.stage).into(),
                 basis: name_of(&stopped.basis),
-                minutes_left: stopped.remaining_minutes,
+                remaining_minutes: stopped.remaining_minutes,
             }),
             light: name_of(&case.light(now)),
             reporter: ReporterView {

@@ -1157,7 +1157,7 @@ async fn lists_filter_by_state_place_matter_and_tracking_code(app: TestApp) {
     assert_eq!((&stopped["deadline"], &stopped["light"]), (&Value::Null, &json!("paused")), "{stopped}");
     let suspension = &stopped["suspension"];
     assert_eq!(suspension["stage_label"], running["deadline"]["stage_label"], "{stopped}");
-    assert!(suspension["minutes_left"].as_i64().unwrap() > 0, "{stopped}");
+    assert!(suspension["remaining_minutes"].as_i64().unwrap() > 0, "{stopped}");
     assert!(suspension["since_label"].as_str().unwrap().starts_with("2026-"), "{stopped}");
     let (_, page) = operator.json("GET", "/api/cases?order=due", None).await.unwrap();
     assert_eq!(ids(&page), vec![first], "{page}");

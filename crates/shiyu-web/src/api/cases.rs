@@ -117,12 +117,13 @@ pub async fn list(
     let reference = state.reference.get();
     let rules = state.service.rules();
     let scope = list_scope(&actor, &reference)?;
+    let now = state.now();
     let order = list_order(&params)?;
     let limit = page_size(params.limit)?;
     let clock = match params.clock.as_deref().map(str::trim) {
         None => None,
         Some("running") => Some(ClockFilter::Running),
-        Some("overdue") => Some(ClockFilter::OverdueAt(state.now())),
+        Some("overdue") => Some(ClockFilter::OverdueAt(now)),
         Some("suspended") if matches!(order, CaseOrder::Due { .. }) => {
             return Err(WebError::invalid(
                 "挂起的事件时限已停止，不在按期限排序的列表中",
@@ -203,7 +204,6 @@ pub async fn list(
         clock,
         limit,
     };
-    let now = state.now();
     let cases = state.store.list_cases(&query).await?;
     // A quoted code answers one case at most: there is no next page to point to.
     let full = cases.len() as u32 == limit && params.tracking_code.is_none();
