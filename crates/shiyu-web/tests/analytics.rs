@@ -104,6 +104,11 @@ async fn statistics_and_evaluation_stay_within_the_callers_scope(app: TestApp) {
     assert_eq!(ranked[0]["resolution"]["rate"], 1.0);
     assert_eq!(ranked[0]["satisfaction"]["numerator"], 1);
     assert_eq!(ranked[0]["rank"], 1);
+    let (_, first) = operator.json("GET", "/api/evaluation?unit=grid&n=1", None).await.unwrap();
+    assert_eq!(first.as_array().unwrap().len(), 1, "the first of the ranking only: {first}");
+    assert_eq!(first[0]["rank"], 1);
+    let (status, refused) = operator.json("GET", "/api/evaluation?unit=grid&n=0", None).await.unwrap();
+    assert_eq!((status, refused["error"]["code"].as_str()), (422, Some("INVALID_INPUT")), "{refused}");
 
     // Another county's operator sees none of it, and cannot look into 崇川区.
     let mut haimen = app.signed_in("operator_haimen").await;

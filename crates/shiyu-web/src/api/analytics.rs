@@ -432,6 +432,9 @@ pub fn indicators_view(state: &AppState, unit: Unit, i: &Indicators) -> Indicato
 pub struct EvaluationParams {
     #[param(schema_with = unit_names, required = true)]
     pub unit: String,
+    /// Only the first `n` of the ranking (the whole ranking when left out: every grid of a city is some
+    /// thousands).
+    pub n: Option<usize>,
 }
 
 /// The year whose weights apply to a period: the year (Beijing time) its start falls in.
@@ -467,8 +470,9 @@ pub async fn evaluation(
         )
     })?;
     let weights = weights_for(&state, year_of(&filter, state.now())).await?;
+    let first = evaluation.n.map(|n| super::at_least_one("n", n)).transpose()?.unwrap_or(usize::MAX);
     let ranked = projection(&state)?.evaluate(&filter, unit, &weights, state.now());
-    Ok(Json(ranked.iter().map(|i| indicators_view(&state, unit, i)).collect()))
+    Ok(Json(ranked.iter().take(first).map(|i| indicators_view(&state, unit, i)).collect()))
 }
 
 /// The composite score's weights for a year (defaults until an admin sets them).
