@@ -962,9 +962,16 @@ macro_rules! shared_sql {
 
 
         pub(crate) async fn list_cases(pool: &Pool, query: &crate::CaseQuery) -> StoreResult<Vec<(CaseId, CaseState)>> {
+            let mut sql = list_sql("SELECT c.id, c.state", query)?;
+            let rows: Vec<(i64, Vec<u8>)> = sql.build_query_as().fetch_all(pool).await?;
+            rows.into_iter().map(|(id, state)| Ok((CaseId(id), crate::codec::decode(&state)?))).collect()
+        }
+
+        /// The list's statement, after `select` (a `SELECT`, or SQLite's `EXPLAIN QUERY PLAN SELECT`).
+        fn list_sql<'q>(select: &str, query: &crate::CaseQuery) -> StoreResult<QueryBuilder<'q, $db>> {
             use crate::CaseScope;
             use crate::CaseOrder;
-            let mut sql = QueryBuilder::<$db>::new("SELECT c.id, c.state FROM cases c WHERE 1 = 1");
+            let mut sql = QueryBuilder::<$db>::new(format!("{select} FROM cases c WHERE 1 = 1"));
             // A county, township or city department is on a large share of all cases: for a work list or the
             // suspended cases, walking the small index of running or stopped clocks and skipping the others
             // beats reading all of theirs. The unary `+` keeps SQLite off the place's or department's index;
@@ -1046,8 +1053,7 @@ macro_rules! shared_sql {
                 }
             }
             sql.push(" LIMIT ").push_bind(i64::from(query.limit));
-            let rows: Vec<(i64, Vec<u8>)> = sql.build_query_as().fetch_all(pool).await?;
-            rows.into_iter().map(|(id, state)| Ok((CaseId(id), crate::codec::decode(&state)?))).collect()
+            Ok(sql)
         }
 
         pub(crate) async fn case_by_tracking_code(pool: &Pool, code: &str) -> StoreResult<Option<CaseId>> {

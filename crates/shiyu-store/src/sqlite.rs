@@ -240,6 +240,14 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
+    /// How SQLite would read a list (`EXPLAIN QUERY PLAN`, one line per step): which indexes the steered
+    /// lists walk, for tests and for anyone wondering why a list is slow.
+    pub async fn list_plan(&self, query: &crate::CaseQuery) -> StoreResult<Vec<String>> {
+        let mut sql = list_sql("EXPLAIN QUERY PLAN SELECT c.id, c.state", query)?;
+        let rows: Vec<(i64, i64, i64, String)> = sql.build_query_as().fetch_all(self.read_pool()).await?;
+        Ok(rows.into_iter().map(|(.., detail)| detail).collect())
+    }
+
     /// Reference data is written rarely and in bulk, outside the group committer, on a short-lived
     /// connection; SQLite's busy timeout lets it wait for the committer's transaction to finish.
     async fn reference_pool(&self) -> StoreResult<Pool> {

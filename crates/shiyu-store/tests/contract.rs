@@ -1429,6 +1429,33 @@ async fn postgres_refuses_migration_10_over_usernames_differing_only_in_case_and
     twins_kept_out(Arc::new(open().await.unwrap())).await;
 }
 
+/// SQLite plans without statistics and takes an equality on an indexed column for a narrow one: the work
+/// lists and the suspended cases of a county, township or department must walk their own small index anyway,
+/// and a grid's its place index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_walks_the_small_indexes_of_open_cases_for_wide_scopes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), WriteOptions::default()).await.unwrap();
+    let county = CaseScope::Under { depth: 1, jurisdiction: JurisdictionId(SampleWorld::COUNTY) };
+    let township = CaseScope::Under { depth: 2, jurisdiction: JurisdictionId(SampleWorld::TOWNSHIP) };
+    let grid = CaseScope::Under { depth: 4, jurisdiction: JurisdictionId(SampleWorld::GRID) };
+    let department = CaseScope::Department(DepartmentId(SampleWorld::LEAD_DEPARTMENT));
+    let due = CaseOrder::Due { after: Some((NOW, CaseId(7))) };
+    for (scope, order, clock, index) in [
+        (county, due, None, "cases_due"),
+        (township, due, None, "cases_due"),
+        (department, due, None, "cases_due"),
+        (grid, due, None, "cases_grid"),
+        (county, CaseOrder::Newest, Some(ClockFilter::Stopped), "cases_suspended"),
+        (department, CaseOrder::Newest, Some(ClockFilter::Stopped), "cases_suspended"),
+        (county, CaseOrder::Newest, None, "cases_county"),
+    ] {
+        let query = CaseQuery { scope, order, clock, limit: 50, ..CaseQuery::default() };
+        let plan = store.list_plan(&query).await.unwrap().join(" / ");
+        assert!(plan.split(' ').any(|word| word == index), "{scope:?} {order:?} {clock:?}: {plan}");
+    }
+}
+
 /// A database from before migration 14: the due column and its indexes taken back out (migration 15's too).
 const BEFORE_MIGRATION_14: [&str; 5] = [
     "DROP INDEX cases_suspended",
