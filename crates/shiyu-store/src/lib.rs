@@ -551,14 +551,19 @@ pub enum CaseScope {
 }
 
 /// How a page of cases is ordered, and where it continues.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CaseOrder {
-    /// Newest first: ids below `CaseQuery::before`.
-    #[default]
-    Newest,
+    /// Newest first, continuing below this id (the last of the previous page).
+    Newest { before: Option<CaseId> },
     /// A work list: only cases whose clock runs, the one due soonest first (the most overdue at the top),
     /// continuing after the given due time and id (the last of the previous page).
     Due { after: Option<(Timestamp, CaseId)> },
+}
+
+impl Default for CaseOrder {
+    fn default() -> Self {
+        CaseOrder::Newest { before: None }
+    }
 }
 
 /// Cases by their stage's clock.
@@ -585,7 +590,6 @@ pub struct CaseQuery {
     pub matter: Option<String>,
     /// Only the case with this tracking code (a reporter's receipt).
     pub tracking_code: Option<String>,
-    pub before: Option<CaseId>,
     /// Only cases received at or after this instant.
     pub received_after: Option<Timestamp>,
     /// Only cases whose clock is in this condition.

@@ -1037,8 +1037,8 @@ macro_rules! shared_sql {
                 }
             }
             match query.order {
-                CaseOrder::Newest => {
-                    if let Some(before) = query.before {
+                CaseOrder::Newest { before } => {
+                    if let Some(before) = before {
                         sql.push(" AND c.id < ").push_bind(before.0);
                     }
                     sql.push(" ORDER BY c.id DESC");

@@ -406,7 +406,8 @@ async fn case_lists_are_scoped_paged_and_filtered(store: Arc<dyn Store>) {
         let store = store.clone();
         async move {
             let statuses: Vec<Status> = status.into_iter().collect();
-            let query = CaseQuery { scope, statuses, before, limit, ..CaseQuery::default() };
+            let order = CaseOrder::Newest { before };
+            let query = CaseQuery { scope, statuses, order, limit, ..CaseQuery::default() };
             store.list_cases(&query).await.unwrap().into_iter().map(|(id, _)| id).collect::<Vec<_>>()
         }
     };
@@ -1446,9 +1447,9 @@ async fn sqlite_walks_the_small_indexes_of_open_cases_for_wide_scopes() {
         (township, due, None, "cases_due"),
         (department, due, None, "cases_due"),
         (grid, due, None, "cases_grid"),
-        (county, CaseOrder::Newest, Some(ClockFilter::Stopped), "cases_suspended"),
-        (department, CaseOrder::Newest, Some(ClockFilter::Stopped), "cases_suspended"),
-        (county, CaseOrder::Newest, None, "cases_county"),
+        (county, CaseOrder::default(), Some(ClockFilter::Stopped), "cases_suspended"),
+        (department, CaseOrder::default(), Some(ClockFilter::Stopped), "cases_suspended"),
+        (county, CaseOrder::default(), None, "cases_county"),
     ] {
         let query = CaseQuery { scope, order, clock, limit: 50, ..CaseQuery::default() };
         let plan = store.list_plan(&query).await.unwrap().join(" / ");

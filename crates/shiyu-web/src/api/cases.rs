@@ -81,7 +81,7 @@ fn list_order(params: &ListParams) -> WebResult<CaseOrder> {
     let cursor_refused = |zh: &str, en: &str| Err(WebError::invalid(zh.to_string(), en.to_string()));
     match params.order.as_deref().map(str::trim) {
         None | Some("newest") => match (params.after, params.after_due) {
-            (None, None) => Ok(CaseOrder::Newest),
+            (None, None) => Ok(CaseOrder::Newest { before: params.before.map(CaseId) }),
             _ => cursor_refused(
                 "after 和 after_due 只用于按期限排序（order=due）的列表",
                 "after and after_due page a list ordered by due time (order=due) only",
@@ -199,7 +199,6 @@ pub async fn list(
         within,
         matter,
         tracking_code: params.tracking_code.as_deref().map(|code| code.trim().to_string()),
-        before: params.before.map(CaseId),
         received_after: None,
         clock,
         limit,
@@ -211,7 +210,7 @@ pub async fn list(
     let next = last.map(|(id, _)| id.0);
     let next_due = match order {
         CaseOrder::Due { .. } => last.and_then(|(_, case)| case.deadline).map(|deadline| deadline.due.0),
-        CaseOrder::Newest => None,
+        CaseOrder::Newest { .. } => None,
     };
     let items = cases
         .iter()
