@@ -1073,6 +1073,11 @@ impl<'w> Simulation<'w> {
         let cast = &world.cast;
         let operator = *cast.operators.get(&state.owner)?;
         let note = |text: &str| Some(text.to_string());
+        // A stopped clock waits for what it waits for, then the center resumes it; nothing else may happen.
+        if let Some(stopped) = state.suspension {
+            let at = stopped.since.plus_minutes(24 * 60 * (1 + self.rng.below(5) as i64));
+            return Some(Step { at, actor: operator, command: Command::new(Action::Resume) });
+        }
         let (at, actor, action, note) = match state.status {
             Status::Received => {
                 let at = self.after(state, 3);
@@ -1131,6 +1136,9 @@ impl<'w> Simulation<'w> {
                         Action::RequestExtension { minutes: 420 * (1 + self.rng.below(3) as u32) },
                         note("需协调产权单位和相关部门，申请延期办理"),
                     )
+                } else if state.counts.extensions == 0 && self.rng.chance(2) {
+                    let at = state.updated_at.plus_minutes(60 + self.rng.below(8 * 60) as i64);
+                    (at, operator, Action::Suspend, note("等待产权单位确认维修责任，暂停计时"))
                 } else if state.counts.supervisions == 0 && self.rng.chance(3) {
                     let upper = state.path[..state.depth_of(state.owner)?]
                         .iter()

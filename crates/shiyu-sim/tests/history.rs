@@ -127,10 +127,16 @@ fn a_hundred_thousand_cases_replay_through_the_domain_in_realistic_proportions()
         "rejected",
         "resolved_on_spot",
         "reopened",
+        "suspended",
+        "resumed",
     ] {
         let count = kinds.get(kind).copied().unwrap_or(0);
         assert!(count > 50 && share(count) < 0.2, "{kind}: {count} of 100,000 ({kinds:?})");
     }
+    // Every stopped clock is started again, unless the simulated time ends first.
+    let still_stopped = cases.iter().filter(|(_, state, _)| state.suspension.is_some()).count() as u64;
+    assert_eq!(kinds["suspended"] - kinds["resumed"], still_stopped);
+    assert!(still_stopped * 5 < kinds["suspended"], "{still_stopped} of {} still stopped", kinds["suspended"]);
     let rated = share(kinds["rated"]);
     assert!((0.3..0.8).contains(&rated), "most closed cases are rated: {rated}");
     assert!(late > 0, "some stages run late");
