@@ -136,7 +136,11 @@ fn a_hundred_thousand_cases_replay_through_the_domain_in_realistic_proportions()
     // Every stopped clock is started again, unless the simulated time ends first.
     let still_stopped = cases.iter().filter(|(_, state, _)| state.suspension.is_some()).count() as u64;
     assert_eq!(kinds["suspended"] - kinds["resumed"], still_stopped);
-    assert!(still_stopped * 5 < kinds["suspended"], "{still_stopped} of {} still stopped", kinds["suspended"]);
+    assert!(
+        still_stopped * 5 < kinds["suspended"],
+        "{still_stopped} of {} still stopped",
+        kinds["suspended"]
+    );
     let rated = share(kinds["rated"]);
     assert!((0.3..0.8).contains(&rated), "most closed cases are rated: {rated}");
     assert!(late > 0, "some stages run late");
