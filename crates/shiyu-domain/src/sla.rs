@@ -295,15 +295,14 @@ pub fn notices(event: &Event, case: &CaseState, case_id: i64) -> Vec<Notice> {
         (Stage::Accept | Stage::Handle, Some(lead)) => Audience::Department(lead),
         _ => Audience::Center(owner, Role::Operator),
     };
-    // A department reading its list needs what the case is and by when, not only its number.
-    let about = about(case);
-    let open_departments: Vec<DepartmentId> = if case.status.is_active() {
-        case.lead.into_iter().chain(case.assisting.iter().copied()).collect()
-    } else {
-        Vec::new()
-    };
+    // The notifier asks of every event in the log, and most tell nobody: what a notice names is made only
+    // for one. A department reading its list needs what the case is and by when, not only its number.
+    let about = || title_words(case);
+    // The departments still on the case (none once it ended).
+    let assisting_on_case = || case.assisting.iter().copied().filter(|_| case.status.is_active());
     match &event.change {
         Change::Dispatched { lead, assisting, .. } => {
+            let about = about();
             let by = case.deadline.map(|d| format!("，请于 {} 前签收", d.due)).unwrap_or_default();
             // An urgent case (gas, a collapse …) cannot wait for someone to open the app.
             let urgent = case.priority == Priority::Urgent;
@@ -341,11 +340,11 @@ pub fn notices(event: &Event, case: &CaseState, case_id: i64) -> Vec<Notice> {
         }
         Change::Supervised { due, .. } => {
             let stage = case.status.stage().unwrap_or(Stage::Handle);
-            let title = format!("事件 #{case_id} 被督办，须于 {due} 前办结：{about}");
+            let title = format!("事件 #{case_id} 被督办，须于 {due} 前办结：{}", about());
             tell(holder(stage), title.clone(), true);
             // Every department still on the case answers to a supervision, not only the lead.
-            for department in case.assisting.iter().filter(|d| open_departments.contains(d)) {
-                tell(Audience::Department(*department), title.clone(), true);
+            for department in assisting_on_case() {
+                tell(Audience::Department(department), title.clone(), true);
             }
         }
         Change::SupervisionLapsed { .. } => {
@@ -383,10 +382,11 @@ pub fn notices(event: &Event, case: &CaseState, case_id: i64) -> Vec<Notice> {
             }
         }
         Change::Instructed => {
-            let title = format!("事件 #{case_id} 有领导批示：{about}");
+            let title = format!("事件 #{case_id} 有领导批示：{}", about());
             tell(Audience::Center(owner, Role::Operator), title.clone(), false);
-            for department in &open_departments {
-                tell(Audience::Department(*department), title.clone(), false);
+            let lead = case.lead.filter(|_| case.status.is_active());
+            for department in lead.into_iter().chain(assisting_on_case()) {
+                tell(Audience::Department(department), title.clone(), false);
             }
         }
         Change::Reopened { .. } => {
@@ -399,14 +399,14 @@ pub fn notices(event: &Event, case: &CaseState, case_id: i64) -> Vec<Notice> {
 
 /// The first words of a case's description, for a notice's title, with runs of five or more digits masked:
 /// titles leave the platform by SMS and webhook, and callers put their phone and ID numbers in what they say.
-fn about(case: &CaseState) -> String {
+fn title_words(case: &CaseState) -> String {
     const SHOWN: usize = 24;
     let shown: Vec<char> = case.description.chars().take(SHOWN).collect();
     let mut words = String::new();
     let mut digits = String::new();
     let flush = |digits: &mut String, words: &mut String| {
-        if digits.chars().count() >= 5 {
-            words.push_str(&"*".repeat(digits.chars().count()));
+        if digits.len() >= 5 {
+            words.push_str(&"*".repeat(digits.len()));
         } else {
             words.push_str(digits);
         }
