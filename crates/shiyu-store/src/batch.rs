@@ -40,6 +40,12 @@ pub(crate) struct CaseRow {
     pub due_at: Option<i64>,
 }
 
+/// When the case's running stage is due: the `cases.due_at` column, `None` once it ended and while it is
+/// suspended.
+pub(crate) fn running_due(state: &CaseState) -> Option<i64> {
+    state.deadline.map(|deadline| deadline.due.0)
+}
+
 impl CaseRow {
     pub fn of(state: &CaseState) -> StoreResult<CaseRow> {
         let mut chain = [None; 5];
@@ -52,7 +58,7 @@ impl CaseRow {
             chain,
             departments: state.involved.iter().map(|d| d.0).collect(),
             alarm_at: shiyu_domain::next_alarm(state).map(|alarm| alarm.at.0),
-            due_at: state.deadline.map(|deadline| deadline.due.0),
+            due_at: running_due(state),
             version: state.version as i64,
             status: state.status.as_str(),
             owner_id: state.owner.0,

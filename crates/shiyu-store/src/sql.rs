@@ -1447,20 +1447,14 @@ macro_rules! shared_sql {
         }
 
         /// The due time of every case already open when the column came, read from its state (rows written since
-        /// carry it).
+        /// carry it). Until it is filled every open case reads as stopped (`CLOCK_STOPPED`).
         async fn fill_due_at(conn: &mut Conn) -> StoreResult<()> {
-            let mut open = QueryBuilder::<$db>::new("SELECT id, state FROM cases WHERE status IN (");
-            let mut listed = open.separated(", ");
-            for status in shiyu_domain::Status::ALL.iter().filter(|s| s.is_active()) {
-                listed.push_bind(status.as_str());
-            }
-            open.push(")");
-            let rows: Vec<(i64, Vec<u8>)> = open.build_query_as().fetch_all(&mut *conn).await?;
+            let open = format!("SELECT c.id, c.state FROM cases c WHERE {}", crate::sql::CLOCK_STOPPED);
+            let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(&open).fetch_all(&mut *conn).await?;
             for (id, state) in rows {
-                let state: CaseState = crate::codec::decode(&state)?;
-                if let Some(deadline) = state.deadline {
+                if let Some(due) = crate::batch::running_due(&crate::codec::decode(&state)?) {
                     sqlx::query("UPDATE cases SET due_at = $1 WHERE id = $2")
-                        .bind(deadline.due.0)
+                        .bind(due)
                         .bind(id)
                         .execute(&mut *conn)
                         .await?;

@@ -15,8 +15,8 @@ use std::time::Duration;
 crate::sql::shared_sql!(sqlx::Sqlite);
 
 /// SQLite has no statistics unless asked (`ANALYZE`) and takes an equality on an indexed column as narrow,
-/// so work lists over a county, township or department are steered to the index of running clocks by hand
-/// (`list_cases`).
+/// so work lists and suspended lists over a county, township or department are steered to the small index
+/// of running or stopped clocks by hand (`list_sql`).
 const STEERS_WORK_LISTS: bool = true;
 
 /// The partial indexes of open cases (alarms, running and stopped clocks), which a bulk load keeps up
