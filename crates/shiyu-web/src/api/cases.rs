@@ -230,15 +230,12 @@ pub async fn show(
 ) -> WebResult<Json<CaseView>> {
     let actor = caller.actor()?;
     let case = visible_case(&state, &actor, CaseId(id)).await?;
-    Ok(Json(CaseView::of(
-        CaseId(id),
-        &case,
-        state.now(),
-        &state.sealer,
-        &actor,
-        &state.reference.get(),
-        &state.service.rules(),
-    )))
+    Ok(Json(case_view(&state, &actor, CaseId(id), &case, state.now())))
+}
+
+/// One case as `actor` may see it, named from the reference data in force.
+fn case_view(state: &AppState, actor: &Actor, id: CaseId, case: &CaseState, now: Timestamp) -> CaseView {
+    CaseView::of(id, case, now, &state.sealer, actor, &state.reference.get(), &state.service.rules())
 }
 
 /// A case's whole history (全程留痕): who did what, when, why, with which evidence.
@@ -563,15 +560,7 @@ pub async fn create(
         status,
         Json(CreatedView {
             tracking_code: created.state.reporter.tracking_code.clone(),
-            case: CaseView::of(
-                created.id,
-                &created.state,
-                state.now(),
-                &state.sealer,
-                &actor,
-                &state.reference.get(),
-                &state.service.rules(),
-            ),
+            case: case_view(&state, &actor, created.id, &created.state, state.now()),
             created: created.created,
         }),
     ))
@@ -800,15 +789,7 @@ pub async fn act(
     };
     let now = state.now();
     let case = state.service.act(CaseId(id), request.expected_version, &command, &actor, now).await?;
-    Ok(Json(CaseView::of(
-        CaseId(id),
-        &case,
-        now,
-        &state.sealer,
-        &actor,
-        &state.reference.get(),
-        &state.service.rules(),
-    )))
+    Ok(Json(case_view(&state, &actor, CaseId(id), &case, now)))
 }
 
 /// The catalog's answer for a case: where it happened, its matter, who leads, who assists, who verifies.
