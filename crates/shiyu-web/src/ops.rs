@@ -88,13 +88,14 @@ impl Metrics {
 /// The address a limit counts by: an IPv4 address, or the /64 block of an IPv6 one (one household or
 /// machine is given a whole /64, and could otherwise take a new address for every request).
 pub fn caller_block(address: IpAddr) -> IpAddr {
-    match address {
-        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+    let IpAddr::V6(v6) = address else { return address };
+    match v6.to_ipv4_mapped() {
+        // An IPv4 caller on a dual-stack socket.
+        Some(v4) => IpAddr::V4(v4),
+        None => {
             let s = v6.segments();
             IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
         }
-        IpAddr::V6(v6) => IpAddr::V4(v6.to_ipv4_mapped().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED)),
-        v4 => v4,
     }
 }
 
