@@ -306,7 +306,7 @@ async fn live(
         ..CaseQuery::default()
     };
     if let Ok(cases) = store.list_cases(&query).await {
-        for (id, state) in cases.into_iter().filter(|(_, s)| s.status.is_active()) {
+        for (id, state) in cases {
             if let Some(story) = simulation.story_of(&state) {
                 stories.insert(id.0, (story, state.version));
                 due.push(Reverse((later(now, rand_within(id.0, 120)), id.0)));
